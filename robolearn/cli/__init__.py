@@ -1,0 +1,1 @@
+"""The ``robolearn`` command and its subcommands."""

@@ -1,0 +1,186 @@
+"""The base of every robolearn MuJoCo task.
+
+A task builds a :class:`mujoco.MjSpec`, and this base owns the model/data, action validation and
+clipping, the physics sub-stepping, reward terms and offscreen rendering. ``step`` is split in three
+so that a batched env can run the C physics of many envs in parallel threads (``mj_step`` releases the
+GIL) while the Python parts stay serial:
+
+* :meth:`MujocoTaskEnv.pre_step` validates and clips the action and sets ``data.ctrl`` (Python);
+* :meth:`MujocoTaskEnv.physics_step` advances ``n_substeps`` physics steps (C, no GIL);
+* :meth:`MujocoTaskEnv.post_step` computes observation, reward terms and episode ends (Python).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from robolearn.protocols import Feature
+
+
+class ActionError(ValueError):
+    """An action of the wrong shape, or with NaN/inf."""
+
+
+@dataclass
+class RewardTerms:
+    """Named reward terms of one step and their scales; the reward is ``sum(scale * term)``."""
+
+    values: dict[str, float]
+    scales: dict[str, float]
+
+    def total(self) -> float:
+        return float(sum(self.scales.get(k, 0.0) * v for k, v in self.values.items()))
+
+    def info(self) -> dict[str, float]:
+        """``{"reward/<term>": value}``, as logged."""
+        return {f"reward/{k}": float(v) for k, v in self.values.items()}
+
+
+class MujocoTaskEnv(gym.Env):
+    """A MuJoCo task with a control rate below the physics rate.
+
+    Subclasses implement :meth:`_build_spec`, :meth:`_reset_task`, :meth:`_apply_action`,
+    :meth:`_observation`, :meth:`_reward_terms` and :meth:`_is_success`, and set ``action_space``
+    (physical units) and ``observation_space`` (a ``Dict`` of float32 Boxes).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    control_hz: float = 20.0
+    physics_hz: float = 500.0
+    terminate_on_success: bool = True
+    reward_scales: dict[str, float] = {"success": 1.0}
+
+    def __init__(
+        self, render_mode: str | None = None, camera: str = "front", width: int = 256, height: int = 256
+    ):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        ratio = self.physics_hz / self.control_hz
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(f"physics_hz ({self.physics_hz}) must be a multiple of control_hz ({self.control_hz})")
+        self.n_substeps = int(round(ratio))
+        spec = self._build_spec()
+        spec.option.timestep = 1.0 / self.physics_hz
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.render_mode = render_mode
+        self._camera, self._width, self._height = camera, width, height
+        self._renderer: mujoco.Renderer | None = None
+        self.metadata = {**self.metadata, "render_fps": int(self.control_hz)}
+        self._clip_count = 0
+        self._elapsed = 0
+
+    # ----------------------------------------------------------------- task hooks
+    def _build_spec(self) -> mujoco.MjSpec:
+        raise NotImplementedError
+
+    def _reset_task(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Sample the episode (object poses...) into ``self.data``; return info entries."""
+        raise NotImplementedError
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        """Map a clipped action to ``data.ctrl`` (runs once per control step)."""
+        raise NotImplementedError
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _reward_terms(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _is_success(self) -> bool:
+        raise NotImplementedError
+
+    def _is_failure(self) -> bool:
+        """A terminal failure (object dropped off the workspace, crash...); False by default."""
+        return False
+
+    # ----------------------------------------------------------------- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        info = self._reset_task(self.np_random)
+        mujoco.mj_forward(self.model, self.data)
+        self._clip_count = 0
+        self._elapsed = 0
+        return self._observation(), {**info, "is_success": False, "action_clip_count": 0}
+
+    def step(self, action):
+        self.pre_step(action)
+        self.physics_step()
+        return self.post_step()
+
+    def pre_step(self, action: Any) -> None:
+        """Validate (shape, finiteness), clip to the action space, and set the controls."""
+        act = np.asarray(action, dtype=np.float64)
+        expected = self.action_space.shape
+        if act.shape != expected:
+            if act.size == int(np.prod(expected)) and act.squeeze().shape == expected:
+                act = act.reshape(expected)
+            else:
+                raise ActionError(f"{self.spec_id}: action shape {act.shape}, expected {expected}")
+        if not np.isfinite(act).all():
+            raise ActionError(f"{self.spec_id}: action contains NaN or inf: {act.tolist()}")
+        low, high = self.action_space.low, self.action_space.high
+        clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
+        self._step_clipped = int(np.count_nonzero(clipped != act))
+        self._clip_count += self._step_clipped
+        self._apply_action(clipped)
+
+    def physics_step(self) -> None:
+        """Advance ``n_substeps`` physics steps; releases the GIL."""
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+
+    def post_step(self):
+        self._elapsed += 1
+        obs = self._observation()
+        success = self._is_success()
+        terms = RewardTerms({**self._reward_terms(), "success": float(success)}, self.reward_scales)
+        terminated = (success and self.terminate_on_success) or self._is_failure()
+        info = {
+            "is_success": success,
+            "action_clipped": self._step_clipped,
+            "action_clip_count": self._clip_count,
+            **terms.info(),
+        }
+        return obs, terms.total(), bool(terminated), False, info
+
+    # ----------------------------------------------------------------- rendering
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.render_camera(self._camera, self._width, self._height)
+
+    def render_camera(self, camera: str, width: int, height: int) -> np.ndarray:
+        """An RGB frame ``(height, width, 3)`` uint8 from a named camera, rendered offscreen."""
+        if self._renderer is None or (self._renderer.width, self._renderer.height) != (width, height):
+            if self._renderer is not None:
+                self._renderer.close()
+            self._renderer = mujoco.Renderer(self.model, height, width)
+        self._renderer.update_scene(self.data, camera=camera)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ----------------------------------------------------------------- metadata
+    @property
+    def spec_id(self) -> str:
+        return self.spec.id if self.spec is not None else type(self).__name__
+
+    def features(self) -> dict[str, dict[str, Feature]]:
+        """Observation and action features (shapes, units) for dataset metadata and robots."""
+        raise NotImplementedError
+
+
+def box(shape: tuple[int, ...], low: float = -np.inf, high: float = np.inf) -> gym.spaces.Box:
+    """A float32 Box."""
+    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=np.float32)

@@ -1,0 +1,78 @@
+"""The explicit registry of robolearn tasks, and their registration with gymnasium.
+
+Every task is one entry of :data:`TASKS`; ``robolearn.register_envs()`` (run on ``import robolearn``)
+registers each with gymnasium under its id, so ``gymnasium.make("robolearn/PandaLift-v0")`` works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One registered task."""
+
+    env_id: str
+    entry_point: str
+    """``module:Class`` of the gymnasium env."""
+    expert: str
+    """``module:Class`` of the scripted expert :class:`~robolearn.protocols.Policy`."""
+    embodiment: str
+    """``arm``, ``humanoid`` or ``quadrotor``."""
+    max_episode_steps: int
+    description: str
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.env_id: spec
+    for spec in [
+        TaskSpec(
+            env_id="robolearn/PandaLift-v0",
+            entry_point="robolearn.sim.arm.panda_lift:PandaLiftEnv",
+            expert="robolearn.sim.arm.experts:LiftExpert",
+            embodiment="arm",
+            max_episode_steps=100,
+            description="Franka Panda grasps a cube at a random pose and lifts it 10 cm.",
+        ),
+        TaskSpec(
+            env_id="robolearn/PandaPegInsert-v0",
+            entry_point="robolearn.sim.arm.panda_peg_insert:PandaPegInsertEnv",
+            expert="robolearn.sim.arm.experts:PegInsertExpert",
+            embodiment="arm",
+            max_episode_steps=100,
+            description="Franka Panda inserts a held square peg into a hole (2 mm clearance) at a random pose.",
+        ),
+    ]
+}
+
+
+def register_all() -> None:
+    """Register every task in :data:`TASKS` with gymnasium; a no-op for ids already registered."""
+    for spec in TASKS.values():
+        if spec.env_id in gym.registry:
+            continue
+        gym.register(
+            id=spec.env_id,
+            entry_point=spec.entry_point,
+            max_episode_steps=spec.max_episode_steps,
+            disable_env_checker=True,
+        )
+
+
+def task(env_id: str) -> TaskSpec:
+    """The spec of ``env_id``; the error lists the registered ids."""
+    try:
+        return TASKS[env_id]
+    except KeyError:
+        raise KeyError(f"unknown env '{env_id}'; registered: {', '.join(TASKS)}") from None
+
+
+def load_object(path: str):
+    """Import ``module:attr``."""
+    import importlib
+
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
