@@ -45,6 +45,8 @@ TASKS: dict[str, TaskSpec] = {
             max_episode_steps=100,
             description="Franka Panda inserts a held square peg into a hole (2 mm clearance) at a random pose.",
         ),
+        # ---- humanoid tasks (sim/humanoid/) ----
+        # ---- quadrotor tasks (sim/quadrotor/) ----
     ]
 }
 
