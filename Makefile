@@ -14,7 +14,7 @@ export PYOPENGL_PLATFORM ?= egl
 
 $(PY):
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
 
 # Installs torch first (a local CPU build on these machines; an unpinned torch pulls GBs of CUDA
 # wheels), then the package, then the Franka Panda model from the gym-hil wheel without its pins.

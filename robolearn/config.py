@@ -64,7 +64,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item_tp = args[0] if args else Any
         items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
@@ -206,7 +206,7 @@ def field_docs(cls: type) -> dict[str, str]:
     body = ast.parse(source).body[0]
     docs: dict[str, str] = {}
     stmts = getattr(body, "body", [])
-    for stmt, nxt in zip(stmts, stmts[1:]):
+    for stmt, nxt in zip(stmts, stmts[1:], strict=False):
         if (
             isinstance(stmt, ast.AnnAssign)
             and isinstance(stmt.target, ast.Name)

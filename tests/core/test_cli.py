@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from tests_support import can_render
 
 from robolearn.cli.main import main
-from tests_support import can_render
 
 
 def test_envs_lists_every_task(capsys):
