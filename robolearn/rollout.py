@@ -33,6 +33,10 @@ class EnvConfig:
     """Parallel envs (used by batched collection and training; rollouts evaluate one at a time)."""
     task: dict[str, Any] = field(default_factory=dict)
     """Task settings passed to the env's own config class (e.g. action_mode, reward_scales)."""
+    dynamics: str = "nominal"
+    """nominal, randomize (the training distribution) or real-gap (held-out stand-in for the real robot)."""
+    pixels: dict[str, Any] = field(default_factory=dict)
+    """Camera observations, e.g. {cameras: [front, wrist], width: 84, height: 84}."""
 
 
 @dataclass
@@ -85,6 +89,14 @@ class RolloutResult:
         )
 
 
+def make_env(cfg: EnvConfig, **kwargs: Any) -> gym.Env:
+    """A single env as ``cfg`` describes it (task settings, dynamics preset, pixels)."""
+    from robolearn.sim.randomization import load_dynamics_preset
+
+    dynamics = load_dynamics_preset(cfg.id, cfg.dynamics)
+    return gym.make(cfg.id, randomization=dynamics, pixels=cfg.pixels or None, **cfg.task, **kwargs)
+
+
 def run_episode(env: gym.Env, policy: Policy, seed: int, frames: list | None = None,
                 camera: str = "front", size: int = 256) -> dict[str, Any]:
     """One episode of ``policy`` in a single (unbatched) ``env``; frames appended when a list is given."""
@@ -135,7 +147,7 @@ def run_rollouts(cfg: RolloutConfig, policy: Policy | None = None, progress: boo
         raise ValueError(f"episodes must be positive, got {cfg.episodes}")
     run_dir = _run_dir(cfg)
     save_config(cfg, run_dir / "config.yaml")
-    env = gym.make(cfg.env.id, **cfg.env.task)
+    env = make_env(cfg.env)
     policy = policy or make_policy(cfg.policy, cfg.env.id, env.action_space, noise=cfg.noise, seed=cfg.seed)
     outcomes, videos = [], []
     start, steps = time.perf_counter(), 0

@@ -19,7 +19,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from robolearn.config import from_dict
 from robolearn.protocols import Feature
+from robolearn.sim.pixels import PixelConfig, PixelRenderer
+from robolearn.sim.randomization import DomainRandomizer, RandomizationConfig
 
 
 class ActionError(ValueError):
@@ -46,7 +49,12 @@ class MujocoTaskEnv(gym.Env):
 
     Subclasses implement :meth:`_build_spec`, :meth:`_reset_task`, :meth:`_apply_action`,
     :meth:`_observation`, :meth:`_reward_terms` and :meth:`_is_success`, and set ``action_space``
-    (physical units) and ``observation_space`` (a ``Dict`` of float32 Boxes).
+    (physical units) and ``observation_space`` (a ``Dict`` of float32 Boxes; ``pixels/<camera>`` uint8
+    Boxes are added to it here when ``pixels`` names cameras).
+
+    Every task accepts ``randomization`` (a :class:`RandomizationConfig` or dict: per-episode dynamics,
+    latency, observation noise and pushes, reported in the reset ``info["randomization"]``) and
+    ``pixels`` (a :class:`PixelConfig` or dict).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -55,9 +63,13 @@ class MujocoTaskEnv(gym.Env):
     physics_hz: float = 500.0
     terminate_on_success: bool = True
     reward_scales: dict[str, float] = {"success": 1.0}
+    push_body: str = ""
+    """Body that randomized pushes act on, unless the randomization config names one."""
 
     def __init__(
-        self, render_mode: str | None = None, camera: str = "front", width: int = 256, height: int = 256
+        self, render_mode: str | None = None, camera: str = "front", width: int = 256, height: int = 256,
+        randomization: RandomizationConfig | dict[str, Any] | None = None,
+        pixels: PixelConfig | dict[str, Any] | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -75,6 +87,24 @@ class MujocoTaskEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": int(self.control_hz)}
         self._clip_count = 0
         self._elapsed = 0
+        self._step_clipped = 0
+        self._push_force = 0.0
+        if not isinstance(randomization, RandomizationConfig):
+            randomization = from_dict(RandomizationConfig, randomization or {}, "randomization")
+        if not isinstance(pixels, PixelConfig):
+            pixels = from_dict(PixelConfig, pixels or {}, "pixels")
+        self.randomizer = DomainRandomizer(self.model, randomization, self.push_body)
+        self.pixels = PixelRenderer(self.model, pixels)
+
+    @property
+    def observation_space(self) -> gym.spaces.Dict:
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: gym.spaces.Dict) -> None:
+        pixels = getattr(self, "pixels", None)
+        extra = pixels.spaces() if pixels is not None else {}
+        self._observation_space = gym.spaces.Dict({**space.spaces, **extra})
 
     # ----------------------------------------------------------------- task hooks
     def _build_spec(self) -> mujoco.MjSpec:
@@ -97,6 +127,13 @@ class MujocoTaskEnv(gym.Env):
     def _is_success(self) -> bool:
         raise NotImplementedError
 
+    def _hold_action(self) -> np.ndarray:
+        """The action that keeps the robot as it is (executed while a delayed action is in flight).
+
+        Default: the action closest to zero inside the action space.
+        """
+        return np.clip(0.0, self.action_space.low, self.action_space.high).astype(np.float64)
+
     def _is_failure(self) -> bool:
         """A terminal failure (object dropped off the workspace, crash...); False by default."""
         return False
@@ -105,11 +142,13 @@ class MujocoTaskEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
+        sampled = self.randomizer.sample(self.np_random)
+        self.pixels.randomize(self.np_random)
         info = self._reset_task(self.np_random)
         mujoco.mj_forward(self.model, self.data)
         self._clip_count = 0
         self._elapsed = 0
-        return self._observation(), {**info, "is_success": False, "action_clip_count": 0}
+        return self._observe(), {**info, "is_success": False, "action_clip_count": 0, "randomization": sampled}
 
     def step(self, action):
         self.pre_step(action)
@@ -131,7 +170,8 @@ class MujocoTaskEnv(gym.Env):
         clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
         self._step_clipped = int(np.count_nonzero(clipped != act))
         self._clip_count += self._step_clipped
-        self._apply_action(clipped)
+        self._apply_action(self.randomizer.delay(clipped, self._hold_action()))
+        self._push_force = self.randomizer.push(self.data, self.np_random)
 
     def physics_step(self) -> None:
         """Advance ``n_substeps`` physics steps; releases the GIL."""
@@ -139,7 +179,7 @@ class MujocoTaskEnv(gym.Env):
 
     def post_step(self):
         self._elapsed += 1
-        obs = self._observation()
+        obs = self._observe()
         success = self._is_success()
         terms = RewardTerms({**self._reward_terms(), "success": float(success)}, self.reward_scales)
         terminated = (success and self.terminate_on_success) or self._is_failure()
@@ -147,9 +187,17 @@ class MujocoTaskEnv(gym.Env):
             "is_success": success,
             "action_clipped": self._step_clipped,
             "action_clip_count": self._clip_count,
+            "push_force": self._push_force,
             **terms.info(),
         }
         return obs, terms.total(), bool(terminated), False, info
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        """The task observation with randomized noise/bias, plus camera frames."""
+        obs = self._observation()
+        self.randomizer.perturb_observation(obs, self.np_random)
+        obs.update(self.pixels.render(self.data))
+        return obs
 
     # ----------------------------------------------------------------- rendering
     def render(self) -> np.ndarray | None:
@@ -167,6 +215,7 @@ class MujocoTaskEnv(gym.Env):
         return self._renderer.render()
 
     def close(self) -> None:
+        self.pixels.close()
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None

@@ -18,13 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--noise", type=float, help="expert sub-optimality")
     parser.add_argument("--video", type=int, metavar="N", help="record N episodes as MP4")
+    parser.add_argument("--dynamics", help="nominal, randomize or real-gap (env.dynamics)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. env.task.control_hz=10")
     parser.epilog = "config keys:\n" + "\n".join(describe(RolloutConfig))
 
 
 def run(args: argparse.Namespace) -> int:
     flags = {"env.id": args.env, "policy": args.policy, "episodes": args.episodes, "seed": args.seed,
-             "noise": args.noise, "video_episodes": args.video}
+             "noise": args.noise, "video_episodes": args.video, "env.dynamics": args.dynamics}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(RolloutConfig, args.config, overrides)
     result = run_rollouts(cfg)

@@ -80,8 +80,11 @@ class PandaTaskEnv(MujocoTaskEnv):
 
     GRIPPER_CLOSED_RAD = 0.8
 
+    push_body = "link7"
+
     def __init__(self, config: ArmTaskConfig | dict[str, Any] | None = None, render_mode: str | None = None,
-                 camera: str = "front", width: int = 256, height: int = 256, **overrides: Any):
+                 camera: str = "front", width: int = 256, height: int = 256,
+                 randomization: Any = None, pixels: Any = None, **overrides: Any):
         cfg = config if isinstance(config, ArmTaskConfig) else from_dict(ArmTaskConfig, dict(config or {}))
         if overrides:
             from robolearn.config import to_dict
@@ -91,7 +94,8 @@ class PandaTaskEnv(MujocoTaskEnv):
         self.control_hz, self.physics_hz = cfg.control_hz, cfg.physics_hz
         self.terminate_on_success = cfg.terminate_on_success
         self.reward_scales = dict(cfg.reward_scales)
-        super().__init__(render_mode=render_mode, camera=camera, width=width, height=height)
+        super().__init__(render_mode=render_mode, camera=camera, width=width, height=height,
+                         randomization=randomization, pixels=pixels)
         m = self.model
         self._arm_qpos = np.array([m.joint(j).qposadr[0] for j in panda.ARM_JOINTS])
         self._arm_dof = np.array([m.joint(j).dofadr[0] for j in panda.ARM_JOINTS])
@@ -158,6 +162,12 @@ class PandaTaskEnv(MujocoTaskEnv):
         self.data.ctrl[self._arm_act] = targets
         self.data.ctrl[self._grip_act] = float(action[-1]) * self._grip_ctrl_max
 
+    def _hold_action(self) -> np.ndarray:
+        """No motion, gripper kept at its current command."""
+        hold = np.zeros(self.action_space.shape)
+        hold[-1] = self.data.ctrl[self._grip_act] / self._grip_ctrl_max
+        return hold
+
     def _proprio(self) -> dict[str, np.ndarray]:
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._tcp])
@@ -172,7 +182,8 @@ class PandaTaskEnv(MujocoTaskEnv):
     def features(self) -> dict[str, dict[str, Feature]]:
         units = {"joint_pos": "rad", "joint_vel": "rad/s", "ee_quat": "quat wxyz", "gripper": "closure 0..1",
                  "object_quat": "quat wxyz", "goal_quat": "quat wxyz"}
-        obs = {k: Feature(tuple(s.shape), "float32", units.get(k, "m")) for k, s in self.observation_space.items()}
+        obs = {k: Feature(tuple(s.shape), str(s.dtype), "RGB" if k.startswith("pixels/") else units.get(k, "m"))
+               for k, s in self.observation_space.items()}
         if self.cfg.action_mode == "ee_delta":
             action = Feature((5,), "float32", "m, m, m, rad, closure 0..1", ("dx", "dy", "dz", "dyaw", "gripper"))
         else:

@@ -1,0 +1,35 @@
+"""Camera observations for any task: shapes, dtype, batched rendering and image randomization."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from tests_support import can_render
+
+import robolearn  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not can_render(), reason="no offscreen GL here (see scripts/ensure_gl.sh)")
+
+
+def test_pixels_in_observation_and_space():
+    env = gym.make("robolearn/PandaLift-v0", pixels={"cameras": ["front", "wrist"], "width": 64, "height": 48})
+    obs, _ = env.reset(seed=0)
+    for cam in ("front", "wrist"):
+        img = obs[f"pixels/{cam}"]
+        assert img.shape == (48, 64, 3) and img.dtype == np.uint8 and img.std() > 5
+    assert env.observation_space.contains(obs)
+    obs2, *_ = env.step(np.zeros(5, np.float32))
+    assert obs2["pixels/front"].shape == (48, 64, 3)
+
+
+def test_image_randomization_changes_frames_reproducibly():
+    kwargs = {"pixels": {"cameras": ["front"], "randomize": True}}
+    env = gym.make("robolearn/PandaLift-v0", **kwargs)
+    a = env.reset(seed=1)[0]["pixels/front"]
+    b = env.reset(seed=1)[0]["pixels/front"]
+    c = env.reset(seed=2)[0]["pixels/front"]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_unknown_camera_is_named():
+    with pytest.raises(ValueError, match="unknown camera 'top'"):
+        gym.make("robolearn/PandaLift-v0", pixels={"cameras": ["top"]})
