@@ -33,3 +33,17 @@ def test_image_randomization_changes_frames_reproducibly():
 def test_unknown_camera_is_named():
     with pytest.raises(ValueError, match="unknown camera 'top'"):
         gym.make("robolearn/PandaLift-v0", pixels={"cameras": ["top"]})
+
+
+def test_batched_envs_render_in_worker_threads():
+    """The threaded batched env renders pixels from its pool threads (one GL context per thread)."""
+    from robolearn.sim.vector import make_vec_env
+
+    vec = make_vec_env("robolearn/PandaLift-v0", 4, seed=0,
+                       env_kwargs={"pixels": {"cameras": ["front"], "width": 32, "height": 32}})
+    obs, _ = vec.reset(seed=0)
+    for _ in range(3):
+        obs, *_ = vec.step(vec.action_space.sample())
+    assert obs["pixels/front"].shape == (4, 32, 32, 3) and obs["pixels/front"].dtype == np.uint8
+    assert obs["pixels/front"].std() > 5
+    vec.close()
