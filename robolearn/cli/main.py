@@ -17,6 +17,9 @@ SUBCOMMANDS: dict[str, str] = {
     "envs": "robolearn.cli.envs",
     "rollout": "robolearn.cli.rollout",
     "demo": "robolearn.cli.demo",
+    "collect": "robolearn.cli.collect",
+    "teleop": "robolearn.cli.teleop",
+    "dataset": "robolearn.cli.dataset",
 }
 """Subcommand name -> module. Add a line here for a new subcommand."""
 

@@ -1,0 +1,164 @@
+"""Read committed episodes of a robolearn episode dataset.
+
+Only episodes listed in ``meta/episodes.jsonl`` exist for a reader; an episode being written by another
+process (a ``.partial`` file) is invisible. Opening checks that every committed file has the size its
+record says, so a truncated or replaced file is reported by name before any training starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from robolearn.datasets.format import (
+    REPAIR_HINT,
+    DatasetCorruptError,
+    DatasetInfo,
+    EpisodeRecord,
+    column_name,
+    from_fixed_list,
+    read_index,
+    read_info,
+)
+from robolearn.datasets.stats import aggregate
+
+
+@dataclass
+class Episode:
+    """One episode's arrays, ``T`` steps.
+
+    ``obs[key]`` is ``(T, *shape)`` (float32 state, uint8 ``(T, H, W, 3)`` images), ``action``
+    ``(T, Da)`` float32 physical units, ``reward`` ``(T,)`` float32, ``is_success`` and ``intervention``
+    ``(T,)`` bool, ``timestamp`` ``(T,)`` float64 s since episode start.
+    """
+
+    record: EpisodeRecord
+    obs: dict[str, np.ndarray]
+    action: np.ndarray
+    reward: np.ndarray
+    is_success: np.ndarray
+    intervention: np.ndarray
+    timestamp: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+
+class EpisodeDataset:
+    """The committed episodes of the dataset at ``root``.
+
+    ``check_sizes`` (default) compares each data file's size with its record on open: a mismatch raises
+    :class:`DatasetCorruptError` naming the file and ``robolearn dataset repair``.
+    """
+
+    def __init__(self, root: str | Path, check_sizes: bool = True) -> None:
+        self.root = Path(root)
+        self.info: DatasetInfo = read_info(self.root)
+        self.records, self.torn_tail = read_index(self.root)
+        if check_sizes:
+            for rec in self.records:
+                self.check_file(rec)
+
+    def check_file(self, rec: EpisodeRecord) -> Path:
+        """The episode's data file path, after checking it exists with the recorded size."""
+        path = self.root / rec.file
+        hint = REPAIR_HINT.format(root=self.root)
+        if not path.is_file():
+            raise DatasetCorruptError(f"episode {rec.index}: data file {path} is missing; {hint}")
+        size = path.stat().st_size
+        if rec.bytes and size != rec.bytes:
+            raise DatasetCorruptError(
+                f"episode {rec.index}: {path} is {size} bytes but was committed with {rec.bytes} "
+                f"(truncated or modified); {hint}"
+            )
+        return path
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_steps(self) -> int:
+        return sum(r.length for r in self.records)
+
+    @property
+    def num_success(self) -> int:
+        return sum(r.success for r in self.records)
+
+    def read_table(self, index: int, columns: Sequence[str] | None = None) -> pa.Table:
+        """Episode ``index``'s Parquet table (all columns, or ``columns``)."""
+        rec = self.records[index]
+        path = self.check_file(rec)
+        try:
+            table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+        except (pa.ArrowException, OSError) as err:
+            raise DatasetCorruptError(
+                f"episode {rec.index}: cannot read {path} ({err}); {REPAIR_HINT.format(root=self.root)}"
+            ) from err
+        if table.num_rows != rec.length:
+            raise DatasetCorruptError(
+                f"episode {rec.index}: {path} has {table.num_rows} steps, its record says {rec.length}; "
+                + REPAIR_HINT.format(root=self.root)
+            )
+        return table
+
+    def episode(self, index: int, obs_keys: Sequence[str] | None = None) -> Episode:
+        """Load episode ``index`` (position in the index, 0-based); ``obs_keys`` limits observations."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"episode {index} out of range: the dataset has {len(self)} episodes")
+        keys = list(self.info.observation) if obs_keys is None else list(obs_keys)
+        for key in keys:
+            if key not in self.info.observation:
+                have = sorted(self.info.observation)
+                raise KeyError(f"unknown observation key {key!r}; the dataset has {have}")
+        columns = [column_name(k) for k in keys]
+        steps = ["action", "reward", "is_success", "intervention", "timestamp"]
+        table = self.read_table(index, [*columns, *steps])
+        obs = {
+            k: from_fixed_list(table[c], self.info.observation[k].shape, self.info.observation[k].dtype)
+            for k, c in zip(keys, columns, strict=True)
+        }
+        act = self.info.action
+        return Episode(
+            record=self.records[index],
+            obs=obs,
+            action=from_fixed_list(table["action"], act.shape, act.dtype),
+            reward=table["reward"].to_numpy().astype(np.float32),
+            is_success=table["is_success"].to_numpy().astype(bool),
+            intervention=table["intervention"].to_numpy().astype(bool),
+            timestamp=table["timestamp"].to_numpy().astype(np.float64),
+        )
+
+    def __iter__(self) -> Iterator[Episode]:
+        for i in range(len(self)):
+            yield self.episode(i)
+
+    def stats(self, episodes: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
+        """Normalization statistics ``{key: {min, max, mean, std, count}}`` over ``episodes`` (all when
+        None), aggregated exactly from the per-episode records (see stats.py)."""
+        recs = self.records if episodes is None else [self.records[i] for i in episodes]
+        return aggregate(self.info, recs)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and metadata for ``robolearn dataset info``."""
+        lengths = [r.length for r in self.records]
+        return {
+            "root": str(self.root),
+            "env_id": self.info.env_id,
+            "robot": self.info.robot,
+            "fps": self.info.fps,
+            "episodes": len(self),
+            "steps": self.num_steps,
+            "success": self.num_success,
+            "intervention_steps": sum(r.interventions for r in self.records),
+            "length_min": min(lengths, default=0),
+            "length_max": max(lengths, default=0),
+            "bytes": sum(r.bytes for r in self.records),
+            "observation": {k: f.to_dict() for k, f in self.info.observation.items()},
+            "action": self.info.action.to_dict(),
+        }
