@@ -46,7 +46,39 @@ TASKS: dict[str, TaskSpec] = {
             description="Franka Panda inserts a held square peg into a hole (2 mm clearance) at a random pose.",
         ),
         # ---- humanoid tasks (sim/humanoid/) ----
+        TaskSpec(
+            env_id="robolearn/G1BimanualLift-v0",
+            entry_point="robolearn.sim.humanoid.bimanual_lift:G1BimanualLiftEnv",
+            expert="robolearn.sim.humanoid.expert:G1BimanualLiftExpert",
+            embodiment="humanoid",
+            max_episode_steps=150,
+            description="Unitree G1 (fixed pelvis) squeezes a box on a table between its palms and lifts it 10 cm.",
+        ),
+        TaskSpec(
+            env_id="robolearn/G1PushRecovery-v0",
+            entry_point="robolearn.sim.humanoid.push_recovery:G1PushRecoveryEnv",
+            expert="robolearn.sim.humanoid.standing_controller:StandingController",
+            embodiment="humanoid",
+            max_episode_steps=250,
+            description="Floating-base Unitree G1 stays upright for 5 s under random horizontal pushes on the torso.",
+        ),
         # ---- quadrotor tasks (sim/quadrotor/) ----
+        TaskSpec(
+            env_id="robolearn/QuadHover-v0",
+            entry_point="robolearn.sim.quadrotor.hover:QuadHoverEnv",
+            expert="robolearn.sim.quadrotor.expert:HoverExpert",
+            embodiment="quadrotor",
+            max_episode_steps=400,
+            description="Crazyflie 2.x reaches a random target and holds it within 10 cm for 1 s under wind gusts.",
+        ),
+        TaskSpec(
+            env_id="robolearn/QuadGates-v0",
+            entry_point="robolearn.sim.quadrotor.gates:QuadGatesEnv",
+            expert="robolearn.sim.quadrotor.expert:GatesExpert",
+            embodiment="quadrotor",
+            max_episode_steps=1000,
+            description="Crazyflie 2.x flies one lap through 6 gates as fast as it can; crash or missed gate fails.",
+        ),
     ]
 }
 
