@@ -170,7 +170,7 @@ class MujocoTaskEnv(gym.Env):
         clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
         self._step_clipped = int(np.count_nonzero(clipped != act))
         self._clip_count += self._step_clipped
-        self._apply_action(self.randomizer.delay(clipped, self._hold_action()))
+        self._apply_action(self.randomizer.delay(clipped, self._hold_action))
         self._push_force = self.randomizer.push(self.data, self.np_random)
 
     def physics_step(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,17 +101,17 @@ class DomainRandomizer:
         self.values = v
         return dict(v)
 
-    def delay(self, action: np.ndarray, hold: np.ndarray) -> np.ndarray:
+    def delay(self, action: np.ndarray, hold: Callable[[], np.ndarray]) -> np.ndarray:
         """The action to execute now: ``action`` from ``action_delay_steps`` steps ago.
 
-        Until the first action has come through, ``hold`` (the action that keeps the robot as it is)
+        Until the first action has come through, ``hold()`` (the action that keeps the robot as it is)
         executes, as a real robot keeps its last command while a new one is in flight.
         """
         k = self.values.get("action_delay_steps", 0)
         if k == 0:
             return action
         if not self._queue:
-            self._queue.extend([hold.copy()] * k)
+            self._queue.extend([hold()] * k)
         self._queue.append(action.copy())
         return self._queue.popleft()
 

@@ -78,9 +78,10 @@ class DiffIKController:
         """Joint targets (7,) rad moving the TCP towards ``target_pos`` (3,) m, ``target_rot`` (3, 3).
 
         ``dq = J+ err + (I - J+ J) k (posture - q)`` with the damped pseudo-inverse
-        ``J+ = J^T (J J^T + d^2 I)^-1``, computed as ``dq = p + J^T (J J^T + d^2 I)^-1 (err - J p)`` with
-        ``p = k (posture - q)`` and one 6x6 Cholesky solve in MuJoCo's C (``mju_cholFactor``/``mju_cholSolve``):
-        this runs every control step, and numpy's small-matrix ``linalg`` calls cost ~8 us each in overhead.
+        ``J+ = J^T (J J^T + d^2 I)^-1``, computed as ``dq = p + J^T (J J^T + d^2 I)^-1 (err - J p)``
+        with ``p = k (posture - q)`` and one 6x6 Cholesky solve in MuJoCo's C (``mju_cholFactor``,
+        ``mju_cholSolve``): this runs every control step, and numpy's small-matrix ``linalg`` calls
+        cost ~8 us each in overhead.
         """
         pos, rot = self.tcp_pose()
         err = np.concatenate([target_pos - pos, rotation_error(rot, target_rot)])
