@@ -28,3 +28,17 @@ def register_envs() -> None:
 
 
 register_envs()
+
+
+def _load_policy(path, **kwargs):
+    """``robolearn.policies.load(path)``: a saved policy directory as a :class:`~robolearn.protocols.Policy`."""
+    from robolearn.policies.checkpoint import load
+
+    return load(path, **kwargs)
+
+
+# robolearn.policies is a namespace package (no __init__.py, see above), so its one entry point is
+# attached here: torch is imported only when a policy is actually loaded.
+import robolearn.policies as _policies  # noqa: E402
+
+_policies.load = _load_policy

@@ -30,6 +30,10 @@ class Policy(Protocol):
     ``act(obs, noise)`` returns an array of shape ``(B, Ta, Da)`` in the env's physical action units.
     It is deterministic given ``noise``: a generative policy (diffusion) draws its initial noise from
     its own generator only when ``noise`` is None; a deterministic policy ignores ``noise``.
+
+    A policy with an observation history may also have ``observe(obs)``: runners that execute a
+    chunk open-loop call it with each intermediate observation, so the history holds consecutive
+    steps (``act`` itself records the observation it is given).
     """
 
     @property

@@ -107,10 +107,13 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, frames: list | None = N
     base = env.unwrapped
     if frames is not None:
         frames.append(base.render_camera(camera, size, size))
+    observe = getattr(policy, "observe", None)
     while not done:
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()}
         if not queue:
-            chunk = policy.act({k: np.asarray(v)[None] for k, v in obs.items()})
-            queue = list(np.asarray(chunk)[0])
+            queue = list(np.asarray(policy.act(batch))[0])
+        elif observe is not None:
+            observe(batch)
         obs, reward, terminated, truncated, info = env.step(queue.pop(0))
         total += float(reward)
         length += 1

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "collect": "robolearn.cli.collect",
     "teleop": "robolearn.cli.teleop",
     "dataset": "robolearn.cli.dataset",
+    "train": "robolearn.cli.train",
+    "eval": "robolearn.cli.eval",
 }
 """Subcommand name -> module. Add a line here for a new subcommand."""
 
@@ -35,7 +37,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
-            help=module.HELP,
+            help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
             description=module.HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

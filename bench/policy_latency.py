@@ -1,0 +1,133 @@
+"""Per-chunk inference latency of the base policies on this machine's CPU.
+
+For the diffusion policy with the U-Net and the MLP denoiser, measures ``policy.act`` (history update,
+normalization, encoder, DDIM denoising loop, unnormalization, numpy out) at batch 1 and 64 and at
+1, 3, 10, 16 and 100 denoising steps; then the one-pass floor: the same encoder and denoiser called
+once, without diffusion (what a non-generative policy of the same network costs), and the BC policy.
+Reports medians, parameter counts and the ratio of 10 steps to the floor.
+
+    python bench/policy_latency.py [--threads 2] [--repeats 30] [--json out.json]
+
+(with robolearn installed, ``pip install -e .``; from a bare checkout prefix ``PYTHONPATH=.``)
+
+Observation layout is PandaLift's state (To=2, Tp=16, Ta=8, Da=5); weights are random (latency does
+not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from robolearn.policies.checkpoint import make_policy
+from robolearn.policies.configuration import DiffusionConfig, PolicyConfig
+
+OBS_SHAPES = {"joint_pos": [7], "joint_vel": [7], "ee_pos": [3], "ee_quat": [4], "gripper": [1],
+              "object_pos": [3], "object_quat": [4]}
+STEPS = (1, 3, 10, 16, 100)
+BATCHES = (1, 64)
+
+
+def config(kind: str, denoiser: str = "unet") -> PolicyConfig:
+    return PolicyConfig(type=kind, obs_shapes=OBS_SHAPES, action_dim=5, n_obs_steps=2, horizon=16,
+                        n_action_steps=8, diffusion=DiffusionConfig(denoiser=denoiser, num_train_timesteps=100))
+
+
+def stats() -> dict:
+    keys = {**OBS_SHAPES, "action": [5]}
+    return {k: {"min": -np.ones(s), "max": np.ones(s), "mean": np.zeros(s), "std": np.ones(s)} for k, s in keys.items()}
+
+
+def observation(batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {k: rng.uniform(-1, 1, (batch, *s)).astype(np.float32) for k, s in OBS_SHAPES.items()}
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def one_pass(policy, batch: int) -> Callable[[], object]:
+    """Encoder + a single denoiser forward pass, no sampler: the floor of any policy on this network."""
+    history = {k: torch.as_tensor(v)[:, None].repeat_interleave(2, 1) for k, v in observation(batch).items()}
+    x = torch.zeros(batch, 16, 5)
+    t = torch.zeros(batch, dtype=torch.long)
+
+    def run():
+        with torch.inference_mode():
+            cond = policy.encoder(policy.normalize_obs(history))
+            return policy.denoiser(x, t, cond)
+
+    return run
+
+
+def measure(repeats: int) -> dict:
+    results: dict = {"threads": torch.get_num_threads(), "variants": {}}
+    for denoiser in ("unet", "mlp"):
+        policy = make_policy(config("diffusion", denoiser)).eval()
+        policy.set_stats(stats())
+        row = {"params": sum(p.numel() for p in policy.parameters()), "act_ms": {}, "floor_ms": {}}
+        for batch in BATCHES:
+            obs = observation(batch)
+            row["floor_ms"][batch] = median_ms(one_pass(policy, batch), repeats)
+            for steps in STEPS:
+                policy.set_sampler("ddim", steps)
+                n = repeats if steps <= 16 else max(repeats // 5, 3)
+                row["act_ms"][f"{batch}x{steps}"] = median_ms(lambda p=policy, o=obs: p.act(o), n)
+        results["variants"][denoiser] = row
+    bc = make_policy(config("bc")).eval()
+    bc.set_stats(stats())
+    results["bc"] = {"params": sum(p.numel() for p in bc.parameters()),
+                     "act_ms": {b: median_ms(lambda b=b: bc.act(observation(b)), repeats) for b in BATCHES}}
+    return results
+
+
+def report(results: dict) -> str:
+    lines = [f"policy chunk latency, ms (median), torch threads = {results['threads']}, DDIM eta=0"]
+    head = "variant   params    batch  floor  " + "  ".join(f"{s:>6d}st" for s in STEPS) + "  10st/floor"
+    lines.append(head)
+    for name, row in results["variants"].items():
+        for batch in BATCHES:
+            acts = [row["act_ms"][f"{batch}x{s}"] for s in STEPS]
+            floor = row["floor_ms"][batch]
+            lines.append(f"{name:8s} {row['params'] / 1e6:6.2f}M  {batch:5d}  {floor:5.2f}  "
+                         + "  ".join(f"{a:8.2f}" for a in acts) + f"  {row['act_ms'][f'{batch}x10'] / floor:9.1f}x")
+    bc = results["bc"]
+    bc_ms = ", ".join(f"batch {b}: {v:.2f}" for b, v in bc["act_ms"].items())
+    lines.append(f"bc       {bc['params'] / 1e6:6.2f}M  act: {bc_ms}")
+    target = results["variants"]["unet"]["act_ms"]["1x10"]
+    verdict = "met" if target < 20 else "MISSED"
+    lines.append(f"target: U-Net, 10 DDIM steps, batch 1 < 20 ms: {target:.2f} ms -> {verdict}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls per setting")
+    parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    results = measure(args.repeats)
+    print(report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

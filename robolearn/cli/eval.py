@@ -1,0 +1,40 @@
+"""``robolearn eval``: success rate of a trained policy in sim, with a 95% confidence interval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "Evaluate a trained policy checkpoint (or run directory) in a sim task: success rate with 95% CI."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", required=True, help="checkpoint directory or run directory (runs/<run>)")
+    parser.add_argument("--env", required=True, help="env id, e.g. robolearn/PandaLift-v0")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=10_000, help="episode i resets with seed + i")
+    parser.add_argument("--num-envs", type=int, default=8, help="envs stepped in lockstep (batched act)")
+    parser.add_argument("--dynamics", default="nominal", help="nominal, randomize or real-gap")
+    parser.add_argument("--scheduler", choices=["ddpm", "ddim", "dpmsolver"], help="diffusion sampler")
+    parser.add_argument("--steps", type=int, help="diffusion denoising steps")
+    parser.add_argument("--video", type=int, default=0, help="record the first N episodes as MP4")
+    parser.add_argument("--out", help="write results (JSON) and videos here (default: <policy>/eval)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from robolearn.evaluate import evaluate
+    from robolearn.policies.checkpoint import load, resolve
+
+    policy = load(args.policy, scheduler=args.scheduler, num_inference_steps=args.steps)
+    out = Path(args.out) if args.out else resolve(args.policy) / "eval"
+    name = f"{args.env.split('/')[-1]}-{args.dynamics}"
+    result = evaluate(policy, args.env, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
+                      dynamics=args.dynamics, video_dir=out / name if args.video else None, videos=args.video)
+    print(result.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"env": args.env, "dynamics": args.dynamics, "policy": str(args.policy), **result.scalars(),
+              "episodes": result.episodes, "successes": int(sum(result.successes)),
+              "videos": [str(v) for v in result.videos]}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2))
+    return 0
