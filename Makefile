@@ -5,7 +5,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(PY) -m pip
 TORCH    ?= torch==2.13.0
-EXTRAS   ?= dev
+EXTRAS   ?= dev,ros
 STAMP    := $(VENV)/.robolearn-$(EXTRAS)-installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl

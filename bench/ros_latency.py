@@ -1,0 +1,226 @@
+"""Observation-to-command latency and command-period jitter of the ROS 2 deployment path.
+
+For each control rate (50, 100, 500 Hz by default) a robot stand-in in this process publishes a real
+PandaLift ``observation`` (and ``joint_states``) at the rate and times the commands that come back on
+``joint_trajectory``, first from a bare rclpy echo node (subscribe, publish a fixed JointTrajectory: the
+floor of Python + DDS on this machine), then from ``policy_node`` (scripted expert, inference in its
+worker thread, IK in the adapter) + ``safety_node`` (the full filter), all in separate processes in a
+private ROS domain on loopback. The stand-in does no physics, so the figures are the nodes' own cost.
+
+* latency: command arrival minus the publish time of the newest observation (ms, p50 / p99);
+* jitter: standard deviation of the command inter-arrival time (ms); missed: intervals above 1.5 periods;
+* overhead: deployment p50 / p99 minus the echo's, and their ratio.
+
+    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--json out.json]
+
+(needs the ros extra: ``pip install -e '.[ros]'``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+LIFT = "robolearn/PandaLift-v0"
+
+
+def echo_main() -> None:
+    """The bare rclpy echo node: one JointTrajectory per observation, nothing else."""
+    import rclpy
+    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from std_msgs.msg import Float64MultiArray
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from robolearn.ros_nodes.rosenv import spin_until_shutdown
+
+    rclpy.init()
+    node = rclpy.create_node("echo")
+    pub = node.create_publisher(JointTrajectory, "joint_trajectory", QoSProfile(depth=1))
+    names = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
+
+    def on_obs(msg: Any) -> None:
+        out = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=list(msg.data[3:11]))])
+        out.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(out)
+
+    node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
+    spin_until_shutdown(node)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+class Robot:
+    """The robot stand-in: publishes observations at ``rate`` Hz and records command arrivals."""
+
+    def __init__(self, domain: int):
+        import gymnasium as gym
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        import robolearn  # noqa: F401
+
+        env = gym.make(LIFT)
+        self.obs, _ = env.reset(seed=0)
+        env.close()
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("bench_robot", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.obs_pub = self.node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
+        self.js_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
+        self.arrivals: list[float] = []
+        self.latency: list[float] = []
+        self.last_obs = 0.0
+        self.recording = False
+
+    def on_command(self, msg: Any) -> None:
+        t = time.perf_counter()
+        if self.recording:
+            self.arrivals.append(t)
+            self.latency.append(t - self.last_obs)
+
+    def publish(self, step: int) -> None:
+        from robolearn.ros_nodes.convert import joint_state_msg, observation_msg
+
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        js = joint_state_msg([f"joint{i}" for i in range(1, 8)], self.obs["joint_pos"], self.obs["joint_vel"], now)
+        self.js_pub.publish(js)
+        msg = observation_msg(self.obs, now, 0, step)
+        self.last_obs = time.perf_counter()
+        self.obs_pub.publish(msg)
+
+    def run(self, rate: float, warmup: float, duration: float) -> dict[str, float]:
+        """Publish at ``rate`` for ``warmup + duration`` s; statistics over the last ``duration`` s."""
+        self.arrivals, self.latency, self.recording = [], [], False
+        period, step = 1.0 / rate, 0
+        start = time.perf_counter()
+        next_t = start
+        while True:
+            now = time.perf_counter()
+            if now >= next_t:
+                self.publish(step)
+                step += 1
+                next_t += period
+                if next_t < now:  # fell behind: skip, do not burst
+                    next_t = now + period
+            self.recording = now - start > warmup
+            if now - start > warmup + duration:
+                break
+            self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
+        return summarize(self.arrivals, self.latency, period, duration)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def summarize(arrivals: list[float], latency: list[float], period: float, duration: float) -> dict[str, float]:
+    if len(arrivals) < 3:
+        return {"commands": len(arrivals)}
+    iv, lat = np.diff(arrivals) * 1e3, np.asarray(latency) * 1e3
+    return {
+        "commands": len(arrivals), "expected": int(duration / period),
+        "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
+        "jitter_ms": float(iv.std()), "interval_max_ms": float(iv.max()),
+        "missed": int(np.sum(iv > 1.5 * period * 1e3)),
+    }
+
+
+def fmt(r: dict[str, float]) -> str:
+    nan = float("nan")
+    return (f"p50 {r.get('latency_p50_ms', nan):.3f} p99 {r.get('latency_p99_ms', nan):.3f} ms "
+            f"jitter {r.get('jitter_ms', nan):.3f} ms")
+
+
+def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def deployment_cmds(rate: float, tmp: Path) -> list[list[str]]:
+    params = {"policy": {"env_id": LIFT, "policy": "expert", "control_hz": float(rate)},
+              "safety": {"env_id": LIFT, "tick_hz": 100.0}}
+    cmds = []
+    for name, module in (("policy", "policy_node"), ("safety", "safety_node")):
+        path = tmp / f"{name}_{rate:g}.yaml"
+        path.write_text(yaml.safe_dump({f"/{name}": {"ros__parameters": params[name]}}))
+        cmds.append([sys.executable, "-m", f"robolearn.ros_nodes.{module}", "--ros-args", "--params-file", str(path)])
+    return cmds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 500.0])
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per rate and graph")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (node start-up)")
+    parser.add_argument("--domain-id", type=int, default=77)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo:
+        echo_main()
+        return
+    from robolearn.ros_nodes.rosenv import ros_env
+
+    env = ros_env(args.domain_id)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_"))})
+    robot = Robot(args.domain_id)
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "rates": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for rate in args.rates:
+                row = {}
+                for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
+                                    ("deploy", deployment_cmds(rate, Path(tmp)))):
+                    procs = [spawn(c, env) for c in cmds]
+                    try:
+                        row[graph] = robot.run(rate, args.warmup, args.duration)
+                    finally:
+                        stop(procs)
+                    time.sleep(0.5)
+                e, d = row["echo"], row["deploy"]
+                if "latency_p50_ms" in e and "latency_p50_ms" in d:
+                    row["overhead_p50_ms"] = d["latency_p50_ms"] - e["latency_p50_ms"]
+                    row["overhead_p99_ms"] = d["latency_p99_ms"] - e["latency_p99_ms"]
+                    row["ratio_p50"] = d["latency_p50_ms"] / e["latency_p50_ms"]
+                results["rates"][f"{rate:g}"] = row
+                print(f"{rate:5g} Hz  echo {fmt(e)} | deploy {fmt(d)} missed {d.get('missed')}/{d.get('expected')}"
+                      f" | ratio p50 {row.get('ratio_p50', float('nan')):.2f}", flush=True)
+        finally:
+            robot.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The ROS 2 environment of robolearn's nodes: importing rclpy, and the variables child processes need.
+
+The PyPI ROS 2 wheels (``pip install robolearn[ros]``) give a working ``rclpy`` from a plain virtualenv:
+their ``ros_wheels_bootstrapper`` re-executes the interpreter once at start-up with ``LD_LIBRARY_PATH``
+pointing at the wheels' shared libraries, and Fast DDS (``rmw_fastrtps_cpp``) is the default middleware,
+so neither ``AMENT_PREFIX_PATH`` nor a sourced ``setup.bash`` is needed. In a colcon workspace the usual
+``source install/setup.bash`` does the same job.
+
+:func:`ros_env` gives the variables that keep a node graph to itself: ``ROS_DOMAIN_ID`` (0..101) and
+discovery limited to this host (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, and ``ROS_LOCALHOST_ONLY=1``
+for distributions before Jazzy).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import ModuleType
+
+DEFAULT_RMW = "rmw_fastrtps_cpp"
+"""The middleware the ``ros`` extra installs."""
+
+
+def require_rclpy() -> ModuleType:
+    """Import rclpy, or raise an ImportError that names the extra to install."""
+    try:
+        import rclpy
+    except ImportError as err:
+        raise ImportError(
+            "robolearn.ros_nodes needs rclpy and the ROS 2 message packages: pip install 'robolearn[ros]' "
+            f"(or source a ROS 2 installation); import failed with: {err}"
+        ) from err
+    return rclpy
+
+
+def ros_env(domain_id: int | None = None, localhost_only: bool = True,
+            base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child node process.
+
+    Args:
+        domain_id: ``ROS_DOMAIN_ID`` (0..101); None keeps the inherited one.
+        localhost_only: limit DDS discovery to this machine.
+        base: the environment to start from (``os.environ`` when None).
+    """
+    env = dict(os.environ if base is None else base)
+    if domain_id is not None:
+        if not 0 <= int(domain_id) <= 101:
+            raise ValueError(f"ROS_DOMAIN_ID must be in 0..101, got {domain_id}")
+        env["ROS_DOMAIN_ID"] = str(int(domain_id))
+    if localhost_only:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated since Jazzy; set together with the range it warns
+    env.setdefault("RMW_IMPLEMENTATION", DEFAULT_RMW)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def spin_until_shutdown(node: object) -> None:
+    """Spin ``node`` until Ctrl-C / SIGINT / SIGTERM; a take interrupted by that shutdown is not an error."""
+    rclpy = require_rclpy()
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise

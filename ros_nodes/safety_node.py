@@ -1,0 +1,225 @@
+"""``safety_node``: the :class:`~robolearn.ros_nodes.safety.SafetyFilter` between the policy and the robot.
+
+A lifecycle node (configure / activate / deactivate; ``autostart`` runs both transitions at start-up).
+
+Subscribes: ``policy/<command topic>`` (the adapter's command message from the policy),
+``joint_states`` (arm, humanoid) or ``odom`` (``nav_msgs/Odometry``, quadrotor) for the measured state,
+``estop`` (``std_msgs/Bool``; true latches the e-stop). Publishes: the robot's command topic
+(``joint_trajectory`` / ``joint_command`` / ``rates_setpoint``; reliable, keep-last 1) and
+``safety/status`` (``std_msgs/String`` JSON: counts by reason, ``fallback``, ``estopped``, ``tripped``).
+Services: ``~/estop`` and ``~/reset`` (``std_srvs/Trigger``). The watchdog runs at ``tick_hz``; a
+quadrotor's last accepted setpoint is re-sent at ``stream_hz`` (PX4 offboard needs a continuous stream).
+
+Limits are the :class:`~robolearn.ros_nodes.safety.SafetyConfig` fields as parameters; unset ones
+default to the task's model (:func:`default_safety_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, make_adapter
+from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.safety import SafetyConfig, SafetyFilter
+
+PANDA_MAX_VELOCITY = [2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]
+"""Franka Panda joint velocity limits (rad/s), from Franka's datasheet."""
+PANDA_MAX_ACCELERATION = [15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]
+"""Franka Panda joint acceleration limits (rad/s^2), from Franka's datasheet."""
+ARM_WORKSPACE = ([0.15, -0.6, -0.005], [0.95, 0.6, 0.9])
+"""Default TCP box (m, world frame): in front of the base, above the table top (z = 0)."""
+
+
+def default_safety_config(env_id: str, adapter: Any) -> SafetyConfig:
+    """Limits from the task: its model's joint ranges, the datasheet rates, its control period."""
+    from robolearn.sim.registry import task
+
+    emb = task(env_id).embodiment
+    if emb == "quadrotor":
+        return SafetyConfig(embodiment="quadrotor", size=4, period=adapter.period, hover_thrust=adapter.hover_thrust)
+    model = adapter.model if isinstance(adapter, ArmAdapter) else None
+    if isinstance(adapter, ArmAdapter):
+        low, high = (model.jnt_range[[model.joint(j).id for j in adapter.joint_names]] + [0.01, -0.01]).T
+        return SafetyConfig(
+            embodiment="arm", size=len(adapter.names), period=adapter.period,
+            position_low=low.tolist(), position_high=high.tolist(), max_velocity=PANDA_MAX_VELOCITY,
+            max_acceleration=PANDA_MAX_ACCELERATION, max_step=0.25,
+            workspace_low=ARM_WORKSPACE[0], workspace_high=ARM_WORKSPACE[1])
+    import gymnasium as gym
+
+    env = gym.make(env_id).unwrapped
+    m = env.model
+    ids = [m.joint(n).id for n in adapter.names]
+    low, high = m.jnt_range[ids].T
+    period = 1.0 / env.control_hz
+    env.close()
+    return SafetyConfig(embodiment="humanoid", size=len(adapter.names), period=period,
+                        position_low=low.tolist(), position_high=high.tolist(), max_step=0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy = require_rclpy()
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+
+    class SafetyNode(LifecycleNode):
+        """The filter as a lifecycle node; see the module docstring."""
+
+        def __init__(self) -> None:
+            super().__init__("safety")
+            from rcl_interfaces.msg import ParameterDescriptor
+
+            for name, value, desc in [
+                ("env_id", "robolearn/PandaLift-v0", "registered task whose robot this guards"),
+                ("autostart", True, "configure and activate at start-up"),
+                ("tick_hz", 100.0, "watchdog / fallback rate, Hz"),
+                ("stream_hz", 50.0, "quadrotor: re-send the last setpoint at this rate, Hz"),
+                ("input_topic", "", "commands from the policy ('' : policy/<command topic>)"),
+            ]:
+                self.declare_parameter(name, value, ParameterDescriptor(description=desc, dynamic_typing=True))
+            self.adapter = make_adapter(self.get_parameter("env_id").value)
+            self.cfg = self._declare_limits(default_safety_config(self.get_parameter("env_id").value, self.adapter))
+            self.filter: SafetyFilter | None = None
+            self.active = False
+            self._last_sent: Any = None
+            self._last_sent_time = 0.0
+            if self.get_parameter("autostart").value:
+                self.trigger_configure()
+                self.trigger_activate()
+
+        def _declare_limits(self, defaults: SafetyConfig) -> SafetyConfig:
+            from rcl_interfaces.msg import ParameterDescriptor
+
+            values = {}
+            for f in dataclasses.fields(SafetyConfig):
+                default = getattr(defaults, f.name)
+                if isinstance(default, list) and not default:
+                    desc = ParameterDescriptor(description="limit (unset: none)", dynamic_typing=True)
+                    param = self.declare_parameter(f"limits.{f.name}", None, desc)
+                    values[f.name] = list(param.value) if param.value is not None else []
+                else:
+                    desc = ParameterDescriptor(description="limit", dynamic_typing=True)
+                    values[f.name] = self.declare_parameter(f"limits.{f.name}", default, desc).value
+                    if isinstance(default, list):
+                        values[f.name] = [float(v) for v in values[f.name]]
+            return SafetyConfig(**values)
+
+        def now(self) -> float:
+            return self.get_clock().now().nanoseconds * 1e-9
+
+        def on_configure(self, state: Any) -> TransitionCallbackReturn:
+            from rclpy.qos import QoSProfile, qos_profile_sensor_data
+            from sensor_msgs.msg import JointState
+            from std_msgs.msg import Bool, String
+            from std_srvs.srv import Trigger
+
+            fk = self.adapter.fk if isinstance(self.adapter, ArmAdapter) else None
+            self.filter = SafetyFilter(self.cfg, fk=fk, log=lambda m: self.get_logger().warning(m))
+            topic = COMMAND_TOPICS[self.adapter.embodiment]
+            self.out = self.create_lifecycle_publisher(self.adapter.msg_type(), topic, QoSProfile(depth=1))
+            self.status = self.create_publisher(String, "safety/status", QoSProfile(depth=10))
+            src = self.get_parameter("input_topic").value or f"policy/{topic}"
+            self.create_subscription(self.adapter.msg_type(), src, self.on_command, QoSProfile(depth=1))
+            if self.cfg.embodiment == "quadrotor":
+                from nav_msgs.msg import Odometry
+
+                self.create_subscription(Odometry, "odom", self.on_odom, qos_profile_sensor_data)
+            else:
+                self.create_subscription(JointState, "joint_states", self.on_joints, qos_profile_sensor_data)
+            self.create_subscription(Bool, "estop", lambda m: m.data and self.filter.estop("estop topic"),
+                                     QoSProfile(depth=10))
+            self.create_service(Trigger, "~/estop", self.on_estop)
+            self.create_service(Trigger, "~/reset", self.on_reset)
+            self.create_timer(1.0 / float(self.get_parameter("tick_hz").value), self.tick)
+            self.create_timer(0.5, self.publish_status)
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_activate(self, state: Any) -> TransitionCallbackReturn:
+            self.active = True
+            return super().on_activate(state)
+
+        def on_deactivate(self, state: Any) -> TransitionCallbackReturn:
+            self.active = False
+            return super().on_deactivate(state)
+
+        def on_command(self, msg: Any) -> None:
+            if self.filter is None or not self.active:
+                return
+            try:
+                cmd = self.adapter.from_msg(msg)
+            except ValueError as err:
+                self.filter.counts["malformed"] += 1
+                self.get_logger().warning(f"rejected command: malformed: {err}")
+                return
+            verdict = self.filter.filter(cmd, self.now())
+            if verdict.command is not None:
+                self.send(verdict.command)
+
+        def send(self, cmd: Any) -> None:
+            self._last_sent, self._last_sent_time = cmd, self.now()
+            self.out.publish(self.adapter.to_msg(cmd))
+
+        def on_joints(self, msg: Any) -> None:
+            names = getattr(self.adapter, "joint_names", None) or self.adapter.names
+            index = {n: i for i, n in enumerate(msg.name)}
+            if all(n in index for n in names):
+                q = np.asarray(msg.position, np.float64)[[index[n] for n in names]]
+                self.filter.update_state(joint_pos=q)
+
+        def on_odom(self, msg: Any) -> None:
+            pose, twist = msg.pose.pose, msg.twist.twist
+            o = pose.orientation
+            self.filter.update_state(position=np.array([pose.position.x, pose.position.y, pose.position.z]),
+                                     quat=np.array([o.w, o.x, o.y, o.z]),
+                                     velocity=np.array([twist.linear.x, twist.linear.y, twist.linear.z]))
+
+        def tick(self) -> None:
+            if self.filter is None or not self.active:
+                return
+            now = self.now()
+            fallback = self.filter.tick(now)
+            if fallback is not None:
+                self.send(fallback)
+            elif (self.cfg.embodiment == "quadrotor" and self._last_sent is not None
+                  and now - self._last_sent_time > 1.0 / self.get_parameter("stream_hz").value):
+                self.send(dataclasses.replace(self._last_sent, stamp=now))
+
+        def on_estop(self, request: Any, response: Any) -> Any:
+            self.filter.estop("service")
+            response.success, response.message = True, "e-stop latched"
+            self.publish_status()
+            return response
+
+        def on_reset(self, request: Any, response: Any) -> Any:
+            self.filter.reset()
+            response.success, response.message = True, "reset"
+            self.publish_status()
+            return response
+
+        def publish_status(self) -> None:
+            from std_msgs.msg import String
+
+            f = self.filter
+            self.status.publish(String(data=json.dumps({
+                "counts": dict(f.counts), "fallback": f.fallback_active, "estopped": f.estopped,
+                "tripped": f.trip_reason, "active": self.active})))
+
+    node = SafetyNode()
+    try:
+        spin_until_shutdown(node)
+    finally:
+        if node.filter is not None:
+            print(f"[safety] counts: {dict(node.filter.counts)}", file=sys.stderr)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared pieces of the ROS tests: a private domain per test, and an rclpy client node in the test process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+_counter = itertools.count()
+
+
+def fresh_domain() -> int:
+    """A ROS_DOMAIN_ID (10..99) that differs between the tests of one run and between parallel runs."""
+    return 10 + (os.getpid() * 13 + next(_counter) * 7) % 90
+
+
+class Client:
+    """An rclpy node in its own context on ``domain_id`` (discovery limited to localhost)."""
+
+    def __init__(self, domain_id: int):
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        from robolearn.ros_nodes.rosenv import ros_env
+
+        os.environ.update({k: v for k, v in ros_env(domain_id).items() if k.startswith(("ROS_", "RMW_"))})
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.01)
+        return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def call(self, srv_type: Any, name: str, timeout: float = 5.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        assert self.spin_until(client.service_is_ready, timeout), f"service {name} not available"
+        future = client.call_async(srv_type.Request())
+        assert self.spin_until(future.done, timeout), f"service {name} did not answer"
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()

@@ -1,0 +1,104 @@
+"""Deploy presets, the node environment and the policy worker's chunk queue (no ROS graph)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robolearn.config import ConfigError, load_config
+from robolearn.ros_nodes.launcher import DeployConfig
+from robolearn.ros_nodes.policy_node import LoopStats, PolicyRunner
+from robolearn.ros_nodes.rosenv import ros_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_panda_sim_preset_loads_with_overrides():
+    cfg = load_config(DeployConfig, ROOT / "configs/deploy/panda_sim.yaml", ["params.policy.control_hz=50"])
+    assert cfg.nodes == ["sim_robot", "policy", "safety"] and cfg.params["policy"]["control_hz"] == 50
+
+
+def test_deploy_config_errors_name_the_problem():
+    with pytest.raises(ConfigError, match="unknown nodes \\['planner'\\]"):
+        DeployConfig(nodes=["sim_robot", "planner"])
+    with pytest.raises(ConfigError, match="domain_id must be in 0..101"):
+        DeployConfig(domain_id=300)
+
+
+def test_ros_env_sets_domain_and_localhost_discovery():
+    env = ros_env(17, base={"ROS_LOCALHOST_ONLY": "1"})
+    assert env["ROS_DOMAIN_ID"] == "17" and env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert "ROS_LOCALHOST_ONLY" not in env and env["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
+    with pytest.raises(ValueError, match="0..101"):
+        ros_env(102)
+
+
+class CountingChunkPolicy:
+    """Returns a chunk of 4 actions whose value is the number of ``act`` calls so far."""
+
+    noise_shape = None
+
+    def __init__(self) -> None:
+        self.calls, self.observed, self.resets = 0, 0, 0
+
+    def act(self, obs, noise=None):
+        self.calls += 1
+        return np.full((1, 4, 2), float(self.calls), np.float32)
+
+    def observe(self, obs) -> None:
+        self.observed += 1
+
+    def reset(self, env_ids=None) -> None:
+        self.resets += 1
+
+
+def wait_for(predicate, timeout: float = 2.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not predicate():
+        time.sleep(0.002)
+    return predicate()
+
+
+def test_runner_replans_every_ta_actions_and_observes_in_between():
+    policy, chunks = CountingChunkPolicy(), []
+    runner = PolicyRunner(policy, replan_every=2, on_chunk=lambda: chunks.append(1))
+    obs = {"x": np.zeros(3, np.float32)}
+    try:
+        runner.push(obs, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: len(chunks) == 1)
+        assert runner.pop()[0] == 1.0
+        runner.push(obs, {"episode": 0, "step": 1, "stamp": 0.0})  # 1 of Ta=2 executed: observe only
+        assert wait_for(lambda: policy.observed == 1)
+        assert runner.pop()[0] == 1.0 and runner.pop() is None  # the chunk was cut to Ta = 2
+        runner.push(obs, {"episode": 0, "step": 2, "stamp": 0.0})
+        assert wait_for(lambda: len(chunks) == 2) and runner.pop()[0] == 2.0
+        runner.push(obs, {"episode": 1, "step": 0, "stamp": 0.0})  # new episode: reset, fresh chunk
+        assert wait_for(lambda: len(chunks) == 3) and policy.resets == 2
+    finally:
+        runner.stop()
+    assert runner.error is None
+
+
+def test_runner_reports_a_failing_policy():
+    class Broken(CountingChunkPolicy):
+        def act(self, obs, noise=None):
+            raise RuntimeError("boom")
+
+    runner = PolicyRunner(Broken())
+    try:
+        runner.push({"x": np.zeros(1)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: runner.error is not None) and "boom" in runner.error
+    finally:
+        runner.stop()
+
+
+def test_loop_stats_summary():
+    stats = LoopStats(0.01)
+    for i in range(5):
+        stats.published_at(i * 0.01, i * 0.01 - 0.001)
+    s = stats.summary()
+    assert s["published"] == 5 and s["interval_mean_ms"] == pytest.approx(10.0)
+    assert s["latency_p50_ms"] == pytest.approx(1.0)
