@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dataset": "robolearn.cli.dataset",
     "train": "robolearn.cli.train",
     "eval": "robolearn.cli.eval",
+    "refine": "robolearn.cli.refine",
     "launch": "robolearn.cli.launch",
 }
 """Subcommand name -> module. Add a line here for a new subcommand."""

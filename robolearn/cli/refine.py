@@ -1,0 +1,52 @@
+"""``robolearn refine``: refine a frozen base policy with residual RL, DSRL or DSRL-NA (or RLPD from scratch)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robolearn.config import ConfigError, describe, load_config
+from robolearn.refine.config import METHODS, RefineConfig
+
+HELP = "Refine a frozen base policy with off-policy RL (residual, dsrl, dsrl-na; rlpd = SAC from scratch)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML preset (see configs/refine/)")
+    parser.add_argument("--method", choices=METHODS, help="refinement method")
+    parser.add_argument("--base", help="base policy: checkpoint dir or expert:noise=X")
+    parser.add_argument("--env", help="env id")
+    parser.add_argument("--demos", help="robolearn dataset dir, or a policy like expert:noise=0 to roll out")
+    parser.add_argument("--steps", type=int, help="total env steps (total_env_steps)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--run-dir", help="run directory (default runs/refine-<method>-<task>-<time>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir from its latest checkpoint (uses its config.yaml)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.num_critics=10")
+    parser.epilog = "config keys:\n" + "\n".join(describe(RefineConfig))
+
+
+def run(args: argparse.Namespace) -> int:
+    from robolearn.refine.loop import train
+
+    flags = {"method": args.method, "base": args.base, "env_id": args.env, "demos": args.demos,
+             "total_env_steps": args.steps, "seed": args.seed}
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
+    if args.resume:
+        if not args.run_dir:
+            raise ConfigError("--resume needs --run-dir (the run to continue)")
+        saved = Path(args.run_dir) / "config.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"--resume: {saved} not found")
+        cfg = load_config(RefineConfig, saved, overrides)
+    else:
+        cfg = load_config(RefineConfig, args.config, overrides)
+    result = train(cfg, run_dir=args.run_dir, resume=args.resume)
+    for row in result.evals:
+        print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "
+              f"return {row['mean_return']:.3f}")
+    per_10k = result.wall_s / max(result.env_steps, 1) * 1e4
+    print(f"{result.env_steps} env steps in {result.wall_s:.0f} s ({per_10k:.0f} s per 10k steps), "
+          f"{result.updates} updates at {result.updates_per_s:.1f} updates/s")
+    print(f"  run dir: {result.run_dir}")
+    return 0

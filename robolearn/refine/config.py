@@ -1,0 +1,66 @@
+"""``RefineConfig``: everything ``robolearn refine`` needs, saved as ``config.yaml`` in the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from robolearn.rl.learner import LearnerConfig
+
+METHODS = ("residual", "dsrl", "dsrl-na", "rlpd")
+
+
+@dataclass
+class RefineConfig:
+    """Refinement of a frozen base policy with off-policy RL."""
+
+    method: Literal["residual", "dsrl", "dsrl-na", "rlpd"] = "residual"
+    """residual (ResFiT), dsrl (noise-space SAC), dsrl-na (noise aliasing) or rlpd (SAC from scratch)."""
+    base: str = "expert:noise=1.5"
+    """Base policy: expert[:noise=X], random, zero, or a policy checkpoint / refined-policy directory."""
+    env_id: str = "robolearn/PandaLift-v0"
+    """Registered env id."""
+    num_envs: int = 8
+    """Parallel training envs."""
+    total_env_steps: int = 50_000
+    """Environment steps (transitions of single envs) to train for."""
+    seed: int = 0
+    """Seeds envs, networks and sampling."""
+    residual_scale: float = 0.1
+    """Residual: largest correction, as a fraction of the normalized action range."""
+    noise_bound: float = 1.5
+    """DSRL: the actor's noise lies in [-bound, bound]."""
+    n_step: int = 3
+    """n-step returns."""
+    replay_capacity: int = 200_000
+    """Online replay capacity (transitions)."""
+    updates_per_env_step: float = 0.5
+    """Update-to-data ratio: gradient updates per environment transition (per wrapper step for DSRL)."""
+    random_steps: int = 2_000
+    """Warm-up env steps with uniform actor actions (base + uniform noise for residual)."""
+    critic_warmup_updates: int = 500
+    """Critic-only updates after the warm-up, before the actor starts learning."""
+    demos: str = ""
+    """Offline data: a robolearn dataset directory, or a named policy like 'expert:noise=0' rolled out."""
+    demo_episodes: int = 20
+    """Episodes rolled out when ``demos`` names a policy."""
+    offline_fraction: float = 0.5
+    """Share of each batch drawn from the offline buffer (RLPD's 0.5)."""
+    warm_start_episodes: int = 0
+    """WSRL: base-policy episodes put in the online buffer before updates; then no offline data is kept."""
+    eval_every: int = 5_000
+    """Evaluate every this many env steps (and at the start and the end)."""
+    eval_episodes: int = 32
+    """Episodes per evaluation (deterministic actor, seeds 10_000 + i)."""
+    eval_envs: int = 8
+    """Parallel evaluation envs."""
+    checkpoint_every: int = 5_000
+    """Checkpoint every this many env steps (and at the end)."""
+    out_dir: str = "runs"
+    """Parent of the run directory."""
+    run_name: str = ""
+    """Run directory name (default refine-<method>-<task>-<time>)."""
+    device: str = "cpu"
+    """Torch device of the learner."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Off-policy learner settings."""

@@ -1,0 +1,138 @@
+"""Residual RL (ResFiT): a bounded correction on top of a frozen base policy, as a vector-env wrapper.
+
+The base chunk ``(B, Ta, Da)`` is executed step by step; all envs replan together when the chunk runs out
+or an episode ends (replanning early is always valid for a chunking policy). At each step the residual
+actor sees the env observation plus ``base_action`` (the current base action, normalized to ``[-1, 1]``)
+and outputs ``a in [-1, 1]^Da``; the executed normalized action is ``clip(base_action + scale * a, -1, 1)``
+(``scale`` is a fraction of the normalized range; the actor's tanh makes the correction
+``scale * tanh(.)``). The critic scores the executed action, so demonstrations and interventions are
+stored with the action that was really executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robolearn.protocols import Obs, Policy
+from robolearn.refine.common import ActionScaler, batch_size, torch_obs
+from robolearn.rl.networks import Actor
+
+BASE_KEY = "base_action"
+
+
+class ResidualVecEnv:
+    """Wraps a same-step-autoreset vector env and a frozen base policy; the action is the residual."""
+
+    def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float = 0.1) -> None:
+        if not 0 < scale <= 2:
+            raise ValueError(f"residual scale must be in (0, 2], got {scale}")
+        self.venv, self.base, self.scale = venv, base, float(scale)
+        self.num_envs = venv.num_envs
+        self.scaler = ActionScaler(venv.single_action_space)
+        self.action_dim = self.critic_action_dim = int(np.prod(venv.single_action_space.shape))
+        spaces = venv.single_observation_space.spaces
+        self.obs_shapes = {k: tuple(s.shape) for k, s in spaces.items()} | {BASE_KEY: (self.action_dim,)}
+        self._chunk: np.ndarray | None = None
+        self._index = 0
+        self._base_norm = np.zeros((self.num_envs, self.action_dim), np.float32)
+        self._base_phys = np.zeros((self.num_envs, self.action_dim), np.float32)
+
+    def critic_action_fn(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """Executed normalized action ``(B, Da)`` for residual ``action`` ``(B, Da)``."""
+        return (obs[BASE_KEY] + self.scale * action).clamp(-1.0, 1.0)
+
+    def correct(self, base_phys: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Physical executed action ``(B, Da)``: ``base + scale * half_range * clip(action)``, clipped to bounds.
+
+        Computed in physical units so that a zero residual executes the base action bit for bit.
+        """
+        delta = self.scale * self.scaler.half * np.clip(np.asarray(action, np.float32), -1, 1)
+        return np.clip(base_phys + delta, self.scaler.low, self.scaler.high).astype(np.float32)
+
+    def _augment(self, obs: Obs) -> dict[str, np.ndarray]:
+        if self._chunk is None or self._index >= self._chunk.shape[1]:
+            self._chunk = np.asarray(self.base.act(obs), np.float32)
+            if self._chunk.ndim != 3 or self._chunk.shape[0] != self.num_envs:
+                raise ValueError(f"base.act must return (B, Ta, Da), got shape {self._chunk.shape}")
+            self._index = 0
+        self._base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
+        self._base_norm = np.clip(self.scaler.normalize(self._base_phys), -1.0, 1.0)
+        return {**{k: np.asarray(v) for k, v in obs.items()}, BASE_KEY: self._base_norm.copy()}
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        obs, _ = self.venv.reset(seed=seed)
+        self.base.reset()
+        self._chunk = None
+        return self._augment(obs)
+
+    def step(self, action: np.ndarray, override: np.ndarray | None = None
+             ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Execute ``base + scale * action`` (or the physical ``override`` ``(B, Da)``) for one env step."""
+        action = np.asarray(action, np.float32).reshape(self.num_envs, self.action_dim)
+        physical = override if override is not None else self.correct(self._base_phys, action)
+        physical = np.clip(np.asarray(physical, np.float32), self.scaler.low, self.scaler.high)
+        executed = np.clip(self.scaler.normalize(physical), -1, 1)
+        prev_base = self._base_norm.copy()
+        obs, reward, terminated, truncated, infos = self.venv.step(physical)
+        done = np.logical_or(terminated, truncated)
+        final = {k: np.array(v, copy=True) for k, v in obs.items()}
+        success = np.zeros(self.num_envs, bool)
+        if done.any():
+            for i in np.nonzero(done)[0]:
+                for k in final:
+                    final[k][i] = infos["final_obs"][i][k]
+            success[done] = np.asarray(infos["final_info"]["is_success"])[done]
+            self.base.reset(np.nonzero(done)[0])
+            self._chunk = None
+        else:
+            self._index += 1
+        next_obs = self._augment(obs)
+        # The base action at a final observation would advance the base's per-env state; the last executed
+        # base action stands in for it (it only matters for time-out bootstraps).
+        final[BASE_KEY] = np.where(done[:, None], prev_base, next_obs[BASE_KEY])
+        info = {"final_obs": final, "critic_action": executed.astype(np.float32), "executed": physical,
+                "is_success": success,
+                "residual_abs": float(np.abs(executed - prev_base).mean())}
+        return next_obs, reward.astype(np.float32), terminated, truncated, info
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+class ResidualPolicy:
+    """Base policy + residual actor as one :class:`~robolearn.protocols.Policy` (``(B, 1, Da)`` chunks).
+
+    The base chunk is consumed one step per call; the residual is the actor's deterministic action.
+    ``noise`` is passed to the base when it replans.
+    """
+
+    def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, scale: float) -> None:
+        self.base, self.actor, self.scale = base, actor, float(scale)
+        self.scaler = ActionScaler(action_space)
+        self._chunk: np.ndarray | None = None
+        self._index = 0
+
+    @property
+    def noise_shape(self) -> tuple[int, ...] | None:
+        return self.base.noise_shape
+
+    @torch.no_grad()
+    def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
+        """``(B, 1, Da)`` physical action: base action plus ``scale *`` the actor's correction."""
+        if self._chunk is None or self._index >= self._chunk.shape[1] or self._chunk.shape[0] != batch_size(obs):
+            self._chunk, self._index = np.asarray(self.base.act(obs, noise), np.float32), 0
+        base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
+        base_norm = np.clip(self.scaler.normalize(base_phys), -1, 1)
+        self._index += 1
+        residual = self.actor.mode(torch_obs(obs) | {BASE_KEY: torch.as_tensor(base_norm)}).numpy()
+        executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
+        return executed[:, None].astype(np.float32)
+
+    def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
+        self.base.reset(env_ids)
+        self._chunk = None

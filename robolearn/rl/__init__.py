@@ -1,0 +1,8 @@
+"""Off-policy RL core shared by every refinement method.
+
+* :mod:`robolearn.rl.networks`: LayerNorm MLPs, the observation encoder (state keys + DrQ-ready pixels),
+  SAC / TD3 actors and a vectorised critic ensemble (optionally HL-Gauss).
+* :mod:`robolearn.rl.replay`: replay buffers, the per-env n-step accumulator and RLPD 50/50 sampling.
+* :mod:`robolearn.rl.learner`: :class:`OffPolicyLearner` with SAC and TD3 update rules, REDQ targets.
+* :mod:`robolearn.rl.checkpoint`: atomic checkpoints of everything needed to resume.
+"""

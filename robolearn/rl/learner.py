@@ -1,0 +1,218 @@
+"""One off-policy learner with SAC and TD3 update rules, a REDQ critic ensemble and LayerNorm networks.
+
+The learner works in a normalized action space ``[-1, 1]^Da`` (the actor's output). The critic may score
+a different action than the actor emits: ``critic_action_fn(obs, actor_action)`` maps the actor's action
+to the action the critic sees (a residual actor's correction -> the executed action). Replay stores
+critic-space actions. Targets use the min over ``num_min`` randomly chosen target heads (REDQ); the actor
+maximises the mean over all heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from robolearn.rl.augment import augment_obs
+from robolearn.rl.losses import HLGauss, HLGaussConfig
+from robolearn.rl.networks import Actor, CriticEnsemble
+
+CriticActionFn = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LearnerConfig:
+    """Off-policy learner hyper-parameters."""
+
+    algo: Literal["sac", "td3"] = "sac"
+    """Update rule: sac (entropy-regularised, stochastic actor) or td3 (deterministic actor)."""
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of actor and critic MLPs."""
+    num_critics: int = 2
+    """Critic ensemble size (1-10)."""
+    num_min: int = 2
+    """Target = min over this many randomly chosen target heads (REDQ); <= num_critics."""
+    gamma: float = 0.99
+    """Discount per (wrapper) step."""
+    tau: float = 0.005
+    """Polyak rate of the target critics (and TD3 target actor)."""
+    actor_lr: float = 3e-4
+    """Actor learning rate."""
+    critic_lr: float = 3e-4
+    """Critic learning rate."""
+    batch_size: int = 256
+    """Transitions per gradient update."""
+    actor_delay: int = 1
+    """Actor (and TD3 target) update every this many critic updates."""
+    init_alpha: float = 0.1
+    """SAC: initial entropy temperature."""
+    target_entropy: float | None = None
+    """SAC: entropy target (default -Da)."""
+    learn_alpha: bool = True
+    """SAC: tune the temperature to the entropy target."""
+    exploration_noise: float = 0.1
+    """TD3: Gaussian std added to actions while collecting (normalized units)."""
+    target_noise: float = 0.2
+    """TD3: target policy smoothing noise std."""
+    target_noise_clip: float = 0.5
+    """TD3: clip of the smoothing noise."""
+    zero_init_actor: bool = False
+    """Zero the actor's last layer (residual actors start at a zero correction)."""
+    drq_pad: int = 4
+    """DrQ random shift (pixels) for pixel keys; 0 disables."""
+    hl_gauss: HLGaussConfig = field(default_factory=HLGaussConfig)
+    """Optional classification critic loss."""
+    grad_clip: float = 10.0
+    """Gradient-norm clip for actor and critic (0 disables)."""
+
+
+class OffPolicyLearner:
+    """SAC / TD3 with a critic ensemble; all state is in :meth:`state_dict` for checkpoints."""
+
+    def __init__(self, cfg: LearnerConfig, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
+                 critic_action_dim: int | None = None, critic_action_fn: CriticActionFn | None = None,
+                 seed: int = 0, device: str = "cpu") -> None:
+        if cfg.num_min < 1 or cfg.num_min > cfg.num_critics:
+            raise ValueError(f"num_min must be in 1..num_critics ({cfg.num_critics}), got {cfg.num_min}")
+        if cfg.algo not in ("sac", "td3"):
+            raise ValueError(f"algo must be 'sac' or 'td3', got {cfg.algo!r}")
+        self.cfg, self.device = cfg, torch.device(device)
+        self.action_dim = action_dim
+        self.critic_action_fn = critic_action_fn or (lambda obs, a: a)
+        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        stochastic = cfg.algo == "sac"
+        self.actor = Actor(obs_shapes, action_dim, cfg.hidden, stochastic, cfg.zero_init_actor).to(self.device)
+        self.actor_target = Actor(obs_shapes, action_dim, cfg.hidden, stochastic).to(self.device)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.hl = HLGauss(cfg.hl_gauss).to(self.device) if cfg.hl_gauss.enabled else None
+        out = cfg.hl_gauss.num_bins if self.hl else 1
+        cdim = critic_action_dim or action_dim
+        self.critic = CriticEnsemble(obs_shapes, cdim, cfg.hidden, cfg.num_critics, out).to(self.device)
+        self.critic_target = CriticEnsemble(obs_shapes, cdim, cfg.hidden, cfg.num_critics, out).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=self.device, requires_grad=True)
+        self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.actor_lr)
+        self.num_updates = 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp().detach()
+
+    def q_values(self, critic: CriticEnsemble, obs: Mapping[str, torch.Tensor], action: torch.Tensor
+                 ) -> torch.Tensor:
+        """Scalar Q of every head ``(E, B)``."""
+        out = critic(obs, action)
+        return self.hl.value(out) if self.hl is not None else out.squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool, rng: np.random.Generator | None = None
+            ) -> np.ndarray:
+        """Actor actions ``(B, Da)`` in ``[-1, 1]`` for a numpy observation batch."""
+        t = {k: torch.as_tensor(np.asarray(v), device=self.device) for k, v in obs.items()}
+        if deterministic:
+            return self.actor.mode(t).cpu().numpy()
+        if self.cfg.algo == "sac":
+            return self.actor.sample(t, self.gen)[0].cpu().numpy()
+        a = self.actor.mode(t).cpu().numpy()
+        rng = rng or np.random.default_rng()
+        return np.clip(a + rng.normal(0, self.cfg.exploration_noise, a.shape), -1, 1).astype(np.float32)
+
+    @torch.no_grad()
+    def target_value(self, next_obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``V(s')`` ``(B,)``: REDQ min over a random subset of target heads (minus SAC's entropy term)."""
+        if self.cfg.algo == "sac":
+            a, logp = self.actor.sample(next_obs, self.gen)
+        else:
+            a = self.actor_target.mode(next_obs)
+            noise = (torch.randn(a.shape, generator=self.gen) * self.cfg.target_noise).to(a.device)
+            a = (a + noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip)).clamp(-1, 1)
+        q = self.q_values(self.critic_target, next_obs, self.critic_action_fn(next_obs, a))
+        heads = torch.randperm(self.cfg.num_critics, generator=self.gen)[: self.cfg.num_min]
+        v = q[heads.to(q.device)].min(0).values
+        return v - self.alpha * logp if self.cfg.algo == "sac" else v
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        opt.step()
+
+    def update_critic(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """One critic step on a torch batch; returns scalars (loss, mean Q, mean target)."""
+        target = batch["reward"] + batch["discount"] * self.target_value(batch["next_obs"])
+        out = self.critic(batch["obs"], batch["action"])
+        if self.hl is not None:
+            loss = self.hl.loss(out, target)
+            q = self.hl.value(out)
+        else:
+            q = out.squeeze(-1)
+            loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q))
+        self._step(self.critic_opt, loss, self.critic.parameters())
+        return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": target.mean().item()}
+
+    def update_actor(self, obs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One actor step (and SAC temperature step) maximising the mean of the critic heads."""
+        for p in self.critic.parameters():
+            p.requires_grad_(False)
+        if self.cfg.algo == "sac":
+            a, logp = self.actor.sample(obs, self.gen)
+        else:
+            a, logp = self.actor.mode(obs), torch.zeros(())
+        q = self.q_values(self.critic, obs, self.critic_action_fn(obs, a)).mean(0)
+        loss = (self.alpha * logp - q).mean() if self.cfg.algo == "sac" else -q.mean()
+        self._step(self.actor_opt, loss, self.actor.parameters())
+        for p in self.critic.parameters():
+            p.requires_grad_(True)
+        stats = {"actor_loss": loss.item(), "action_abs": a.abs().mean().item()}
+        if self.cfg.algo == "sac":
+            stats["entropy"] = -logp.mean().item()
+            if self.cfg.learn_alpha:
+                alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+                self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
+            stats["alpha"] = float(self.alpha)
+        return stats
+
+    @torch.no_grad()
+    def _polyak(self, net: torch.nn.Module, target: torch.nn.Module) -> None:
+        for p, tp in zip(net.parameters(), target.parameters(), strict=True):
+            tp.lerp_(p, self.cfg.tau)
+
+    def update(self, batch: Mapping[str, Any], actor: bool = True) -> dict[str, float]:
+        """One gradient update on a torch batch: critic always, actor every ``actor_delay`` when ``actor``."""
+        if self.cfg.drq_pad > 0:
+            batch = dict(batch, obs=augment_obs(batch["obs"], self.cfg.drq_pad, self.gen),
+                         next_obs=augment_obs(batch["next_obs"], self.cfg.drq_pad, self.gen))
+        stats = self.update_critic(batch)
+        self.num_updates += 1
+        if actor and self.num_updates % self.cfg.actor_delay == 0:
+            stats.update(self.update_actor(batch["obs"]))
+            self._polyak(self.actor, self.actor_target)
+        self._polyak(self.critic, self.critic_target)
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimizers, temperature, update count and the torch generator state."""
+        return {
+            "actor": self.actor.state_dict(), "actor_target": self.actor_target.state_dict(),
+            "critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "num_updates": self.num_updates, "gen": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name in ("actor", "actor_target", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.num_updates = int(state["num_updates"])
+        self.gen.set_state(state["gen"])

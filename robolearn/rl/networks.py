@@ -1,0 +1,160 @@
+"""Networks of the off-policy learner: encoders, actors and a vectorised critic ensemble.
+
+Observations are dicts. State keys (float arrays of any shape) are flattened and concatenated in sorted
+key order; pixel keys (``uint8`` arrays ``(H, W, 3)``, names starting with ``pixels``) go through a small
+convolutional encoder. Every hidden layer is ``Linear -> LayerNorm -> ReLU`` (LayerNorm in actor and
+critic, as RLPD recommends for high update-to-data ratios). Actions are in the learner's normalized
+space ``[-1, 1]^Da``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def is_pixel_key(key: str, shape: Sequence[int]) -> bool:
+    """Pixel observations: keys named ``pixels...`` holding ``(H, W, 3)`` images."""
+    return key.startswith("pixels") and len(shape) == 3
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """``Linear -> LayerNorm -> ReLU`` per hidden width, then a plain ``Linear`` to ``out_dim``."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.LayerNorm(width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class PixelEncoder(nn.Module):
+    """Four 3x3 convolutions (stride 2 then 1) and a LayerNorm projection: ``(B, H, W, 3)`` uint8 -> ``(B, F)``."""
+
+    def __init__(self, height: int, width: int, features: int = 64) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(3, 32, 3, stride=2), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(),
+            nn.Conv2d(32, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.Flatten(),
+        )
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, 3, height, width)).shape[1]
+        self.proj = nn.Sequential(nn.Linear(n, features), nn.LayerNorm(features), nn.Tanh())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        return self.proj(self.conv(x))
+
+
+class ObsEncoder(nn.Module):
+    """Dict observation -> flat feature vector ``(B, out_dim)``."""
+
+    def __init__(self, obs_shapes: Mapping[str, Sequence[int]], pixel_features: int = 64) -> None:
+        super().__init__()
+        if not obs_shapes:
+            raise ValueError("ObsEncoder needs at least one observation key")
+        self.state_keys = sorted(k for k, s in obs_shapes.items() if not is_pixel_key(k, s))
+        self.pixel_keys = sorted(k for k, s in obs_shapes.items() if is_pixel_key(k, s))
+        self.pixels = nn.ModuleDict(
+            {k.replace("/", "_"): PixelEncoder(obs_shapes[k][0], obs_shapes[k][1], pixel_features)
+             for k in self.pixel_keys}
+        )
+        self.out_dim = sum(math.prod(obs_shapes[k]) for k in self.state_keys) + pixel_features * len(self.pixel_keys)
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        parts = [obs[k].reshape(obs[k].shape[0], -1).float() for k in self.state_keys]
+        parts += [self.pixels[k.replace("/", "_")](obs[k]) for k in self.pixel_keys]
+        return torch.cat(parts, dim=-1)
+
+
+class Actor(nn.Module):
+    """Squashed policy over ``[-1, 1]^Da``: Gaussian + tanh (SAC) or deterministic tanh (TD3).
+
+    ``zero_init_last`` zeroes the mean head so that the deterministic action starts at exactly 0 (a
+    residual actor then starts at the base policy).
+    """
+
+    def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int, hidden: Sequence[int],
+                 stochastic: bool, zero_init_last: bool = False) -> None:
+        super().__init__()
+        self.encoder = ObsEncoder(obs_shapes)
+        self.stochastic = stochastic
+        self.action_dim = action_dim
+        self.net = mlp(self.encoder.out_dim, hidden, action_dim * (2 if stochastic else 1))
+        if zero_init_last:
+            last = self.net[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh mean ``(B, Da)`` and log-std ``(B, Da)`` (zeros for a deterministic actor)."""
+        out = self.net(self.encoder(obs))
+        if not self.stochastic:
+            return out, torch.zeros_like(out)
+        mean, log_std = out.chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def mode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Deterministic action ``tanh(mean)`` ``(B, Da)`` in ``[-1, 1]``."""
+        return torch.tanh(self(obs)[0])
+
+    def sample(self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample ``(B, Da)`` and its log-probability ``(B,)`` (SAC actors only)."""
+        if not self.stochastic:
+            raise RuntimeError("sample() needs a stochastic (SAC) actor")
+        mean, log_std = self(obs)
+        std = log_std.exp()
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        pre = mean + std * eps
+        action = torch.tanh(pre)
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
+        return action, log_prob
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear layers applied in one batched matmul: ``(E, B, I) -> (E, B, O)``."""
+
+    def __init__(self, ensemble: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(ensemble, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(ensemble, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """``E`` Q-heads ``Q_e(s, a)``; each has its own encoder-free MLP over ``[features(s), a]``.
+
+    ``forward`` returns ``(E, B, out)``: ``out = 1`` for regression, ``num_bins`` logits for HL-Gauss.
+    The observation encoder is shared by the heads (for pixels it is the DrQ critic encoder).
+    """
+
+    def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int, hidden: Sequence[int],
+                 num_heads: int, out_dim: int = 1) -> None:
+        super().__init__()
+        if not 1 <= num_heads <= 10:
+            raise ValueError(f"num_critics must be in 1..10, got {num_heads}")
+        self.encoder = ObsEncoder(obs_shapes)
+        self.num_heads = num_heads
+        layers: list[nn.Module] = []
+        in_dim = self.encoder.out_dim + action_dim
+        for width in hidden:
+            layers += [EnsembleLinear(num_heads, in_dim, width), nn.LayerNorm(width), nn.ReLU()]
+            in_dim = width
+        layers.append(EnsembleLinear(num_heads, in_dim, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.encoder(obs), action], dim=-1)
+        return self.net(x.unsqueeze(0).expand(self.num_heads, -1, -1))
