@@ -1,11 +1,14 @@
-"""Named policies for rollouts: ``expert``, ``random``, ``zero``.
+"""Every way to name a policy: ``expert[:noise=X]``, ``random``, ``zero``, or a saved directory.
 
-All return ``(B, 1, Da)`` chunks in the env's physical action units.
+:func:`load_policy` is the one entry point the CLI, the pipeline and the ROS policy node use. Named
+policies return ``(B, 1, Da)`` chunks in the env's physical action units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -62,3 +65,30 @@ def make_policy(name: str, env_id: str, action_space: gym.spaces.Box, noise: flo
     if name == "zero":
         return ZeroPolicy(action_space)
     raise ValueError(f"unknown policy '{name}'; choose from {', '.join(NAMED_POLICIES)}")
+
+
+def load_policy(spec: str | Path, env_id: str, seed: int = 0, **load_kwargs: Any) -> Policy:
+    """A policy from ``spec``: ``expert[:noise=X]``, ``random``, ``zero``, a refined-policy directory
+    (base + residual or noise actor, from ``robolearn refine``) or a base-policy checkpoint/run directory
+    (``robolearn train``; ``load_kwargs`` such as ``scheduler`` and ``num_inference_steps`` go to it)."""
+    name, _, opts = str(spec).partition(":")
+    if name in NAMED_POLICIES:
+        kwargs: dict[str, Any] = {}
+        for item in filter(None, opts.split(",")):
+            key, _, value = item.partition("=")
+            if key != "noise":
+                raise ValueError(f"policy '{spec}': unknown option '{key}' (only noise=<float>)")
+            kwargs["noise"] = float(value)
+        space = gym.make(env_id).action_space
+        return make_policy(name, env_id, space, seed=seed, **kwargs)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"policy '{spec}' is neither a named policy ({', '.join(NAMED_POLICIES)}"
+                                "[:noise=X]) nor an existing policy directory")
+    from robolearn.refine.common import REFINED_FILE, load_refined
+
+    if (path / REFINED_FILE).is_file():
+        return load_refined(path, env_id, seed)
+    from robolearn.policies.checkpoint import load
+
+    return load(path, **load_kwargs)

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,24 +34,14 @@ from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
 
 
 def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
-    """A named policy (``expert``, ``random``, ``zero``) or a policy directory, for ``env_id``."""
-    import gymnasium as gym
-
+    """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``."""
     import robolearn  # noqa: F401  (registers the envs)
-    from robolearn.policy_factory import NAMED_POLICIES, make_policy
+    from robolearn.policy_factory import NAMED_POLICIES
+    from robolearn.policy_factory import load_policy as load
 
-    if spec in NAMED_POLICIES:
-        env = gym.make(env_id)
-        try:
-            return make_policy(spec, env_id, env.action_space, noise=noise, seed=seed)
-        finally:
-            env.close()
-    if not Path(spec).exists():
-        raise FileNotFoundError(f"policy '{spec}' is neither a named policy ({', '.join(NAMED_POLICIES)}) "
-                                "nor an existing policy directory")
-    from robolearn.policies.checkpoint import load
-
-    return load(spec)
+    if spec in NAMED_POLICIES and noise:
+        spec = f"{spec}:noise={noise}"
+    return load(spec, env_id, seed=seed)
 
 
 class PolicyRunner:

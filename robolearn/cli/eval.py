@@ -24,10 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robolearn.evaluate import evaluate
-    from robolearn.policies.checkpoint import load, resolve
+    from robolearn.policy_factory import load_policy
 
-    policy = load(args.policy, scheduler=args.scheduler, num_inference_steps=args.steps)
-    out = Path(args.out) if args.out else resolve(args.policy) / "eval"
+    kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
+    policy = load_policy(args.policy, args.env, seed=args.seed,
+                         **{k: v for k, v in kwargs.items() if v is not None})
+    out = Path(args.out) if args.out else Path(args.policy) / "eval"
     name = f"{args.env.split('/')[-1]}-{args.dynamics}"
     result = evaluate(policy, args.env, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
                       dynamics=args.dynamics, video_dir=out / name if args.video else None, videos=args.video)

@@ -43,27 +43,10 @@ class ActionScaler:
 
 
 def load_base(spec: str, env_id: str, action_space: gym.spaces.Box, seed: int = 0) -> Policy:
-    """A base policy from ``spec``: ``expert[:noise=X]``, ``random``, ``zero`` or a policy checkpoint dir."""
-    from robolearn.policy_factory import NAMED_POLICIES, make_policy
+    """A base policy from ``spec`` (see :func:`robolearn.policy_factory.load_policy`)."""
+    from robolearn.policy_factory import load_policy
 
-    name, _, opts = spec.partition(":")
-    if name in NAMED_POLICIES:
-        kwargs: dict[str, Any] = {}
-        for item in filter(None, opts.split(",")):
-            key, _, value = item.partition("=")
-            if key != "noise":
-                raise ValueError(f"base '{spec}': unknown option '{key}' (only noise=<float>)")
-            kwargs["noise"] = float(value)
-        return make_policy(name, env_id, action_space, seed=seed, **kwargs)
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"base '{spec}' is neither a named policy ({', '.join(NAMED_POLICIES)}[:noise=X]) "
-                                "nor an existing checkpoint directory")
-    if (path / REFINED_FILE).is_file():
-        return load_refined(path, env_id, seed)
-    from robolearn.policies.checkpoint import load
-
-    return load(path)
+    return load_policy(spec, env_id, seed=seed)
 
 
 def batch_size(obs: Mapping[str, np.ndarray]) -> int:

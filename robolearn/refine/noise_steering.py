@@ -87,6 +87,8 @@ class NoiseSteeringVecEnv:
                 terminated |= te & ended
                 truncated |= tr & ended
                 done |= ended
+            if t < chunk.shape[1] - 1 and hasattr(self.base, "observe"):
+                self.base.observe(obs)  # the base's history holds consecutive steps
         self._obs = {k: np.asarray(v) for k, v in obs.items()}
         final_obs = {k: np.array(v, copy=True) for k, v in self._obs.items()}
         for i, last in ended_obs.items():
@@ -118,6 +120,11 @@ class NoiseSteeredPolicy:
         """``(B, Ta, Da)`` physical chunk of the base denoising the actor's noise (``noise`` is ignored)."""
         a = self.actor.mode(torch_obs(obs)).numpy()
         return self.base.act(obs, (self.bound * a).reshape(len(a), *self.base_noise_shape))
+
+    def observe(self, obs: Obs) -> None:
+        """Intermediate observations of an executed chunk go to the base's history."""
+        if hasattr(self.base, "observe"):
+            self.base.observe(obs)
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         self.base.reset(env_ids)

@@ -60,6 +60,8 @@ class ResidualVecEnv:
             if self._chunk.ndim != 3 or self._chunk.shape[0] != self.num_envs:
                 raise ValueError(f"base.act must return (B, Ta, Da), got shape {self._chunk.shape}")
             self._index = 0
+        elif hasattr(self.base, "observe"):  # keep the base's observation history step by step
+            self.base.observe(obs)
         self._base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         self._base_norm = np.clip(self.scaler.normalize(self._base_phys), -1.0, 1.0)
         return {**{k: np.asarray(v) for k, v in obs.items()}, BASE_KEY: self._base_norm.copy()}
@@ -126,6 +128,8 @@ class ResidualPolicy:
         """``(B, 1, Da)`` physical action: base action plus ``scale *`` the actor's correction."""
         if self._chunk is None or self._index >= self._chunk.shape[1] or self._chunk.shape[0] != batch_size(obs):
             self._chunk, self._index = np.asarray(self.base.act(obs, noise), np.float32), 0
+        elif hasattr(self.base, "observe"):  # keep the base's observation history step by step
+            self.base.observe(obs)
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         base_norm = np.clip(self.scaler.normalize(base_phys), -1, 1)
         self._index += 1

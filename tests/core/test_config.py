@@ -79,3 +79,11 @@ def test_shipped_presets_load():
     for path in sorted((root / "rollout").glob("*.yaml")):
         assert load_config(RolloutConfig, path).episodes > 0
     assert load_config(DemoConfig, root / "demo.yaml").tasks
+
+
+def test_exponent_floats_without_a_dot():
+    """YAML 1.1 reads 1e-4 as a string; float fields accept it, other strings still fail."""
+    cfg = apply_overrides(Outer(), ["env.rate=1e-4"])
+    assert cfg.env.rate == 1e-4
+    with pytest.raises(ConfigError, match="expected float"):
+        apply_overrides(Outer(), ["env.rate=fast"])
