@@ -11,9 +11,17 @@ to this package's search path so the same names resolve. The top-level folders h
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 __version__ = "0.1.0"
+
+# Offscreen rendering on a headless Linux machine goes through EGL (Mesa's llvmpipe on a CPU). MuJoCo
+# reads MUJOCO_GL when it is first imported, so this must run before any robolearn module imports it.
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "sim").is_dir():

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "robolearn.cli.eval",
     "refine": "robolearn.cli.refine",
     "launch": "robolearn.cli.launch",
+    "pipeline": "robolearn.cli.pipeline",
 }
 """Subcommand name -> module. Add a line here for a new subcommand."""
 

@@ -1,0 +1,1 @@
+"""The main job as resumable stages: collect -> train -> evaluate -> refine -> ROS 2 -> report."""

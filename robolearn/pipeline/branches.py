@@ -1,0 +1,103 @@
+"""The pipeline's later stages: refinement branches, the ROS 2 closed loop, and the report."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from robolearn.config import from_dict, to_dict
+from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
+from robolearn.pipeline.pipeline import evaluate_policy
+from robolearn.pipeline.stages import Stage, write_json_atomic
+from robolearn.stats import wilson_interval
+
+
+def _refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
+    """The branch's RefineConfig: its settings, on the pipeline's task, base and demonstrations."""
+    from robolearn.refine.config import RefineConfig
+
+    settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
+                "base": str(Path(cfg.run_dir) / "base"), "seed": cfg.seed}
+    if branch.method == "residual":  # the demonstrations go to the offline buffer (RLPD-style 50/50)
+        settings.setdefault("demos", str(Path(cfg.run_dir) / "data"))
+    return from_dict(RefineConfig, {**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
+
+
+def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
+    out = f"refine/{branch.method}"
+
+    def run() -> dict[str, Any]:
+        from robolearn.policy_factory import load_policy
+        from robolearn.refine.loop import train
+
+        run_dir = Path(cfg.run_dir) / out
+        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+        result = train(_refine_config(cfg, branch), run_dir=run_dir, resume=resume)
+        curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
+                 for e in result.evals]
+        write_json_atomic(run_dir / "curve.json", curve)
+        policy = load_policy(run_dir / "policy", cfg.env_id, seed=cfg.seed)
+        records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
+        return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
+                "success": {r["dynamics"]: r["success_rate"] for r in records}}
+
+    return Stage(f"refine_{branch.method}", run, (out,))
+
+
+def refine_stages(cfg: PipelineConfig) -> list[Stage]:
+    """One stage per refinement branch."""
+    methods = [b.method for b in cfg.refine]
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"refinement branches must differ in method, got {methods}")
+    return [_refine_stage(cfg, branch) for branch in cfg.refine]
+
+
+def ros_stage(cfg: PipelineConfig) -> Stage:
+    """The deployed policy drives the MuJoCo robot twin over ROS 2 through the safety node."""
+
+    def run() -> dict[str, Any]:
+        from robolearn.ros_nodes.launcher import DeployConfig, run_graph
+
+        run_dir = Path(cfg.run_dir)
+        name = cfg.ros.policy
+        policy = run_dir / ("base" if name == "base" else f"refine/{name}/policy")
+        deploy = DeployConfig(
+            env_id=cfg.env_id, domain_id=int(os.environ.get("ROBOLEARN_ROS_DOMAIN", "77")),
+            nodes=["sim_robot", "policy", "safety"], log_dir=str(run_dir / "ros" / "logs"),
+            timeout=60.0 + 10.0 * cfg.ros.episodes,
+            params={
+                "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": 20.0,
+                              "wait_for_subscribers": 1},
+                "policy": {"policy": str(policy), "control_hz": 20.0, "replan_every": 0},
+                "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
+            },
+        )
+        result = run_graph(deploy, progress=False)
+        n, wins = len(result.episodes), sum(bool(e["success"]) for e in result.episodes)
+        if n == 0:
+            raise RuntimeError(f"no episode finished over ROS 2 ({result.reason}); logs in {deploy.log_dir}")
+        record = {"policy": f"{name} over ROS 2", "dynamics": "nominal", "episodes": n, "successes": wins,
+                  "success_rate": wins / n, "ci95": list(wilson_interval(wins, n)),
+                  "mean_return": None,
+                  "mean_length": sum(e["length"] for e in result.episodes) / n, "videos": [],
+                  "status": result.status, "reason": result.reason}
+        write_json_atomic(run_dir / "eval" / f"ros_{name}__nominal.json", record)
+        (run_dir / "ros").mkdir(parents=True, exist_ok=True)
+        (run_dir / "ros" / "episodes.json").write_text(json.dumps(result.episodes, indent=2, default=str))
+        return {"success_rate": wins / n, "episodes": n, "reason": result.reason,
+                "exit_codes": {k: v for k, v in asdict(result)["exit_codes"].items()}}
+
+    return Stage("ros", run, ("ros",))
+
+
+def report_stage(cfg: PipelineConfig) -> Stage:
+    def run() -> dict[str, Any]:
+        from robolearn.pipeline.report import write_report
+
+        html, md = write_report(cfg.run_dir, title=f"robolearn pipeline: {cfg.env_id}")
+        return {"html": str(html), "md": str(md)}
+
+    return Stage("report", run)

@@ -1,0 +1,69 @@
+"""``robolearn pipeline`` configuration: one YAML file describes the whole run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from robolearn.collect import CollectConfig
+from robolearn.train import TrainConfig
+
+
+@dataclass
+class EvalStageConfig:
+    """How policies are evaluated in sim."""
+
+    episodes: int = 100
+    """Episodes per policy and dynamics preset."""
+    num_envs: int = 8
+    """Envs stepped in lockstep."""
+    dynamics: list[str] = field(default_factory=lambda: ["nominal", "real-gap"])
+    """Dynamics presets to evaluate on (refined policies; the base too)."""
+    videos: int = 1
+    """Videos recorded per policy (nominal dynamics)."""
+    seed: int = 100_000
+    """Seed of the first evaluation episode (held out from collection and refinement seeds)."""
+
+
+@dataclass
+class RefineStageConfig:
+    """One refinement branch."""
+
+    method: str = "residual"
+    """residual, dsrl or dsrl-na."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Keys of the refinement config (``robolearn refine`` preset keys), e.g. total_steps."""
+
+
+@dataclass
+class RosStageConfig:
+    """Closed loop over ROS 2 against the MuJoCo robot twin."""
+
+    enabled: bool = True
+    """Run the refined policy through ROS 2 (needs the ``ros`` extra)."""
+    episodes: int = 20
+    """Episodes over ROS."""
+    policy: str = "residual"
+    """Which refined branch to deploy (its method name), or ``base``."""
+
+
+@dataclass
+class PipelineConfig:
+    """``robolearn pipeline <preset.yaml>``: demonstrations to a refined policy over ROS 2, with a report."""
+
+    run_dir: str = "runs/pipeline/panda_lift"
+    """Everything goes here; rerunning resumes."""
+    env_id: str = "robolearn/PandaLift-v0"
+    """The task."""
+    seed: int = 0
+    """Base seed of every stage."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    """Demonstrations (``out`` is set to <run_dir>/data)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The base policy (``run_dir`` and ``data.path`` are set by the pipeline)."""
+    eval: EvalStageConfig = field(default_factory=EvalStageConfig)
+    """Sim evaluation of expert, base and refined policies."""
+    refine: list[RefineStageConfig] = field(default_factory=lambda: [RefineStageConfig()])
+    """Refinement branches, run in order."""
+    ros: RosStageConfig = field(default_factory=RosStageConfig)
+    """The ROS 2 closed loop."""

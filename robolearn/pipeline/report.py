@@ -1,0 +1,146 @@
+"""``report.html`` and ``report.md`` of a pipeline run.
+
+The HTML is self-contained: plots (PNG) and videos (MP4) are embedded as data URIs, so the file can be
+mailed or attached to an issue. The Markdown links the same files by relative path.
+
+Inputs, all read from the run directory: ``config.yaml``, ``stages/*.json`` (time per stage),
+``eval/*.json`` (success rates), ``refine/<method>/curve.json`` (``[{"env_steps", "success_rate"}]``)
+and the videos listed in the evaluation records.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from robolearn.pipeline.pipeline import load_evals
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _order(record: dict[str, Any]) -> tuple[int, str, str]:
+    """Expert and demonstrator first, then the base, the refined branches, and ROS runs last."""
+    name = record["policy"]
+    rank = 0 if name == "expert" else 1 if name.startswith("demonstrator") else 2 if name == "base" else (
+        4 if "ROS" in name else 3)
+    return rank, name, "" if record["dynamics"] == "nominal" else record["dynamics"]
+
+
+def _rows(evals: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in sorted(evals, key=_order):
+        lo, hi = r["ci95"]
+        rows.append([r["policy"], r["dynamics"], _pct(r["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
+                     f"{r['successes']}/{r['episodes']}",
+                     "-" if r["mean_return"] is None else f"{r['mean_return']:.3f}", f"{r['mean_length']:.1f}"])
+    return rows
+
+
+HEADER = ["policy", "dynamics", "success", "95% CI", "n", "return", "length"]
+
+
+def learning_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """``{method: [{"env_steps", "success_rate"}, ...]}`` for every refinement branch."""
+    curves = {}
+    for path in sorted((run_dir / "refine").glob("*/curve.json")):
+        curves[path.parent.name] = json.loads(path.read_text())
+    return curves
+
+
+def plot_curves(curves: dict[str, list[dict[str, float]]], base_rate: float | None, out: Path) -> Path | None:
+    """Success rate vs environment steps for each method (PNG)."""
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for method, points in curves.items():
+        ax.plot([p["env_steps"] for p in points], [p["success_rate"] for p in points], marker="o", label=method)
+    if base_rate is not None:
+        ax.axhline(base_rate, color="grey", linestyle="--", label="base policy")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _data_uri(path: Path, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _stage_times(run_dir: Path) -> list[tuple[str, float]]:
+    times = []
+    for path in sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime):
+        record = json.loads(path.read_text())
+        times.append((record["stage"], float(record["seconds"])))
+    return times
+
+
+def _videos(evals: list[dict[str, Any]]) -> list[tuple[str, Path]]:
+    nominal = [r for r in evals if r["dynamics"] == "nominal"]
+    return [(r["policy"], Path(v)) for r in nominal for v in r["videos"] if Path(v).is_file()]
+
+
+def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into ``run_dir``; return their paths."""
+    run_dir = Path(run_dir)
+    evals = load_evals(run_dir)
+    base = next((r["success_rate"] for r in evals if r["policy"] == "base" and r["dynamics"] == "nominal"), None)
+    plot = plot_curves(learning_curves(run_dir), base, run_dir / "plots" / "learning_curves.png")
+    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    times = _stage_times(run_dir)
+    videos = _videos(evals)
+    rows = _rows(evals)
+
+    md = [f"# {title}", "", "## Success rates (95% Wilson intervals)", "",
+          "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    md += ["| " + " | ".join(row) + " |" for row in rows]
+    if plot:
+        md += ["", "## Learning curves", "", f"![learning curves]({plot.relative_to(run_dir)})"]
+    md += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
+    md += [f"| {name} | {sec:.0f} |" for name, sec in times]
+    md += [f"| **total** | {sum(s for _, s in times):.0f} |"]
+    if videos:
+        md += ["", "## Videos", ""] + [f"- {name}: [{p.name}]({p.relative_to(run_dir)})" for name, p in videos]
+    md += ["", "## Configuration", "", "```yaml", config.rstrip(), "```", ""]
+    md_path = run_dir / "report.md"
+    md_path.write_text("\n".join(md))
+
+    esc = html.escape
+    table = "".join(f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}video{margin:4px}</style></head><body>",
+        f"<h1>{esc(title)}</h1><h2>Success rates (95% Wilson intervals)</h2>",
+        f"<table><tr>{''.join(f'<th>{h}</th>' for h in HEADER)}</tr>{table}</table>",
+    ]
+    if plot:
+        parts.append(f"<h2>Learning curves</h2><img id='curves' alt='learning curves' "
+                     f"src='{_data_uri(plot, 'image/png')}'>")
+    parts.append("<h2>Time per stage</h2><table><tr><th>stage</th><th>seconds</th></tr>")
+    parts += [f"<tr><td>{esc(n)}</td><td>{s:.0f}</td></tr>" for n, s in times]
+    parts.append(f"<tr><td><b>total</b></td><td>{sum(s for _, s in times):.0f}</td></tr></table>")
+    if videos:
+        parts.append("<h2>Videos</h2>")
+        for name, path in videos:
+            parts.append(f"<figure><video controls muted width='256' src='{_data_uri(path, 'video/mp4')}'></video>"
+                         f"<figcaption>{esc(name)}</figcaption></figure>")
+    parts.append(f"<h2>Configuration</h2><pre>{esc(config)}</pre></body></html>")
+    html_path = run_dir / "report.html"
+    html_path.write_text("".join(parts))
+    return html_path, md_path
