@@ -10,7 +10,7 @@ STAMP    := $(VENV)/.robolearn-$(EXTRAS)-installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: demo test lint venv gl clean
+.PHONY: demo test lint venv gl browser clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -29,13 +29,16 @@ venv: $(STAMP)
 gl: $(STAMP)
 	@bash scripts/ensure_gl.sh $(PY)
 
+browser:
+	@bash scripts/ensure_browser.sh
+
 demo: $(STAMP) gl
 	$(PY) -m robolearn demo --config configs/demo.yaml
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: $(STAMP) gl lint
+test: $(STAMP) gl browser lint
 	$(PY) -m pytest -q
 
 clean:

@@ -1,0 +1,79 @@
+"""The report: tables with intervals, learning curves, stage times, embedded media; loads in a browser."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robolearn.pipeline.report import write_report
+from robolearn.pipeline.stages import write_json_atomic
+from robolearn.rollout import write_video
+
+
+def _fake_run(tmp_path: Path) -> Path:
+    """A run directory with real files of every kind the report reads (evaluations, curves, a video)."""
+    run = tmp_path / "run"
+    frames = [np.full((64, 64, 3), 40 * i, np.uint8) for i in range(6)]
+    video = write_video(frames, run / "eval" / "videos" / "base" / "episode_000.mp4", fps=10)
+    for policy, rate, videos in (("expert", 1.0, []), ("base", 0.4, [str(video)]), ("residual", 0.9, [])):
+        n = 100
+        write_json_atomic(run / "eval" / f"{policy}__nominal.json", {
+            "policy": policy, "dynamics": "nominal", "episodes": n, "successes": int(rate * n),
+            "success_rate": rate, "ci95": [rate - 0.1, min(1.0, rate + 0.1)], "mean_return": rate,
+            "mean_length": 60.0, "videos": videos})
+    write_json_atomic(run / "refine" / "residual" / "curve.json",
+                      [{"env_steps": s, "success_rate": r} for s, r in ((0, 0.4), (5000, 0.7), (10000, 0.9))])
+    write_json_atomic(run / "stages" / "collect.json", {"stage": "collect", "seconds": 12.0})
+    (run / "config.yaml").write_text("env_id: robolearn/PandaLift-v0\n")
+    return run
+
+
+def test_report_contents(tmp_path):
+    run = _fake_run(tmp_path)
+    html_path, md_path = write_report(run)
+    md = md_path.read_text()
+    assert "| residual | nominal | 90.0% |" in md and "| base | nominal | 40.0% |" in md
+    assert md.index("| expert") < md.index("| base") < md.index("| residual")
+    assert "plots/learning_curves.png" in md and (run / "plots" / "learning_curves.png").stat().st_size > 1000
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 1 and page.count("data:video/mp4;base64,") == 1
+    assert "collect" in page and "env_id: robolearn/PandaLift-v0" in page
+
+
+def _chrome():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
+    if not (chromium and driver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make test installs them as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+        options.add_argument(flag)
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+
+
+@pytest.mark.slow
+def test_report_loads_images_and_videos_in_a_headless_browser(tmp_path):
+    run = _fake_run(tmp_path)
+    html_path, _ = write_report(run)
+    browser = _chrome()
+    try:
+        browser.get(html_path.resolve().as_uri())
+        images = browser.execute_script(
+            "return [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
+        assert images and all(ok and w > 100 and h > 100 for ok, w, h in images), images
+        states = browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const videos = [...document.querySelectorAll('video')];
+            const wait = v => v.readyState >= 1 ? Promise.resolve() : new Promise(r => {
+                v.addEventListener('loadedmetadata', r); v.addEventListener('error', r); });
+            Promise.all(videos.map(wait)).then(() =>
+                done(videos.map(v => [v.readyState, v.duration, v.videoWidth, v.error && v.error.code])));
+        """)
+        assert states and all(r >= 1 and d > 0 and w == 64 and err is None for r, d, w, err in states), states
+    finally:
+        browser.quit()

@@ -1,0 +1,93 @@
+"""Pipeline stages: completed stages are skipped, an interrupted one reruns, --force reruns from a stage."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from robolearn.pipeline.stages import Stage, StageRunner
+
+
+def _stage(name, calls, outputs=()):
+    def fn():
+        calls.append(name)
+        return {"value": len(calls)}
+
+    return Stage(name, fn, outputs)
+
+
+def test_completed_stages_are_skipped(tmp_path):
+    calls = []
+    stages = [_stage(n, calls) for n in ("a", "b", "c")]
+    first = StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert calls == ["a", "b", "c"] and first["c"]["value"] == 3
+    second = StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert calls == ["a", "b", "c"] and second["c"]["value"] == 3
+    assert json.loads((tmp_path / "stages" / "b.json").read_text())["stage"] == "b"
+
+
+def test_force_reruns_from_a_stage_and_clears_its_outputs(tmp_path):
+    calls = []
+    stages = [_stage("a", calls), _stage("b", calls, ("b_out",)), _stage("c", calls)]
+    runner = StageRunner(tmp_path, stages, log=lambda _: None)
+    runner.run()
+    (tmp_path / "b_out").mkdir()
+    runner.force("b")
+    assert not (tmp_path / "b_out").exists()
+    runner.run()
+    assert calls == ["a", "b", "c", "b", "c"]
+    with pytest.raises(ValueError, match="unknown stage 'z'"):
+        runner.force("z")
+
+
+def test_a_failed_stage_leaves_no_marker_and_reruns(tmp_path):
+    calls = []
+
+    def boom():
+        calls.append("boom")
+        raise RuntimeError("stage failed")
+
+    stages = [_stage("a", calls), Stage("b", boom)]
+    with pytest.raises(RuntimeError):
+        StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert not (tmp_path / "stages" / "b.json").exists()
+    with pytest.raises(RuntimeError):
+        StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert calls == ["a", "boom", "boom"]
+
+
+def test_sigkill_mid_stage_then_resume(tmp_path):
+    """A pipeline killed inside a stage resumes at that stage; earlier stages are not redone."""
+    script = tmp_path / "pipe.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from robolearn.pipeline.stages import Stage, StageRunner
+        run = Path({str(tmp_path / "run")!r})
+        log = run / "calls.txt"
+        def mark(name):
+            run.mkdir(exist_ok=True)
+            with open(log, "a") as f:
+                f.write(name + "\\n")
+        def slow():
+            mark("slow")
+            if sys.argv[1] == "hang":
+                print("in slow stage", flush=True)
+                time.sleep(60)
+            return {{}}
+        stages = [Stage("fast", lambda: (mark("fast"), {{}})[1]), Stage("slow", slow)]
+        StageRunner(run, stages, log=lambda _: None).run()
+    """))
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, str(script), "hang"], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "in slow stage"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run([sys.executable, str(script), "finish"], check=True, env=env)
+    calls = (tmp_path / "run" / "calls.txt").read_text().split()
+    assert calls == ["fast", "slow", "slow"]
+    assert (tmp_path / "run" / "stages" / "slow.json").is_file()
