@@ -32,8 +32,10 @@ gl: $(STAMP)
 browser:
 	@bash scripts/ensure_browser.sh
 
+# Expert rollouts and a video of every task, then the main job: the default pipeline.
 demo: $(STAMP) gl
 	$(PY) -m robolearn demo --config configs/demo.yaml
+	$(PY) -m robolearn pipeline configs/pipelines/panda_lift.yaml
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
