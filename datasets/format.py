@@ -15,7 +15,6 @@ before that line is appended, so a crash at any point leaves every earlier episo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from robolearn.durable import append_line, atomic_write_bytes, atomic_write_json, fsync_dir  # noqa: F401
 from robolearn.protocols import Feature
 
 FORMAT_NAME = "robolearn-episodes"
@@ -223,41 +223,6 @@ def from_fixed_list(column: pa.ChunkedArray | pa.Array, shape: tuple[int, ...], 
     parts = [_flat(c) for c in chunks]
     flat = np.concatenate(parts) if parts else np.zeros(0, dtype)
     return flat.astype(dtype, copy=False).reshape(-1, *shape)
-
-
-# ----------------------------------------------------------------------------- durable files
-def fsync_dir(path: Path) -> None:
-    """Make a rename or creation inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` so that readers see the old or the new content, never a torn one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` and fsync it (the commit point of an episode)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (line.rstrip("\n") + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_info(root: Path) -> DatasetInfo:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from robolearn.config import from_dict, to_dict
+from robolearn.durable import atomic_write_json
 from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
 from robolearn.pipeline.pipeline import evaluate_policy
-from robolearn.pipeline.stages import Stage, write_json_atomic
+from robolearn.pipeline.stages import Stage
 from robolearn.stats import wilson_interval
 
 
@@ -38,7 +39,7 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
         result = train(_refine_config(cfg, branch), run_dir=run_dir, resume=resume)
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
-        write_json_atomic(run_dir / "curve.json", curve)
+        atomic_write_json(run_dir / "curve.json", curve)
         policy = load_policy(run_dir / "policy", cfg.env_id, seed=cfg.seed)
         records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
         return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
@@ -84,7 +85,7 @@ def ros_stage(cfg: PipelineConfig) -> Stage:
                   "mean_return": None,
                   "mean_length": sum(e["length"] for e in result.episodes) / n, "videos": [],
                   "status": result.status, "reason": result.reason}
-        write_json_atomic(run_dir / "eval" / f"ros_{name}__nominal.json", record)
+        atomic_write_json(run_dir / "eval" / f"ros_{name}__nominal.json", record)
         (run_dir / "ros").mkdir(parents=True, exist_ok=True)
         (run_dir / "ros" / "episodes.json").write_text(json.dumps(result.episodes, indent=2, default=str))
         return {"success_rate": wins / n, "episodes": n, "reason": result.reason,

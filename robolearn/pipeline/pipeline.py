@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from robolearn.config import save_config
+from robolearn.durable import atomic_write_json
 from robolearn.pipeline.config import PipelineConfig
-from robolearn.pipeline.stages import Stage, StageRunner, write_json_atomic
+from robolearn.pipeline.stages import Stage, StageRunner
 from robolearn.protocols import Policy
 from robolearn.stats import wilson_interval
 
@@ -47,7 +48,7 @@ def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, dynamics: st
                       num_envs=cfg.eval.num_envs, dynamics=dynamics, video_dir=run / "eval" / "videos" / name,
                       videos=videos)
     record = _eval_record(result, name, dynamics)
-    write_json_atomic(run / "eval" / f"{name}__{dynamics}.json", record)
+    atomic_write_json(run / "eval" / f"{name}__{dynamics}.json", record)
     return record
 
 

@@ -11,13 +11,14 @@ was running when the pipeline died starts again and is expected to resume from i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from robolearn.durable import atomic_write_json
 
 StageFn = Callable[[], dict[str, Any]]
 
@@ -29,17 +30,6 @@ class Stage:
     name: str
     fn: StageFn
     outputs: tuple[str, ...] = ()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a fsynced temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class StageRunner:
@@ -83,7 +73,7 @@ class StageRunner:
             start = time.perf_counter()
             summary = stage.fn()
             record = {"stage": stage.name, "seconds": time.perf_counter() - start, **summary}
-            write_json_atomic(self.marker(stage.name), record)
+            atomic_write_json(self.marker(stage.name), record)
             self.log(f"[{stage.name}] finished in {record['seconds']:.0f} s")
             results[stage.name] = record
         return results

@@ -22,17 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.durable import fsync_dir
 from robolearn.rl.replay import ReplayBuffer
 
 LATEST = "LATEST"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: Mapping[str, Any],
@@ -50,15 +43,15 @@ def save_checkpoint(run_dir: str | Path, step: int, state: Mapping[str, Any],
             with open(tmp / f"replay_{name}.npz", "wb") as f:
                 np.savez(f, **buf.state_dict())
     for f in tmp.iterdir():
-        _fsync(f)
+        fsync_dir(f)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     pointer = root / (LATEST + ".tmp")
     pointer.write_text(final.name)
-    _fsync(pointer)
+    fsync_dir(pointer)
     os.replace(pointer, root / LATEST)
-    _fsync(root)
+    fsync_dir(root)
     steps = sorted((p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")),
                    key=lambda p: int(p.name.split("_")[1]))
     for old in steps[:-keep]:

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robolearn.durable import atomic_write_json
 from robolearn.pipeline.report import write_report
-from robolearn.pipeline.stages import write_json_atomic
 from robolearn.rollout import write_video
 
 
@@ -18,13 +18,13 @@ def _fake_run(tmp_path: Path) -> Path:
     video = write_video(frames, run / "eval" / "videos" / "base" / "episode_000.mp4", fps=10)
     for policy, rate, videos in (("expert", 1.0, []), ("base", 0.4, [str(video)]), ("residual", 0.9, [])):
         n = 100
-        write_json_atomic(run / "eval" / f"{policy}__nominal.json", {
+        atomic_write_json(run / "eval" / f"{policy}__nominal.json", {
             "policy": policy, "dynamics": "nominal", "episodes": n, "successes": int(rate * n),
             "success_rate": rate, "ci95": [rate - 0.1, min(1.0, rate + 0.1)], "mean_return": rate,
             "mean_length": 60.0, "videos": videos})
-    write_json_atomic(run / "refine" / "residual" / "curve.json",
+    atomic_write_json(run / "refine" / "residual" / "curve.json",
                       [{"env_steps": s, "success_rate": r} for s, r in ((0, 0.4), (5000, 0.7), (10000, 0.9))])
-    write_json_atomic(run / "stages" / "collect.json", {"stage": "collect", "seconds": 12.0})
+    atomic_write_json(run / "stages" / "collect.json", {"stage": "collect", "seconds": 12.0})
     (run / "config.yaml").write_text("env_id: robolearn/PandaLift-v0\n")
     return run
 
