@@ -58,7 +58,7 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
 def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path, env_id):
     """QuadHover: TwistStamped rate + thrust setpoints; G1PushRecovery: JointState PD targets; both filtered by
     safety_node, at twice real time (the tasks run at 50 Hz)."""
-    cfg = DeployConfig(env_id=env_id, domain_id=fresh_domain(), timeout=60.0, log_dir=str(tmp_path),
+    cfg = DeployConfig(env_id=env_id, domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
                        params={"sim_robot": {"episodes": 1, "step_hz": 100.0, "wait_for_subscribers": 1},
                                "policy": {"policy": "expert", "control_hz": 100.0}})
     result = run_graph(cfg, progress=False)
