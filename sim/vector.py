@@ -159,6 +159,10 @@ class MujocoVectorEnv(gym.vector.VectorEnv):
         threads = min(self.num_envs, _usable_cpus()) if num_threads is None else int(num_threads)
         if threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        if any(env.pixels.cfg.cameras for env in self.envs):
+            # Offscreen rendering dominates a pixel env's step, and on a CPU renderer switching GL contexts
+            # between pool threads made 8 envs 15x slower than stepping them inline (bench/render_throughput.py).
+            threads = 1
         self.num_threads = min(threads, self.num_envs)
         self._chunks = [c.tolist() for c in np.array_split(np.arange(self.num_envs), self.num_threads)]
         self._pool = ThreadPoolExecutor(self.num_threads, "robolearn-vec") if self.num_threads > 1 else None

@@ -35,8 +35,8 @@ def test_unknown_camera_is_named():
         gym.make("robolearn/PandaLift-v0", pixels={"cameras": ["top"]})
 
 
-def test_batched_envs_render_in_worker_threads():
-    """The threaded batched env renders pixels from its pool threads (one GL context per thread)."""
+def test_batched_envs_render_pixels():
+    """A batched env with cameras renders every env's frames (inline: GL context switches cost more)."""
     from robolearn.sim.vector import make_vec_env
 
     vec = make_vec_env("robolearn/PandaLift-v0", 4, seed=0,
@@ -46,4 +46,20 @@ def test_batched_envs_render_in_worker_threads():
         obs, *_ = vec.step(vec.action_space.sample())
     assert obs["pixels/front"].shape == (4, 32, 32, 3) and obs["pixels/front"].dtype == np.uint8
     assert obs["pixels/front"].std() > 5
+    assert vec.num_threads == 1
     vec.close()
+
+
+def test_renderer_per_thread():
+    """Rendering one env from two threads works (each thread gets its own GL context)."""
+    import threading
+
+    env = gym.make("robolearn/PandaLift-v0", pixels={"cameras": ["front"], "width": 32, "height": 32})
+    env.reset(seed=0)
+    base = env.unwrapped
+    frames = []
+    thread = threading.Thread(target=lambda: frames.append(base.pixels.render(base.data)["pixels/front"]))
+    thread.start()
+    thread.join()
+    frames.append(base.pixels.render(base.data)["pixels/front"])
+    assert len(frames) == 2 and np.array_equal(frames[0], frames[1])
