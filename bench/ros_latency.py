@@ -190,10 +190,9 @@ def main() -> None:
     if args.echo:
         echo_main()
         return
-    from robolearn.ros_nodes.rosenv import ros_env
+    from robolearn.ros_nodes.rosenv import use_ros_env
 
-    env = ros_env(args.domain_id)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_"))})
+    env = use_ros_env(args.domain_id)
     robot = Robot(args.domain_id)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from typing import IO, Any
 import yaml
 
 from robolearn.config import ConfigError
-from robolearn.ros_nodes.rosenv import require_rclpy, ros_env
+from robolearn.ros_nodes.rosenv import require_rclpy, ros_env, use_ros_env
 
 NODES: dict[str, str] = {
     "sim_robot": "robolearn.ros_nodes.sim_robot_node",
@@ -179,8 +179,7 @@ class Monitor:
 
 def run_graph(cfg: DeployConfig, progress: bool = True) -> GraphResult:
     """Start the graph, wait for its episodes (or ``cfg.timeout``, or Ctrl-C), stop it; the result."""
-    os.environ.update({k: v for k, v in ros_env(cfg.domain_id, cfg.localhost_only).items()
-                       if k.startswith(("ROS_", "RMW_"))})
+    use_ros_env(cfg.domain_id, cfg.localhost_only)
     monitor = Monitor(cfg.domain_id)
     graph = Graph(cfg)
     result = GraphResult()

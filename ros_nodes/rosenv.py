@@ -8,7 +8,11 @@ so neither ``AMENT_PREFIX_PATH`` nor a sourced ``setup.bash`` is needed. In a co
 
 :func:`ros_env` gives the variables that keep a node graph to itself: ``ROS_DOMAIN_ID`` (0..101) and
 discovery limited to this host (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, and ``ROS_LOCALHOST_ONLY=1``
-for distributions before Jazzy).
+for distributions before Jazzy), and Fast DDS on its UDPv4 transport only. Fast DDS's default
+shared-memory transport stalled discovery between a long-lived process that opens and closes contexts
+(the launcher's monitor, a test client) and the next graph's nodes: the ``episode`` topic of the second
+graph in one process never matched. Loopback UDP costs tens of microseconds per small message; set
+``FASTDDS_BUILTIN_TRANSPORTS=DEFAULT`` to get shared memory back (camera images at high rate).
 """
 
 from __future__ import annotations
@@ -51,7 +55,20 @@ def ros_env(domain_id: int | None = None, localhost_only: bool = True,
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated since Jazzy; set together with the range it warns
     env.setdefault("RMW_IMPLEMENTATION", DEFAULT_RMW)
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+MIDDLEWARE_PREFIXES = ("ROS_", "RMW_", "FASTDDS_")
+"""Variables :func:`use_ros_env` copies into this process."""
+
+
+def use_ros_env(domain_id: int | None = None, localhost_only: bool = True) -> dict[str, str]:
+    """Apply :func:`ros_env`'s middleware variables to this process (before creating an rclpy context in it);
+    returns the full child environment."""
+    env = ros_env(domain_id, localhost_only)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(MIDDLEWARE_PREFIXES)})
     return env
 
 

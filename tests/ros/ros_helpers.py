@@ -24,9 +24,9 @@ class Client:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
 
-        from robolearn.ros_nodes.rosenv import ros_env
+        from robolearn.ros_nodes.rosenv import use_ros_env
 
-        os.environ.update({k: v for k, v in ros_env(domain_id).items() if k.startswith(("ROS_", "RMW_"))})
+        use_ros_env(domain_id)
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("test_client", context=self.context)
