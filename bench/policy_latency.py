@@ -4,9 +4,13 @@ For the diffusion policy with the U-Net and the MLP denoiser, measures ``policy.
 normalization, encoder, DDIM denoising loop, unnormalization, numpy out) at batch 1 and 64 and at
 1, 3, 10, 16 and 100 denoising steps; then the one-pass floor: the same encoder and denoiser called
 once, without diffusion (what a non-generative policy of the same network costs), and the BC policy.
-Reports medians, parameter counts and the ratio of 10 steps to the floor.
+Reports medians, parameter counts and the ratio of 10 steps to the floor. ``ts10`` is the same policy
+exported to TorchScript (:func:`robolearn.policies.export.export_torchscript`: the 10-step DDIM loop
+unrolled into one traced graph, no Python per step), the deployment path. The machine's load average
+is printed with the figures: on a shared CPU, medians grow with it, and more than one torch thread
+makes it worse (OpenMP workers spin-wait on cores that other processes hold).
 
-    python bench/policy_latency.py [--threads 2] [--repeats 30] [--json out.json]
+    python bench/policy_latency.py [--threads 1] [--repeats 30] [--json out.json]
 
 (with robolearn installed, ``pip install -e .``; from a bare checkout prefix ``PYTHONPATH=.``)
 
@@ -18,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from robolearn.policies.checkpoint import make_policy
 from robolearn.policies.configuration import DiffusionConfig, PolicyConfig
+from robolearn.policies.export import example_inputs, export_torchscript, load_torchscript
 
 OBS_SHAPES = {"joint_pos": [7], "joint_vel": [7], "ee_pos": [3], "ee_quat": [4], "gripper": [1],
               "object_pos": [3], "object_quat": [4]}
@@ -34,9 +42,16 @@ STEPS = (1, 3, 10, 16, 100)
 BATCHES = (1, 64)
 
 
-def config(kind: str, denoiser: str = "unet") -> PolicyConfig:
+VARIANTS = {"unet": {"denoiser": "unet"}, "unet-small": {"denoiser": "unet", "unet_channels": [32, 64, 128]},
+            "mlp": {"denoiser": "mlp"}, "mlp-256": {"denoiser": "mlp", "mlp_hidden_dim": 256}}
+"""Variant name -> DiffusionConfig fields (``unet`` and ``mlp`` are the defaults; ``mlp-256`` is the fast
+preset's denoiser, ``configs/bc/panda_lift_diffusion_fast.yaml``)."""
+
+
+def config(kind: str, variant: str = "unet") -> PolicyConfig:
+    diffusion = DiffusionConfig(num_train_timesteps=100, **VARIANTS[variant])
     return PolicyConfig(type=kind, obs_shapes=OBS_SHAPES, action_dim=5, n_obs_steps=2, horizon=16,
-                        n_action_steps=8, diffusion=DiffusionConfig(denoiser=denoiser, num_train_timesteps=100))
+                        n_action_steps=8, diffusion=diffusion)
 
 
 def stats() -> dict:
@@ -69,25 +84,37 @@ def one_pass(policy, batch: int) -> Callable[[], object]:
     def run():
         with torch.inference_mode():
             cond = policy.encoder(policy.normalize_obs(history))
-            return policy.denoiser(x, t, cond)
+            return policy.inference_denoiser(x, cond)(x, t, cond)  # as sampling runs it (traced)
 
     return run
 
 
-def measure(repeats: int) -> dict:
-    results: dict = {"threads": torch.get_num_threads(), "variants": {}}
-    for denoiser in ("unet", "mlp"):
-        policy = make_policy(config("diffusion", denoiser)).eval()
+def exported(policy, steps: int, directory: Path) -> torch.jit.ScriptModule:
+    """``policy`` with DDIM ``steps`` exported to TorchScript and loaded back."""
+    policy.set_sampler("ddim", steps)
+    return load_torchscript(export_torchscript(policy, directory / "policy.pt"))
+
+
+def measure(repeats: int, variants: list[str]) -> dict:
+    results: dict = {"threads": torch.get_num_threads(), "load_avg": os.getloadavg(), "variants": {}}
+    for variant in variants:
+        policy = make_policy(config("diffusion", variant)).eval()
         policy.set_stats(stats())
-        row = {"params": sum(p.numel() for p in policy.parameters()), "act_ms": {}, "floor_ms": {}}
+        row = {"params": sum(p.numel() for p in policy.parameters()), "act_ms": {}, "floor_ms": {},
+               "ts10_ms": {}}
+        with tempfile.TemporaryDirectory() as tmp:
+            graph = exported(policy, 10, Path(tmp))
         for batch in BATCHES:
             obs = observation(batch)
             row["floor_ms"][batch] = median_ms(one_pass(policy, batch), repeats)
+            inputs = example_inputs(policy, batch)
+            with torch.inference_mode():
+                row["ts10_ms"][batch] = median_ms(lambda g=graph, x=inputs: g(*x), repeats)
             for steps in STEPS:
                 policy.set_sampler("ddim", steps)
                 n = repeats if steps <= 16 else max(repeats // 5, 3)
                 row["act_ms"][f"{batch}x{steps}"] = median_ms(lambda p=policy, o=obs: p.act(o), n)
-        results["variants"][denoiser] = row
+        results["variants"][variant] = row
     bc = make_policy(config("bc")).eval()
     bc.set_stats(stats())
     results["bc"] = {"params": sum(p.numel() for p in bc.parameters()),
@@ -96,21 +123,27 @@ def measure(repeats: int) -> dict:
 
 
 def report(results: dict) -> str:
-    lines = [f"policy chunk latency, ms (median), torch threads = {results['threads']}, DDIM eta=0"]
-    head = "variant   params    batch  floor  " + "  ".join(f"{s:>6d}st" for s in STEPS) + "  10st/floor"
+    load = ", ".join(f"{x:.2f}" for x in results["load_avg"])
+    lines = [f"policy chunk latency, ms (median), torch threads = {results['threads']}, DDIM eta=0, "
+             f"load average {load}"]
+    head = ("variant      params  batch  floor  " + "  ".join(f"{s:>6d}st" for s in STEPS)
+            + "  10st/floor    ts10  ts10/floor")
     lines.append(head)
     for name, row in results["variants"].items():
         for batch in BATCHES:
             acts = [row["act_ms"][f"{batch}x{s}"] for s in STEPS]
-            floor = row["floor_ms"][batch]
-            lines.append(f"{name:8s} {row['params'] / 1e6:6.2f}M  {batch:5d}  {floor:5.2f}  "
-                         + "  ".join(f"{a:8.2f}" for a in acts) + f"  {row['act_ms'][f'{batch}x10'] / floor:9.1f}x")
+            floor, ts10 = row["floor_ms"][batch], row["ts10_ms"][batch]
+            lines.append(f"{name:10s} {row['params'] / 1e6:6.2f}M  {batch:5d}  {floor:5.2f}  "
+                         + "  ".join(f"{a:8.2f}" for a in acts)
+                         + f"  {row['act_ms'][f'{batch}x10'] / floor:9.1f}x  {ts10:6.2f}  {ts10 / floor:9.1f}x")
     bc = results["bc"]
     bc_ms = ", ".join(f"batch {b}: {v:.2f}" for b, v in bc["act_ms"].items())
-    lines.append(f"bc       {bc['params'] / 1e6:6.2f}M  act: {bc_ms}")
-    target = results["variants"]["unet"]["act_ms"]["1x10"]
-    verdict = "met" if target < 20 else "MISSED"
-    lines.append(f"target: U-Net, 10 DDIM steps, batch 1 < 20 ms: {target:.2f} ms -> {verdict}")
+    lines.append(f"bc         {bc['params'] / 1e6:6.2f}M  act: {bc_ms}")
+    for name, row in results["variants"].items():
+        act, ts10 = row["act_ms"]["1x10"], row["ts10_ms"][1]
+        verdict = lambda ms: "met" if ms < 20 else "MISSED"  # noqa: E731
+        lines.append(f"target {name}, 10 DDIM steps, batch 1 < 20 ms: act {act:.2f} ms -> {verdict(act)}; "
+                     f"TorchScript {ts10:.2f} ms -> {verdict(ts10)}")
     return "\n".join(lines)
 
 
@@ -119,10 +152,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per setting")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
+                        help="diffusion denoisers to measure")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    results = measure(args.repeats)
+    results = measure(args.repeats, args.variants)
     print(report(results))
     if args.json:
         with open(args.json, "w") as f:

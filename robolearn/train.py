@@ -104,6 +104,9 @@ class TrainConfig:
     """Output directory; an existing run there is resumed."""
     device: str = "cpu"
     """Torch device."""
+    threads: int = 1
+    """Torch CPU threads (0: torch's default, one per core). One is fastest for state-based policies on a
+    shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold (3-4x slower)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -285,6 +288,8 @@ def train(
 
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     stream, policy = _setup(cfg, batches, stats)
     save_config(cfg, run_dir / "config.yaml")

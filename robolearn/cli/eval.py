@@ -20,12 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="diffusion denoising steps")
     parser.add_argument("--video", type=int, default=0, help="record the first N episodes as MP4")
     parser.add_argument("--out", help="write results (JSON) and videos here (default: <policy>/eval)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (0: torch's default); one is fastest on a shared CPU")
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from robolearn.evaluate import evaluate
     from robolearn.policy_factory import load_policy
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
     policy = load_policy(args.policy, args.env, seed=args.seed,
                          **{k: v for k, v in kwargs.items() if v is not None})

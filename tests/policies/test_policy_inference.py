@@ -118,3 +118,29 @@ def _cfg(**kw):
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
+
+
+@pytest.mark.parametrize("denoiser", ["unet", "mlp"])
+def test_traced_denoiser_matches_eager_and_follows_weight_updates(denoiser):
+    import copy
+
+    policy = fitted("diffusion", denoiser)
+    obs = make_obs(np.random.default_rng(0), b=2)
+    noise = np.random.default_rng(1).normal(size=(2, TP, DA)).astype(np.float32)
+
+    def act(trace: bool) -> np.ndarray:
+        policy.cfg.diffusion.trace_denoiser = trace
+        policy.reset()
+        return policy.act(obs, noise)
+
+    traced = act(True)
+    assert policy._traced, "eval-mode sampling should use a traced denoiser"
+    np.testing.assert_allclose(traced, act(False), rtol=1e-6, atol=1e-7)
+    with torch.no_grad():  # in-place updates (optimizer, EMA, load_state_dict) reach the shared weights
+        for p in policy.denoiser.parameters():
+            p.mul_(1.1)
+    np.testing.assert_allclose(act(True), act(False), rtol=1e-6, atol=1e-7)
+    twin = copy.deepcopy(policy)  # copies leave the traces behind
+    assert not twin._traced
+    policy.train()
+    assert policy.inference_denoiser(torch.zeros(1, TP, DA), torch.zeros(1, 4)) is policy.denoiser
