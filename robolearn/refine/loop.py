@@ -92,20 +92,29 @@ def make_learner(cfg: RefineConfig, env: Any) -> OffPolicyLearner:
 
 def evaluate_wrapper(env: Any, learner: OffPolicyLearner, episodes: int, seed: int = EVAL_SEED
                      ) -> dict[str, float]:
-    """Success rate and mean return of the deterministic actor over the first ``episodes`` episodes."""
+    """Success rate and mean return of the deterministic actor over ``episodes`` episodes.
+
+    Env ``i`` contributes a fixed quota of its own episodes (``episodes // B``, the first ``episodes % B``
+    envs one more), whatever their length. Counting the first ``episodes`` episodes to *finish* instead
+    would favour short ones, and with termination on success short episodes are the successes.
+    """
+    b = env.num_envs
+    quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
+    outcomes: list[list[bool]] = [[] for _ in range(b)]
+    returns: list[list[float]] = [[] for _ in range(b)]
+    running = np.zeros(b)
     obs = env.reset(seed=seed)
-    outcomes: list[bool] = []
-    returns: list[float] = []
-    running = np.zeros(env.num_envs)
-    while len(outcomes) < episodes:
+    while any(len(o) < q for o, q in zip(outcomes, quota, strict=True)):
         nxt, reward, term, trunc, info = env.step(learner.act(obs, deterministic=True))
         running += reward
         for i in np.nonzero(term | trunc)[0]:
-            outcomes.append(bool(info["is_success"][i]))
-            returns.append(float(running[i]))
+            if len(outcomes[i]) < quota[i]:
+                outcomes[i].append(bool(info["is_success"][i]))
+                returns[i].append(float(running[i]))
             running[i] = 0.0
         obs = nxt
-    return {"success_rate": float(np.mean(outcomes[:episodes])), "mean_return": float(np.mean(returns[:episodes]))}
+    flat_o, flat_r = sum(outcomes, []), sum(returns, [])
+    return {"success_rate": float(np.mean(flat_o)), "mean_return": float(np.mean(flat_r))}
 
 
 def fill_offline(cfg: RefineConfig, env: Any) -> ReplayBuffer | None:
@@ -164,6 +173,9 @@ def _do_updates(learner: OffPolicyLearner, online: ReplayBuffer, offline: Replay
                 cfg: RefineConfig, rng: np.random.Generator) -> dict[str, float]:
     """``n`` gradient updates; the actor joins after ``critic_warmup_updates`` critic-only updates."""
     stats: dict[str, float] = {}
+    if n > 0 and learner.num_updates == 0 and cfg.learner.obs_norm:
+        sample = sample_mixed(online, offline, min(len(online), 10_000), rng, cfg.offline_fraction)
+        learner.fit_obs_normalization(to_torch(sample, learner.device)["obs"])
     for _ in range(n):
         batch = sample_mixed(online, offline, cfg.learner.batch_size, rng, cfg.offline_fraction)
         actor = learner.num_updates >= cfg.critic_warmup_updates

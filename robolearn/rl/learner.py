@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from robolearn.rl.augment import augment_obs
 from robolearn.rl.losses import HLGauss, HLGaussConfig
-from robolearn.rl.networks import Actor, CriticEnsemble
+from robolearn.rl.networks import Actor, CriticEnsemble, ObsEncoder
 
 CriticActionFn = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -68,6 +68,13 @@ class LearnerConfig:
     """Optional classification critic loss."""
     grad_clip: float = 10.0
     """Gradient-norm clip for actor and critic (0 disables)."""
+    obs_norm: bool = True
+    """Standardise state observations with the mean / std of the replay data at the first update (then
+    frozen, and saved with the actor)."""
+    actor_l2: float = 0.0
+    """Penalty on the squared actor output, TD3+BC style: the actor minimises ``-Q / mean|Q| + actor_l2 *
+    mean(a^2)``. For a residual actor ``a`` is the correction, so it moves away from the base only where the
+    critic's gain outweighs the penalty (0 disables: plain ``-Q``)."""
 
 
 class OffPolicyLearner:
@@ -168,7 +175,11 @@ class OffPolicyLearner:
         else:
             a, logp = self.actor.mode(obs), torch.zeros(())
         q = self.q_values(self.critic, obs, self.critic_action_fn(obs, a)).mean(0)
+        if self.cfg.actor_l2 > 0:  # TD3+BC: Q normalised by its batch magnitude, plus the action penalty
+            q = q / q.abs().mean().detach().clamp_min(1e-6)
         loss = (self.alpha * logp - q).mean() if self.cfg.algo == "sac" else -q.mean()
+        if self.cfg.actor_l2 > 0:
+            loss = loss + self.cfg.actor_l2 * a.pow(2).mean()
         self._step(self.actor_opt, loss, self.actor.parameters())
         for p in self.critic.parameters():
             p.requires_grad_(True)
@@ -180,6 +191,23 @@ class OffPolicyLearner:
                 self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
             stats["alpha"] = float(self.alpha)
         return stats
+
+    @torch.no_grad()
+    def fit_obs_normalization(self, obs: Mapping[str, torch.Tensor]) -> None:
+        """Freeze the state standardisation of every network to the mean / std of ``obs`` (a replay sample).
+
+        The std is floored at 1e-2 of the feature's units plus 1e-2 of its mean magnitude, so features that
+        were constant in the sample (a goal height, a resting quaternion) are not blown up later.
+        """
+        encoders = [m for net in vars(self).values() if isinstance(net, torch.nn.Module)
+                    for m in net.modules() if isinstance(m, ObsEncoder)]
+        if not encoders or encoders[0].state_dim == 0:
+            return
+        x = encoders[0].state_features({k: v.to(self.device) for k, v in obs.items()})
+        mean = x.mean(0)
+        std = x.std(0).clamp_min(1e-2) + 1e-2 * mean.abs()
+        for enc in encoders:
+            enc.set_normalization(mean, std)
 
     @torch.no_grad()
     def _polyak(self, net: torch.nn.Module, target: torch.nn.Module) -> None:

@@ -17,6 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+OBS_CLIP = 10.0
+"""Standardised state features are clipped to ``[-OBS_CLIP, OBS_CLIP]``."""
 
 
 def is_pixel_key(key: str, shape: Sequence[int]) -> bool:
@@ -53,7 +55,13 @@ class PixelEncoder(nn.Module):
 
 
 class ObsEncoder(nn.Module):
-    """Dict observation -> flat feature vector ``(B, out_dim)``."""
+    """Dict observation -> flat feature vector ``(B, out_dim)``.
+
+    State features are standardised, ``clip((x - shift) / scale, -OBS_CLIP, OBS_CLIP)``, with ``shift`` and
+    ``scale`` buffers (identity until :meth:`set_normalization`; saved with the weights, so a refined policy
+    loads them). Task states are in metres with centimetre-scale variation; unscaled, the features that
+    decide success (cube-to-gripper offset, cube height) barely move the first layer.
+    """
 
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], pixel_features: int = 64) -> None:
         super().__init__()
@@ -65,12 +73,36 @@ class ObsEncoder(nn.Module):
             {k.replace("/", "_"): PixelEncoder(obs_shapes[k][0], obs_shapes[k][1], pixel_features)
              for k in self.pixel_keys}
         )
-        self.out_dim = sum(math.prod(obs_shapes[k]) for k in self.state_keys) + pixel_features * len(self.pixel_keys)
+        self.state_dim = sum(math.prod(obs_shapes[k]) for k in self.state_keys)
+        self.out_dim = self.state_dim + pixel_features * len(self.pixel_keys)
+        self.register_buffer("shift", torch.zeros(self.state_dim))
+        self.register_buffer("scale", torch.ones(self.state_dim))
+
+    def state_features(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Raw (unnormalised) state features ``(B, state_dim)`` in sorted key order."""
+        if not self.state_keys:
+            return torch.zeros(len(next(iter(obs.values()))), 0)
+        return torch.cat([obs[k].reshape(obs[k].shape[0], -1).float() for k in self.state_keys], dim=-1)
+
+    @torch.no_grad()
+    def set_normalization(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Standardise state features with ``shift`` and ``scale`` ``(state_dim,)`` from now on."""
+        self.shift.copy_(shift)
+        self.scale.copy_(scale)
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        parts = [obs[k].reshape(obs[k].shape[0], -1).float() for k in self.state_keys]
+        parts = []
+        if self.state_keys:
+            x = (self.state_features(obs) - self.shift) / self.scale
+            parts.append(x.clamp(-OBS_CLIP, OBS_CLIP))
         parts += [self.pixels[k.replace("/", "_")](obs[k]) for k in self.pixel_keys]
         return torch.cat(parts, dim=-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Actors saved before normalization existed have no shift/scale: keep the identity.
+        for name in ("shift", "scale"):
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class Actor(nn.Module):
