@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "robolearn.cli.train",
     "eval": "robolearn.cli.eval",
     "refine": "robolearn.cli.refine",
+    "hil": "robolearn.cli.hil",
     "launch": "robolearn.cli.launch",
     "pipeline": "robolearn.cli.pipeline",
 }

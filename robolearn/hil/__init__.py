@@ -1,0 +1,10 @@
+"""Human-in-the-loop refinement: a person (or a simulated one) takes over when the robot goes wrong.
+
+* :mod:`robolearn.hil.sim_human`: interveners: :class:`SimHuman` (a scripted expert with a trigger rule)
+  and :class:`TeleopIntervener` (keyboard, gamepad, SpaceMouse).
+* :mod:`robolearn.hil.intervention`: :class:`InterventionVecEnv`, the wrapper that swaps the person's
+  action in before the transition is stored.
+* :mod:`robolearn.hil.modes`: HIL-SERL, RLIF and HG-DAgger: rewards, buffers, updates.
+* :mod:`robolearn.hil.workers` / :mod:`robolearn.hil.actor_learner`: the actor and the learner, in one
+  process or two, and :func:`run_hil`.
+"""

@@ -1,0 +1,84 @@
+"""``HILConfig``: everything ``robolearn hil`` needs, saved as ``config.yaml`` in the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robolearn.hil.sim_human import SimHumanConfig
+from robolearn.rl.learner import LearnerConfig
+
+DEVICES = ("sim-human", "keyboard", "gamepad", "spacemouse")
+
+
+@dataclass
+class HILConfig:
+    """Human-in-the-loop refinement of a frozen base policy (residual actor on top of it)."""
+
+    mode: str = "hil-serl"
+    """hil-serl, rlif or hg-dagger (see robolearn.hil.modes)."""
+    device: str = "sim-human"
+    """Who intervenes: sim-human (scripted expert), keyboard, gamepad or spacemouse (one env, real time)."""
+    env_id: str = "robolearn/PandaPegInsert-v0"
+    """Registered env id."""
+    base: str = "expert:noise=0.35"
+    """Base policy: expert[:noise=X], or a policy checkpoint / refined-policy directory."""
+    num_envs: int = 4
+    """Parallel envs (sim-human only; a teleop device drives one)."""
+    total_env_steps: int = 20_000
+    """Environment steps (transitions of single envs) to run for."""
+    seed: int = 0
+    """Seeds envs, networks, sampling and the simulated human."""
+    residual_scale: float = 0.25
+    """Largest residual correction, as a fraction of the normalized action range."""
+    n_step: int = 3
+    """n-step returns."""
+    replay_capacity: int = 100_000
+    """Capacity of the online and the demonstration buffers (transitions)."""
+    updates_per_env_step: float = 0.5
+    """Gradient (or BC) updates per environment transition."""
+    critic_warmup_updates: int = 200
+    """Critic-only updates before the actor learns (RL modes)."""
+    min_buffer: int = 256
+    """No updates until the sampled buffer holds this many transitions."""
+    offline_fraction: float = 0.5
+    """Share of each RL batch drawn from the demonstration buffer (RLPD's 0.5)."""
+    publish_every: int = 50
+    """The learner publishes actor weights to the actor every this many updates."""
+    checkpoint_every: int = 1_000
+    """The learner checkpoints every this many updates (and at the end)."""
+    eval_every: int = 0
+    """Evaluate the policy alone (no human) every this many env steps, and at the end (0: never)."""
+    eval_episodes: int = 16
+    """Episodes per evaluation (deterministic actor, fixed seeds)."""
+    split: bool = False
+    """Run the learner in its own process (the actor keeps acting while it updates)."""
+    dataset: bool = True
+    """Write every episode (with intervention flags) to <run_dir>/dataset."""
+    realtime: bool = False
+    """Pace the actor at the env's control rate (on by default for teleop devices in the CLI)."""
+    max_episode_steps: int = 0
+    """Episode time limit in control steps (0: the registry's)."""
+    sim_human: SimHumanConfig = field(default_factory=SimHumanConfig)
+    """The simulated person (device sim-human)."""
+    learner: LearnerConfig = field(default_factory=lambda: LearnerConfig(algo="td3", hidden=[256, 256], drq_pad=0))
+    """Off-policy learner hyper-parameters (its actor is what HG-DAgger clones)."""
+    out_dir: str = "runs"
+    """Parent of the run directory."""
+    run_name: str = ""
+    """Run directory name (default hil-<mode>-<task>-<time>)."""
+    device_torch: str = "cpu"
+    """Torch device of the learner."""
+
+    def validate(self) -> None:
+        from robolearn.hil.modes import mode_spec
+
+        mode_spec(self.mode)
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+        if self.device != "sim-human" and self.num_envs != 1:
+            raise ValueError(f"a {self.device} drives one robot: num_envs must be 1, got {self.num_envs}")
+        if self.num_envs < 1 or self.total_env_steps < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("num_envs, total_env_steps, publish_every and checkpoint_every must be >= 1")
+        if not 0 <= self.offline_fraction <= 1:
+            raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        self.sim_human.validate()

@@ -1,0 +1,84 @@
+"""The HIL run end to end on PandaPegInsert: in one process (with the dataset and a resume) and split into
+real actor and learner processes, where the learner is SIGKILLed mid-run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from robolearn.cli.hil import add_arguments, build_config
+from robolearn.cli.hil import run as cli_run
+from robolearn.config import ConfigError
+from robolearn.datasets.reader import EpisodeDataset
+from robolearn.hil.actor_learner import run_hil
+from robolearn.hil.config import HILConfig
+from robolearn.rl.learner import LearnerConfig
+
+torch.set_num_threads(1)
+
+
+def tiny(mode: str, steps: int, **kw) -> HILConfig:
+    cfg = HILConfig(mode=mode, num_envs=2, total_env_steps=steps, min_buffer=32, critic_warmup_updates=5,
+                    publish_every=5, checkpoint_every=20, updates_per_env_step=0.25,
+                    learner=LearnerConfig(algo="td3", hidden=[32, 32], batch_size=32, drq_pad=0), **kw)
+    cfg.sim_human.noise, cfg.sim_human.stall_steps = 0.3, 30
+    return cfg
+
+
+def test_in_process_run_writes_every_episode_and_resumes(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = run_hil(tiny("hil-serl", 240), run)
+    assert result.env_steps == 240 and result.updates > 0 and result.takeovers > 0
+    assert result.curve[-1]["weights_version"] == result.updates
+    reader = EpisodeDataset(run / "dataset")
+    assert len(reader) == result.episodes > 0
+    flags = np.concatenate([reader.episode(i).intervention for i in range(len(reader))])
+    assert 0 < flags.sum() <= result.intervention_steps
+    assert (run / "policy" / "refined.yaml").is_file()
+    with pytest.raises(FileExistsError, match="resume"):
+        run_hil(tiny("hil-serl", 300), run)
+    more = run_hil(tiny("hil-serl", 300), run, resume=True)
+    assert more.env_steps == 300 and more.updates > result.updates
+
+
+def test_learner_killed_actor_keeps_acting_and_restart_resumes(tmp_path) -> None:
+    killed: dict[str, int] = {}
+
+    def kill_once(actor, backend) -> None:
+        if not killed and backend.updates >= 25:  # a checkpoint (every 20 updates) exists
+            killed["env_steps"], killed["updates"] = actor.env_steps, backend.updates
+            os.kill(backend.pid, signal.SIGKILL)
+        elif killed:
+            time.sleep(0.03)  # a robot's control rate from here on: the new learner has time to start
+
+    cfg = tiny("rlif", 900, split=True, dataset=False)
+    cfg.updates_per_env_step = 1.0
+    result = run_hil(cfg, tmp_path / "split", on_step=kill_once)
+    assert killed, "the learner never reached 25 updates"
+    assert result.env_steps == 900  # the actor ran to the end
+    assert len(result.faults) == 1 and "exited with code -9" in result.faults[0]
+    (restart,) = result.learner_restarts
+    assert restart["resumed_env_steps"] > restart["fault_env_steps"] >= killed["env_steps"]  # acted while down
+    assert 20 <= restart["restored_updates"] <= killed["updates"]  # resumed from the last checkpoint
+    assert result.updates > restart["restored_updates"]
+
+
+def test_cli_config_errors_and_a_hg_dagger_run(tmp_path, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(ConfigError, match="num_envs must be 1"):
+        build_config(parser.parse_args(["--device", "keyboard", "num_envs=2"]))
+    with pytest.raises(ConfigError, match="resume needs --run-dir"):
+        build_config(parser.parse_args(["--resume"]))
+    args = parser.parse_args(["--mode", "hg-dagger", "--device", "sim-human", "--steps", "120", "--run-dir",
+                              str(tmp_path / "cli"), "num_envs=2", "min_buffer=16", "learner.hidden=[32,32]",
+                              "learner.batch_size=16", "sim_human.action_threshold=0.05"])
+    assert cli_run(args) == 0
+    out = capsys.readouterr().out
+    assert "120 env steps" in out and "takeovers" in out
