@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import time
 import types
 import typing
 from pathlib import Path
@@ -192,6 +193,28 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         data = loaded or {}
     cfg = from_dict(cls, data, str(path) if path else "<defaults>")
     return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def load_run_config(cls: type[T], path: str | Path | None, overrides: list[str], run_dir: str | Path | None = None,
+                    resume: bool = False) -> T:
+    """A run's config: from the preset ``path``, or with ``resume`` from ``<run_dir>/config.yaml`` (the run's
+    resolved config); overrides apply on top of either."""
+    if not resume:
+        return load_config(cls, path, overrides)
+    if not run_dir:
+        raise ConfigError("--resume needs --run-dir (the run to continue)")
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"--resume: {saved} not found")
+    return load_config(cls, saved, overrides)
+
+
+def make_run_dir(run_dir: str | Path | None, out_dir: str | Path, name: str, prefix: str) -> Path:
+    """Create and return the run directory: ``run_dir`` when given, else ``<out_dir>/<name>``, else
+    ``<out_dir>/<prefix>-<YYYYmmdd-HHMMSS>``."""
+    path = Path(run_dir) if run_dir else Path(out_dir) / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from robolearn.config import save_config
+from robolearn.config import make_run_dir, save_config
 from robolearn.policy_factory import make_policy
 from robolearn.protocols import Policy
 from robolearn.stats import format_rate, wilson_interval
@@ -135,20 +135,11 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
     return path
 
 
-def _run_dir(cfg: RolloutConfig) -> Path:
-    name = cfg.run_name or (
-        f"rollout-{cfg.env.id.split('/')[-1]}-{cfg.policy}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    path = Path(cfg.out_dir) / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def run_rollouts(cfg: RolloutConfig, policy: Policy | None = None, progress: bool = True) -> RolloutResult:
     """Run ``cfg.episodes`` episodes; write config, results and videos into a run directory."""
     if cfg.episodes <= 0:
         raise ValueError(f"episodes must be positive, got {cfg.episodes}")
-    run_dir = _run_dir(cfg)
+    run_dir = make_run_dir(None, cfg.out_dir, cfg.run_name, f"rollout-{cfg.env.id.split('/')[-1]}-{cfg.policy}")
     save_config(cfg, run_dir / "config.yaml")
     env = make_env(cfg.env)
     policy = policy or make_policy(cfg.policy, cfg.env.id, env.action_space, noise=cfg.noise, seed=cfg.seed)

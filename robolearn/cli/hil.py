@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from robolearn.config import ConfigError, describe, load_config
+from robolearn.config import ConfigError, describe, load_run_config
 from robolearn.hil.config import DEVICES, HILConfig
 from robolearn.hil.modes import MODES
 
@@ -35,15 +34,7 @@ def build_config(args: argparse.Namespace) -> HILConfig:
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     if args.device and args.device != "sim-human":  # one robot, at its control rate
         overrides = ["num_envs=1", "realtime=true", *overrides]
-    if args.resume:
-        if not args.run_dir:
-            raise ConfigError("--resume needs --run-dir (the run to continue)")
-        saved = Path(args.run_dir) / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"--resume: {saved} not found")
-        cfg = load_config(HILConfig, saved, overrides)
-    else:
-        cfg = load_config(HILConfig, args.config, overrides)
+    cfg = load_run_config(HILConfig, args.config, overrides, args.run_dir, args.resume)
     try:
         cfg.validate()
     except ValueError as err:

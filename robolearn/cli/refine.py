@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from robolearn.config import ConfigError, describe, load_config
+from robolearn.config import describe, load_run_config
 from robolearn.refine.config import METHODS, RefineConfig
 
 HELP = "Refine a frozen base policy with off-policy RL (residual, dsrl, dsrl-na; rlpd = SAC from scratch)."
@@ -32,15 +31,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {"method": args.method, "base": args.base, "env_id": args.env, "demos": args.demos,
              "total_env_steps": args.steps, "seed": args.seed}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
-    if args.resume:
-        if not args.run_dir:
-            raise ConfigError("--resume needs --run-dir (the run to continue)")
-        saved = Path(args.run_dir) / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"--resume: {saved} not found")
-        cfg = load_config(RefineConfig, saved, overrides)
-    else:
-        cfg = load_config(RefineConfig, args.config, overrides)
+    cfg = load_run_config(RefineConfig, args.config, overrides, args.run_dir, args.resume)
     result = train(cfg, run_dir=args.run_dir, resume=args.resume)
     for row in result.evals:
         print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "

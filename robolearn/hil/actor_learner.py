@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robolearn.config import save_config
+from robolearn.config import make_run_dir, save_config
 from robolearn.hil.config import HILConfig
 from robolearn.hil.intervention import InterventionVecEnv, SuccessLabeler
 from robolearn.hil.sim_human import Intervener
@@ -231,15 +231,6 @@ class ProcessBackend:
         return self.updates
 
 
-def _run_dir(cfg: HILConfig, run_dir: str | Path | None) -> Path:
-    if run_dir is None:
-        task = cfg.env_id.split("/")[-1]
-        run_dir = Path(cfg.out_dir) / (cfg.run_name or f"hil-{cfg.mode}-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path = Path(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _control_hz(env_id: str) -> float:
     import gymnasium as gym
 
@@ -285,7 +276,7 @@ def run_hil(cfg: HILConfig, run_dir: str | Path | None = None, resume: bool = Fa
     latest checkpoint (the learner's state and buffers; the env-step count it had received).
     """
     cfg.validate()
-    run = _run_dir(cfg, run_dir)
+    run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"hil-{cfg.mode}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
     if not resume and latest_checkpoint(run) is not None:
         raise FileExistsError(f"{run} already holds a HIL run; pass resume=True (--resume) or use a new run dir")

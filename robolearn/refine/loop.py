@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robolearn.config import save_config
+from robolearn.config import make_run_dir, save_config
 from robolearn.protocols import Policy
 from robolearn.refine.common import load_base, save_refined
 from robolearn.refine.config import METHODS, RefineConfig
@@ -160,15 +160,6 @@ class _Logger:
             self.tb.close()
 
 
-def _run_dir(cfg: RefineConfig, run_dir: str | Path | None) -> Path:
-    if run_dir is None:
-        task = cfg.env_id.split("/")[-1]
-        run_dir = Path(cfg.out_dir) / (cfg.run_name or f"refine-{cfg.method}-{task}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
 def _do_updates(learner: OffPolicyLearner, online: ReplayBuffer, offline: ReplayBuffer | None, n: int,
                 cfg: RefineConfig, rng: np.random.Generator) -> dict[str, float]:
     """``n`` gradient updates; the actor joins after ``critic_warmup_updates`` critic-only updates."""
@@ -217,7 +208,7 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     ``base_factory`` (tests, benchmarks) builds base instances instead of ``cfg.base`` (one for training
     envs, one for evaluation envs); the saved refined policy still names ``cfg.base``.
     """
-    run = _run_dir(cfg, run_dir)
+    run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"refine-{cfg.method}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
     make_base = base_factory or (lambda: None)
     env = make_wrapper(cfg, cfg.num_envs, cfg.seed, make_base())
