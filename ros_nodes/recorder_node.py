@@ -6,7 +6,9 @@ the ``_episode`` counter carried by every observation; outcomes from the ``episo
 (``std_msgs/String`` JSON from the robot twin, or any episode manager, with ``episode`` and
 ``success``). An episode is written once its outcome is known (or at shutdown). The dataset is written with
 :class:`~robolearn.datasets.writer.EpisodeWriter` at ``out`` (created, or appended to when it exists).
-MCAP recording is not implemented here: ``ros2 bag record -s mcap`` does that in a ROS installation.
+With the ``mcap`` parameter set to a file name, the node also records ``mcap_topics`` (as they
+appear: their types come from discovery) into that MCAP file, CDR-serialized as they travel
+(:mod:`robolearn.ros_nodes.mcap_log`), readable by the ``mcap`` / ``rosbags`` libraries and Foxglove.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, parse_observation
+from robolearn.ros_nodes.mcap_log import McapLog, message_class
 from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
 
 
@@ -77,6 +80,47 @@ class StepRecorder:
             self._write(ep, self.outcomes.pop(ep, None))
 
 
+MCAP_TOPICS = ["observation", "action", "intervention", "episode", "joint_states", "safety/status",
+               "policy/timing"]
+"""Topics the MCAP file records by default."""
+
+
+class McapRecorder:
+    """Subscribes (raw, CDR bytes) to each requested topic once discovery shows its type, into an MCAP file."""
+
+    def __init__(self, node: Any, path: str, topics: list[str], poll_s: float = 0.5):
+        self.node, self.log = node, McapLog(path)
+        self.wanted = {node.resolve_topic_name(t): t for t in topics}
+        self.subs: dict[str, Any] = {}
+        node.create_timer(poll_s, self._discover)
+
+    def _discover(self) -> None:
+        for name, types in self.node.get_topic_names_and_types():
+            if name not in self.wanted or name in self.subs or len(types) != 1:
+                continue
+            self.log.add_topic(name, types[0])
+            self.subs[name] = self.node.create_subscription(
+                message_class(types[0]), name, lambda data, n=name: self._on(n, data), self._qos(name), raw=True)
+
+    def _qos(self, topic: str) -> Any:
+        """Reliable when every publisher is (commands, episodes), else best effort (sensor data): a reliable
+        reader would not match a best-effort writer."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        pubs = self.node.get_publishers_info_by_topic(topic)
+        reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in pubs)
+        return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                          else ReliabilityPolicy.BEST_EFFORT)
+
+    def _on(self, topic: str, data: bytes) -> None:
+        self.log.write(topic, data, self.node.get_clock().now().nanoseconds)
+
+    def close(self) -> None:
+        self.log.close()
+        print(f"[recorder] {self.log.messages} messages on {len(self.subs)} topics written to {self.log.path}",
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     rclpy = require_rclpy()
     import gymnasium as gym
@@ -93,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     desc = ParameterDescriptor(dynamic_typing=True)
     env_id = node.declare_parameter("env_id", "robolearn/PandaLift-v0", desc).value
     out = node.declare_parameter("out", "runs/ros_recording", desc).value
+    mcap_path = node.declare_parameter("mcap", "", ParameterDescriptor(
+        description="also record mcap_topics into this MCAP file ('' : off)")).value
+    mcap_topics = list(node.declare_parameter("mcap_topics", MCAP_TOPICS, ParameterDescriptor(
+        description="topics the MCAP file records")).value)
     env = gym.make(env_id)
     info = dataset_info_for(env, env_id, [], 0, {"source": "ros recorder_node"})
     env.close()
@@ -117,12 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     node.create_subscription(Bool, "intervention", lambda m: setattr(rec, "intervention", bool(m.data)),
                              QoSProfile(depth=1))
     node.create_subscription(String, "episode", on_episode, QoSProfile(depth=50))
+    mcap = McapRecorder(node, mcap_path, mcap_topics) if mcap_path else None
     try:
         spin_until_shutdown(node)
     finally:
         rec.flush()
         writer.close()
         print(f"[recorder] {rec.committed} episodes written to {out}", file=sys.stderr)
+        if mcap is not None:
+            mcap.close()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("rclpy")
@@ -31,7 +33,7 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
                        params={"sim_robot": {"episodes": EPISODES, "step_hz": 40.0, "seed": 0,
                                              "wait_for_subscribers": 2},  # policy and recorder
                                "policy": {"policy": "expert", "control_hz": 40.0},
-                               "recorder": {"out": str(tmp_path / "dataset")}})
+                               "recorder": {"out": str(tmp_path / "dataset"), "mcap": str(tmp_path / "run.mcap")}})
     result = run_graph(cfg, progress=False)
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
     assert result.reason == "episodes done", (result.reason, logs)
@@ -51,6 +53,19 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
     assert len(records) == EPISODES, (records, logs)
     assert [r.success for r in records] == [e["success"] for e in result.episodes]
     assert all(abs(r.length - e["length"]) <= 3 for r, e in zip(records, result.episodes, strict=True))
+    # ... and an MCAP file of the same topics, decodable from its own schemas
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    with open(tmp_path / "run.mcap", "rb") as f:
+        decoded = list(make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages())
+    per_topic: dict[str, list] = {}
+    for _, channel, _, msg in decoded:
+        per_topic.setdefault(channel.topic, []).append(msg)
+    assert len(per_topic.get("/action", [])) >= 0.8 * sum(e["length"] for e in result.episodes), per_topic.keys()
+    assert len(per_topic["/observation"]) >= len(per_topic["/action"]) * 0.8
+    outcomes = [json.loads(m.data) for m in per_topic["/episode"]]
+    assert [o["success"] for o in outcomes if "success" in o] == [e["success"] for e in result.episodes]
 
 
 @pytest.mark.slow

@@ -21,6 +21,15 @@ def test_panda_sim_preset_loads_with_overrides():
     assert cfg.nodes == ["sim_robot", "policy", "safety"] and cfg.params["policy"]["control_hz"] == 50
 
 
+@pytest.mark.parametrize("name", ["panda_sim", "g1_push_recovery_sim", "quad_hover_sim"])
+def test_every_embodiment_has_a_deploy_preset_at_its_control_rate(name):
+    import gymnasium as gym
+
+    cfg = load_config(DeployConfig, ROOT / f"configs/deploy/{name}.yaml")
+    rate = gym.make(cfg.env_id).unwrapped.control_hz
+    assert cfg.params["sim_robot"]["step_hz"] == cfg.params["policy"]["control_hz"] == rate  # real time
+
+
 def test_deploy_config_errors_name_the_problem():
     with pytest.raises(ConfigError, match="unknown nodes \\['planner'\\]"):
         DeployConfig(nodes=["sim_robot", "planner"])
