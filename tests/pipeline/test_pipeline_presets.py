@@ -1,0 +1,29 @@
+"""Every pipeline preset loads, names observation keys its task has, and deploys a branch it refines."""
+
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+from robolearn.config import load_config
+from robolearn.pipeline.config import PipelineConfig
+from robolearn.sim.registry import task
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "pipelines").glob("*.yaml"))
+
+
+def test_presets_cover_arm_humanoid_and_quadrotor():
+    embodiments = {task(load_config(PipelineConfig, p).env_id).embodiment for p in PRESETS}
+    assert embodiments == {"arm", "humanoid", "quadrotor"}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_preset_matches_its_task(preset):
+    cfg = load_config(PipelineConfig, preset)
+    env = gym.make(cfg.env_id)
+    missing = set(cfg.train.policy.obs_keys) - set(env.observation_space.spaces)
+    assert not missing, f"{preset.name}: obs_keys {sorted(missing)} not in {cfg.env_id}"
+    assert cfg.collect.noise > 0, "demonstrations should be imperfect"
+    methods = [r.method for r in cfg.refine]
+    assert cfg.ros.policy in [*methods, "base"]
+    env.close()
