@@ -238,7 +238,8 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
                 break
             obs = _collect_step(cfg, env, learner, acc, online, obs, counters, rng, log)
             bar.update(counters["env_steps"] - bar.n)
-            if counters["env_steps"] >= cfg.random_steps:
+            has_data = len(online) > 0 or (offline is not None and len(offline) > 0)  # n-step / chunked
+            if counters["env_steps"] >= cfg.random_steps and has_data:  # transitions land a few steps late
                 counters["owed"] += cfg.updates_per_env_step * env.num_envs
                 n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
                 tu = time.perf_counter()
