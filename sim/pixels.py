@@ -39,6 +39,17 @@ class PixelConfig:
     """Multisample anti-aliasing (costs ~2.5x on a CPU renderer)."""
 
 
+OFFSCREEN_SIZE = (640, 480)
+"""Offscreen framebuffer (width, height) of every task model: the largest camera image it can render."""
+
+
+def set_render_defaults(spec: mujoco.MjSpec) -> None:
+    """The offscreen framebuffer size and headlight every robolearn scene shares (videos, pixel observations)."""
+    spec.visual.global_.offwidth, spec.visual.global_.offheight = OFFSCREEN_SIZE
+    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
+    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+
+
 class PixelRenderer:
     """Renders the configured cameras of one env.
 

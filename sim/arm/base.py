@@ -23,6 +23,7 @@ from robolearn.config import from_dict
 from robolearn.protocols import Feature
 from robolearn.sim.arm.controller import DiffIKController
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box
+from robolearn.sim.pixels import set_render_defaults
 from robolearn.sim.robots import panda
 
 
@@ -55,10 +56,7 @@ def build_scene(source: str) -> mujoco.MjSpec:
     spec, _ = panda.load_panda_spec(source)
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
-    spec.visual.global_.offwidth = 640
-    spec.visual.global_.offheight = 480
-    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
-    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    set_render_defaults(spec)
     checker = spec.add_texture(
         name="table_tex", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
         width=256, height=256, rgb1=[0.55, 0.5, 0.45], rgb2=[0.5, 0.45, 0.4],

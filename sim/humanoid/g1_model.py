@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from robolearn.sim.pixels import set_render_defaults
+
 DEG = np.pi / 180.0
 LEG_JOINTS = ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle_pitch", "ankle_roll")
 WAIST_JOINTS = ("waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint")
@@ -241,10 +243,7 @@ def add_ground(spec: mujoco.MjSpec, size: float = 4.0) -> None:
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
-    spec.visual.global_.offwidth = 640
-    spec.visual.global_.offheight = 480
-    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
-    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    set_render_defaults(spec)
     tex = spec.add_texture(name="floor_tex", type=mujoco.mjtTexture.mjTEXTURE_2D,
                            builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=256, height=256,
                            rgb1=[0.35, 0.4, 0.45], rgb2=[0.3, 0.35, 0.4])

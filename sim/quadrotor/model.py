@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from robolearn.sim.pixels import set_render_defaults
+
 GRAVITY = 9.81
 """m/s^2."""
 ROTOR_AZIMUTH = np.deg2rad([-45.0, -135.0, 135.0, 45.0])
@@ -148,10 +150,7 @@ def add_quadrotor(spec: mujoco.MjSpec, params: QuadrotorParams = CRAZYFLIE, pos=
 def build_arena(half_size: float = 5.0) -> mujoco.MjSpec:
     """An empty arena: a checkered floor (the plane z=0, ``half_size`` m each way) and lights."""
     spec = mujoco.MjSpec()
-    spec.visual.global_.offwidth = 640
-    spec.visual.global_.offheight = 480
-    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
-    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    set_render_defaults(spec)
     spec.visual.quality.offsamples = 2
     tex = spec.add_texture(
         name="floor_tex", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
