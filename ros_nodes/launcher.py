@@ -65,6 +65,15 @@ class DeployConfig:
             raise ConfigError(f"domain_id must be in 0..101, got {self.domain_id}")
 
 
+def ros_params(cfg: DeployConfig, names: list[str] | None = None, extra: dict[str, Any] | None = None
+               ) -> dict[str, dict[str, dict[str, Any]]]:
+    """ROS 2 parameter-file content ``{"/<node>": {"ros__parameters": {...}}}`` for ``names`` (default: all
+    of ``cfg.nodes``): every node gets ``env_id``, then its ``cfg.params`` entry, then ``extra``. The colcon
+    package's ``params/<preset>.yaml`` files are this, for the ``configs/deploy`` presets."""
+    return {f"/{name}": {"ros__parameters": {"env_id": cfg.env_id, **cfg.params.get(name, {}), **(extra or {})}}
+            for name in (names or cfg.nodes)}
+
+
 @dataclass
 class GraphResult:
     """Episodes reported by the robot twin, and how the graph ended."""
@@ -96,9 +105,8 @@ class Graph:
 
     def start_node(self, name: str, extra: dict[str, Any] | None = None) -> subprocess.Popen:
         """Start (or restart) node ``name``; ``extra`` parameters override the config's."""
-        params = {"env_id": self.cfg.env_id, **self.cfg.params.get(name, {}), **(extra or {})}
         path = Path(self._tmp.name) / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({f"/{name}": {"ros__parameters": params}}))
+        path.write_text(yaml.safe_dump(ros_params(self.cfg, [name], extra)))
         cmd = [sys.executable, "-m", NODES[name], "--ros-args", "--params-file", str(path)]
         out: Any = None
         if self.cfg.log_dir:

@@ -8,7 +8,7 @@ the repository's own setup.py treats this folder as the ``robolearn.ros_nodes`` 
 from glob import glob
 
 PACKAGE = "robolearn_ros"
-NODES = ("sim_robot_node", "policy_node", "safety_node", "teleop_node")
+NODES = ("sim_robot_node", "policy_node", "safety_node", "teleop_node", "recorder_node")
 
 if __name__ == "__main__":
     from setuptools import setup

@@ -111,3 +111,20 @@ def test_loop_stats_summary():
     s = stats.summary()
     assert s["published"] == 5 and s["interval_mean_ms"] == pytest.approx(10.0)
     assert s["latency_p50_ms"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["panda_sim", "g1_push_recovery_sim", "quad_hover_sim"])
+def test_colcon_params_and_launch_files_match_the_deploy_presets(name):
+    import yaml
+
+    from robolearn.ros_nodes.launch_description import preset_nodes
+    from robolearn.ros_nodes.launcher import ros_params
+
+    cfg = load_config(DeployConfig, ROOT / f"configs/deploy/{name}.yaml")
+    params = ROOT / f"ros_nodes/params/{name}.yaml"
+    assert yaml.safe_load(params.read_text()) == ros_params(cfg), (
+        f"{params} differs from configs/deploy/{name}.yaml: regenerate it with ros_params()")
+    assert preset_nodes(params) == cfg.nodes
+    launch = (ROOT / f"ros_nodes/launch/{name}.launch.py").read_text()
+    compile(launch, f"{name}.launch.py", "exec")
+    assert f'preset_launch_description("{name}")' in launch

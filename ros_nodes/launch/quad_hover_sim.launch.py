@@ -1,0 +1,11 @@
+"""``ros2 launch robolearn_ros quad_hover_sim.launch.py [policy:=<name or dir>]``.
+
+The graph of ``configs/deploy/quad_hover_sim.yaml``: nodes and parameters from the installed
+``params/quad_hover_sim.yaml`` (see ``robolearn.ros_nodes.launch_description``).
+"""
+
+from robolearn.ros_nodes.launch_description import preset_launch_description
+
+
+def generate_launch_description():  # noqa: ANN201  (a launch.LaunchDescription)
+    return preset_launch_description("quad_hover_sim")
