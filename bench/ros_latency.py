@@ -3,15 +3,16 @@
 For each control rate (50, 100, 500 Hz by default) a robot stand-in in this process publishes a real
 PandaLift ``observation`` (and ``joint_states``) at the rate and times the commands that come back on
 ``joint_trajectory``, first from a bare rclpy echo node (subscribe, publish a fixed JointTrajectory: the
-floor of Python + DDS on this machine), then from ``policy_node`` (scripted expert, inference in its
-worker thread, IK in the adapter) + ``safety_node`` (the full filter), all in separate processes in a
+floor of Python + DDS on this machine), then from ``policy_node`` (``--policy``: the scripted expert, or a
+policy directory such as a diffusion base or a refined policy, whose chunks are computed in the node's
+worker thread; IK in the adapter) + ``safety_node`` (the full filter), all in separate processes in a
 private ROS domain on loopback. The stand-in does no physics, so the figures are the nodes' own cost.
 
 * latency: command arrival minus the publish time of the newest observation (ms, p50 / p99);
 * jitter: standard deviation of the command inter-arrival time (ms); missed: intervals above 1.5 periods;
 * overhead: deployment p50 / p99 minus the echo's, and their ratio.
 
-    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--json out.json]
+    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--policy expert|DIR] [--json out.json]
 
 (needs the ros extra: ``pip install -e '.[ros]'``)
 """
@@ -167,8 +168,8 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def deployment_cmds(rate: float, tmp: Path) -> list[list[str]]:
-    params = {"policy": {"env_id": LIFT, "policy": "expert", "control_hz": float(rate)},
+def deployment_cmds(rate: float, tmp: Path, policy: str) -> list[list[str]]:
+    params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate)},
               "safety": {"env_id": LIFT, "tick_hz": 100.0}}
     cmds = []
     for name, module in (("policy", "policy_node"), ("safety", "safety_node")):
@@ -183,6 +184,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 500.0])
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per rate and graph")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (node start-up)")
+    parser.add_argument("--policy", default="expert",
+                        help="policy_node's policy: expert, or a policy directory (diffusion base, refined policy)")
     parser.add_argument("--domain-id", type=int, default=77)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
@@ -194,13 +197,14 @@ def main() -> None:
 
     env = use_ros_env(args.domain_id)
     robot = Robot(args.domain_id)
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "rates": {}}
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "policy": args.policy,
+                               "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for rate in args.rates:
                 row = {}
                 for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
-                                    ("deploy", deployment_cmds(rate, Path(tmp)))):
+                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy))):
                     procs = [spawn(c, env) for c in cmds]
                     try:
                         row[graph] = robot.run(rate, args.warmup, args.duration)

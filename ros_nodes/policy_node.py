@@ -1,11 +1,14 @@
 """``policy_node``: runs a robolearn policy against a robot's observation topic.
 
-Inference runs in a worker thread, off the control timer, so a slow chunk never stalls the command
-stream. The worker takes the newest ``observation`` and, every ``replan_every`` executed actions (``Ta``;
-0: the policy's whole chunk), computes a new chunk ``(Ta', Da)`` that replaces the action queue; between
-replans it feeds observations to the policy's ``observe`` (its history). The node publishes the first
-action of a fresh chunk at once and re-phases the control timer on it; the timer (``control_hz``)
-publishes the queued actions after that. A tick with an empty queue is a *missed period* (counted).
+One command goes out per control period (``control_hz``), triggered by that period's ``observation``:
+the action is popped from a queue, mapped by the embodiment's adapter and published, so the
+observation-to-command path holds no inference. Inference runs in a worker thread
+(:class:`~robolearn.ros_nodes.policy_runner.PolicyRunner`) that refills the queue with a new chunk
+``(Ta', Da)`` every ``replan_every`` executed actions (``Ta``; 0: the policy's whole chunk), starting
+``lead`` actions before the current chunk runs out, so a slow chunk never stalls the command stream;
+between replans it feeds observations to the policy's ``observe`` (its history). When observations come
+slower than the control rate (or stop), the control timer publishes instead. A period in which nothing
+could be published while observations keep coming is a *missed period* (counted).
 
 The policy is a named one (``expert``, ``random``, ``zero``; :func:`robolearn.policy_factory.make_policy`)
 or a policy directory (:func:`robolearn.policies.checkpoint.load`). Actions go through the embodiment's
@@ -20,16 +23,14 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
 from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
+from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
 
 
@@ -42,129 +43,6 @@ def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> An
     if spec in NAMED_POLICIES and noise:
         spec = f"{spec}:noise={noise}"
     return load(spec, env_id, seed=seed)
-
-
-class PolicyRunner:
-    """The worker thread and the action queue (no ROS: unit-testable).
-
-    Args:
-        policy: a :class:`~robolearn.protocols.Policy`.
-        replan_every: actions executed per chunk before replanning (``Ta``); 0: the whole chunk.
-        on_chunk: called from the worker thread when a fresh chunk is queued.
-    """
-
-    def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None):
-        if replan_every < 0:
-            raise ValueError(f"replan_every must be >= 0, got {replan_every}")
-        self.policy, self.replan_every, self.on_chunk = policy, int(replan_every), on_chunk
-        self._lock = threading.Lock()
-        self._event = threading.Event()
-        self._latest: tuple[dict[str, np.ndarray], dict[str, float], float] | None = None
-        self._queue: deque[np.ndarray] = deque()
-        self._executed = 0
-        self._episode: float | None = None
-        self.chunk_obs_time = 0.0
-        """Arrival time (perf_counter, s) of the observation the newest chunk was computed from."""
-        self.infer_ms: deque[float] = deque(maxlen=2000)
-        self.error: str | None = None
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="policy-worker", daemon=True)
-        self._thread.start()
-
-    def push(self, obs: dict[str, np.ndarray], meta: dict[str, float]) -> None:
-        """Hand the newest observation to the worker (older unprocessed ones are dropped)."""
-        with self._lock:
-            self._latest = (obs, meta, time.perf_counter())
-        self._event.set()
-
-    def pop(self) -> np.ndarray | None:
-        """The next queued action ``(Da,)``, or None when the queue is empty."""
-        with self._lock:
-            if not self._queue:
-                return None
-            self._executed += 1
-            return self._queue.popleft()
-
-    def stop(self) -> None:
-        self._stop = True
-        self._event.set()
-        self._thread.join(timeout=2.0)
-
-    def _run(self) -> None:
-        while not self._stop:
-            if not self._event.wait(0.1):
-                continue
-            self._event.clear()
-            with self._lock:
-                item, self._latest = self._latest, None
-            if item is None:
-                continue
-            try:
-                self._handle(*item)
-            except Exception as err:  # noqa: BLE001  (reported on the timing topic and the log)
-                self.error = f"{type(err).__name__}: {err}"
-
-    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], arrived: float) -> None:
-        new_episode = meta["episode"] != self._episode
-        if new_episode:
-            self.policy.reset()
-            self._episode = meta["episode"]
-        with self._lock:
-            if new_episode:
-                self._queue.clear()
-            chunk_len = len(self._queue) + self._executed
-            limit = self.replan_every or chunk_len
-            need = not self._queue or self._executed >= limit
-        batch = {k: v[None] for k, v in obs.items()}
-        if not need:
-            if hasattr(self.policy, "observe"):
-                self.policy.observe(batch)
-            return
-        t0 = time.perf_counter()
-        chunk = np.asarray(self.policy.act(batch))[0]
-        self.infer_ms.append(1e3 * (time.perf_counter() - t0))
-        if chunk.ndim != 2 or not len(chunk):
-            raise ValueError(f"policy returned a chunk of shape {chunk.shape}, expected (Ta, Da)")
-        keep = chunk[: self.replan_every] if self.replan_every else chunk
-        with self._lock:
-            self._queue = deque(keep)
-            self._executed = 0
-            self.chunk_obs_time = arrived
-        if self.on_chunk is not None:
-            self.on_chunk()
-
-
-class LoopStats:
-    """Command-period and latency statistics (ms) over the last ``window`` commands."""
-
-    def __init__(self, period: float, window: int = 2000):
-        self.period = period
-        self.intervals: deque[float] = deque(maxlen=window)
-        self.latency: deque[float] = deque(maxlen=window)
-        self.missed = 0
-        self.published = 0
-        self.last: float | None = None
-        """perf_counter time (s) of the latest command."""
-
-    def published_at(self, t: float, obs_time: float | None) -> None:
-        if self.last is not None:
-            self.intervals.append(1e3 * (t - self.last))
-        if obs_time is not None:
-            self.latency.append(1e3 * (t - obs_time))
-        self.last = t
-        self.published += 1
-
-    def summary(self) -> dict[str, float]:
-        out: dict[str, float] = {"published": self.published, "missed_periods": self.missed,
-                                 "period_ms": 1e3 * self.period}
-        if self.intervals:
-            iv = np.asarray(self.intervals)
-            out |= {"interval_mean_ms": float(iv.mean()), "interval_std_ms": float(iv.std()),
-                    "interval_max_ms": float(iv.max())}
-        if self.latency:
-            lat = np.asarray(self.latency)
-            out |= {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99))}
-        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": (0, "policy random seed"),
         "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
         "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
+        "lead": (1, "start the next chunk when this many actions of the current one are left (hides inference)"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
     }
     p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
@@ -199,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     timing_pub = node.create_publisher(String, "policy/timing", QoSProfile(depth=10))
     names = [f"a{i}" for i in range(adapter.action_size)]
     stats = LoopStats(period)
-    state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "intervention": False, "teleop": None}
-    gc = node.create_guard_condition(lambda: send(fresh=True))
-    runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger)
+    state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "obs_dt": period, "obs_count": 0, "obs_at_pub": 0,
+                             "intervention": False, "teleop": None}
+    gc = node.create_guard_condition(lambda: send("chunk"))
+    runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]))
 
     def on_obs(msg: Any) -> None:
         try:
@@ -209,22 +89,45 @@ def main(argv: list[str] | None = None) -> int:
         except MessageError as err:
             log.warning(f"ignored observation: {err}", throttle_duration_sec=1.0)
             return
-        state["joint_pos"] = obs.get("joint_pos")
-        state["obs_time"] = time.perf_counter()
-        runner.push(obs, meta)
+        t = time.perf_counter()
+        if state["obs_time"]:
+            state["obs_dt"] += 0.1 * (t - state["obs_time"] - state["obs_dt"])
+        state["joint_pos"], state["obs_time"] = obs.get("joint_pos"), t
+        state["obs_count"] += 1
+        runner.push(obs, meta)  # before this step's pop: a chunk from this observation skips that action
+        send("observation")
 
-    def send(fresh: bool = False) -> None:
+    def on_timer() -> None:
+        """Publish on the clock only when observations do not drive the loop (slower than the control
+        rate, late, or stopped); otherwise each period's observation triggers its command."""
+        t = time.perf_counter()
+        if state["obs_dt"] > 1.25 * period or t - state["obs_time"] > 1.25 * period:
+            send("timer")
+
+    def send(source: str) -> None:
+        """Publish the next action, once per control period; ``source``: observation, chunk or timer.
+
+        Observations at about the control rate (or slower) get one command each; faster ones, and the
+        timer, publish when a period has passed since the last command.
+        """
+        t = time.perf_counter()
+        if source == "timer" or state["obs_dt"] < 0.75 * period:
+            gap = 0.75 * period if source == "timer" else period - 0.5 * state["obs_dt"]
+            if stats.last is not None and t - stats.last < gap:
+                return
+        elif state["obs_count"] == state["obs_at_pub"]:
+            return  # this observation has its command already
         action = runner.pop()
-        if fresh:
-            timer.reset()
         if action is None:
-            # A period is missed when nothing went out for 1.5 periods while observations keep coming.
-            quiet = stats.last is not None and time.perf_counter() - stats.last > 1.5 * period
-            if quiet and time.perf_counter() - state["obs_time"] < 5 * period:
-                stats.missed += 1
             return
+        if source != "timer":
+            timer.reset()  # re-phase the clock on the observation stream
+        if stats.last is not None and state["obs_count"] - state["obs_at_pub"] >= 2:
+            # observations kept coming but no command went out for whole periods
+            stats.missed += max(0, round((t - stats.last) / period) - 1)
+        state["obs_at_pub"] = state["obs_count"]
         teleop = state["teleop"]
-        if state["intervention"] and teleop is not None and time.perf_counter() - teleop[1] < 0.2:
+        if state["intervention"] and teleop is not None and t - teleop[1] < 0.2:
             action = teleop[0]
         now = node.get_clock().now().nanoseconds * 1e-9
         try:
@@ -234,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         cmd_pub.publish(adapter.to_msg(cmd))
         act_pub.publish(action_msg(action, names))
-        stats.published_at(time.perf_counter(), runner.chunk_obs_time if fresh else None)
+        stats.published_at(time.perf_counter(), state["obs_time"])
 
     def on_teleop(msg: Any) -> None:
         try:
@@ -246,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = stats.summary()
         if runner.infer_ms:
             summary["inference_p50_ms"] = float(np.percentile(np.asarray(runner.infer_ms), 50))
+        summary["dropped_observations"] = runner.dropped
         if runner.error:
             summary["error"] = runner.error
             log.error(f"policy worker: {runner.error}", throttle_duration_sec=5.0)
         timing_pub.publish(String(data=json.dumps(summary)))
 
-    timer = node.create_timer(period, send)
+    timer = node.create_timer(period, on_timer)
     node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
     node.create_subscription(Bool, "intervention", lambda m: state.update(intervention=bool(m.data)),
                              QoSProfile(depth=1))

@@ -10,7 +10,7 @@ import pytest
 
 from robolearn.config import ConfigError, load_config
 from robolearn.ros_nodes.launcher import DeployConfig
-from robolearn.ros_nodes.policy_node import LoopStats, PolicyRunner
+from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.rosenv import ros_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,3 +128,28 @@ def test_colcon_params_and_launch_files_match_the_deploy_presets(name):
     launch = (ROOT / f"ros_nodes/launch/{name}.launch.py").read_text()
     compile(launch, f"{name}.launch.py", "exec")
     assert f'preset_launch_description("{name}")' in launch
+
+
+def test_runner_with_lead_refills_the_queue_before_it_runs_dry():
+    """lead=1, Ta=4: the chunk from the observation of step 3 lands while step 3's action (the old chunk's
+    last) is out, so it drops its own first action and step 4 is answered from the queue at once; a chunk
+    then serves Ta - lead new steps (replans at steps 0, 3, 6)."""
+    policy, chunks = CountingChunkPolicy(), []
+    runner = PolicyRunner(policy, on_chunk=lambda: chunks.append(1), lead=1)
+    obs = {"x": np.zeros(3, np.float32)}
+    sent = []
+    try:
+        for step in range(9):
+            runner.push(obs, {"episode": 0, "step": step, "stamp": 0.0})
+            action = runner.pop()
+            if action is None:  # only the very first step waits for inference
+                assert step == 0 and wait_for(lambda: len(chunks) == 1)
+                action = runner.pop()
+            sent.append(float(action[0]))
+            assert wait_for(lambda s=step: runner.handled == s + 1) and len(chunks) == 1 + step // 3
+        assert sent == [1, 1, 1, 1, 2, 2, 2, 3, 3] and policy.calls == 3 and policy.observed == 6
+        runner.push(obs, {"episode": 1, "step": 0, "stamp": 0.0})  # a new episode empties the queue at once
+        assert runner.pop() is None and wait_for(lambda: len(chunks) == 4) and runner.pop()[0] == 4.0
+    finally:
+        runner.stop()
+    assert runner.error is None and runner.dropped == 0

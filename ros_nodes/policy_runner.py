@@ -1,0 +1,173 @@
+"""The policy node's inference worker and action queue, without ROS (unit-testable).
+
+A chunked policy answers one observation with ``Ta`` actions. The node publishes one queued action per
+control period, triggered by the observation of that period, so the observation-to-command path is a
+queue pop (no inference on it). The worker thread computes chunks off that path: when only ``lead``
+actions of the current chunk remain unexecuted it computes the next chunk from the newest observation,
+so the queue does not run dry while the policy thinks. A chunk computed from the observation of step
+``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
+observation arrived are dropped from its head, so every step gets exactly one action.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+class PolicyRunner:
+    """The worker thread and the action queue.
+
+    Args:
+        policy: a :class:`~robolearn.protocols.Policy`; ``act`` gets a batch of one.
+        replan_every: actions executed per chunk before replanning (``Ta``); 0: the whole chunk.
+        on_chunk: called from the worker thread when a fresh chunk is queued.
+        lead: replan when this many actions of the chunk are still to be executed (0: when it is used up).
+    """
+
+    def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
+                 lead: int = 0):
+        if replan_every < 0:
+            raise ValueError(f"replan_every must be >= 0, got {replan_every}")
+        if lead < 0:
+            raise ValueError(f"lead must be >= 0, got {lead}")
+        self.policy, self.replan_every, self.on_chunk, self.lead = policy, int(replan_every), on_chunk, int(lead)
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._latest: tuple[dict[str, np.ndarray], dict[str, float], int, bool] | None = None
+        self._queue: deque[np.ndarray] = deque()
+        self._executed = 0
+        """Actions of the current chunk popped so far."""
+        self._chunk_len = 0
+        self._pops = 0
+        """Actions popped since start (all chunks)."""
+        self._pending = False
+        """A chunk is being computed (no second one is started meanwhile)."""
+        self._episode: float | None = None
+        self._worker_episode: float | None = None
+        self.infer_ms: deque[float] = deque(maxlen=2000)
+        self.handled = 0
+        """Observations the worker has finished with (observed, or a chunk computed from)."""
+        self.dropped = 0
+        """Observations the worker never saw (a newer one replaced them while it was busy)."""
+        self.error: str | None = None
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="policy-worker", daemon=True)
+        self._thread.start()
+
+    def push(self, obs: dict[str, np.ndarray], meta: dict[str, float]) -> None:
+        """Hand the newest observation to the worker. Call it *before* popping that step's action.
+
+        A new ``meta["episode"]`` empties the queue at once (no action of the last episode goes out).
+        """
+        with self._lock:
+            if meta["episode"] != self._episode:
+                self._episode = meta["episode"]
+                self._queue.clear()
+                self._executed = self._chunk_len = 0
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = (obs, meta, self._pops, self._due())
+        self._event.set()
+
+    def pop(self) -> np.ndarray | None:
+        """The next queued action ``(Da,)``, or None when the queue is empty."""
+        with self._lock:
+            if not self._queue:
+                return None
+            self._executed += 1
+            self._pops += 1
+            return self._queue.popleft()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._event.set()
+        self._thread.join(timeout=2.0)
+
+    def _due(self) -> bool:
+        """Whether the observation arriving now should start a new chunk (lock held)."""
+        lead = min(self.lead, self._chunk_len - 1)  # a one-action chunk is always computed fresh
+        return not self._pending and (not self._queue or self._executed >= self._chunk_len - lead)
+
+    def _run(self) -> None:
+        while not self._stop:
+            if not self._event.wait(0.1):
+                continue
+            self._event.clear()
+            with self._lock:
+                item, self._latest = self._latest, None
+                if item is not None and item[3]:
+                    self._pending = True
+            if item is None:
+                continue
+            try:
+                self._handle(*item)
+            except Exception as err:  # noqa: BLE001  (reported on the timing topic and the log)
+                self.error = f"{type(err).__name__}: {err}"
+            finally:
+                with self._lock:
+                    self._pending = False
+                    self.handled += 1
+
+    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], pops: int, due: bool) -> None:
+        if meta["episode"] != self._worker_episode:
+            self.policy.reset()
+            self._worker_episode = meta["episode"]
+            due = True
+        batch = {k: v[None] for k, v in obs.items()}
+        if not due:
+            if hasattr(self.policy, "observe"):
+                self.policy.observe(batch)
+            return
+        t0 = time.perf_counter()
+        chunk = np.asarray(self.policy.act(batch))[0]
+        self.infer_ms.append(1e3 * (time.perf_counter() - t0))
+        if chunk.ndim != 2 or not len(chunk):
+            raise ValueError(f"policy returned a chunk of shape {chunk.shape}, expected (Ta, Da)")
+        keep = chunk[: self.replan_every] if self.replan_every else chunk
+        with self._lock:
+            if meta["episode"] != self._episode:
+                return  # a newer episode started while this chunk was computed
+            sent = self._pops - pops  # steps since this observation already answered by the old queue
+            self._queue = deque(keep[sent:])
+            self._executed, self._chunk_len = sent, len(keep)
+        if self.on_chunk is not None:
+            self.on_chunk()
+
+
+class LoopStats:
+    """Command-period and latency statistics (ms) over the last ``window`` commands."""
+
+    def __init__(self, period: float, window: int = 2000):
+        self.period = period
+        self.intervals: deque[float] = deque(maxlen=window)
+        self.latency: deque[float] = deque(maxlen=window)
+        self.missed = 0
+        self.published = 0
+        self.last: float | None = None
+        """perf_counter time (s) of the latest command."""
+
+    def published_at(self, t: float, obs_time: float | None) -> None:
+        if self.last is not None:
+            self.intervals.append(1e3 * (t - self.last))
+        if obs_time is not None:
+            self.latency.append(1e3 * (t - obs_time))
+        self.last = t
+        self.published += 1
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {"published": self.published, "missed_periods": self.missed,
+                                 "period_ms": 1e3 * self.period}
+        if self.intervals:
+            iv = np.asarray(self.intervals)
+            out |= {"interval_mean_ms": float(iv.mean()), "interval_std_ms": float(iv.std()),
+                    "interval_max_ms": float(iv.max())}
+        if self.latency:
+            lat = np.asarray(self.latency)
+            out |= {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99))}
+        return out
