@@ -21,12 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="run directory (default runs/refine-<method>-<task>-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its latest checkpoint (uses its config.yaml)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (0: torch's default); one is fastest for these small networks")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.num_critics=10")
     parser.epilog = "config keys:\n" + "\n".join(describe(RefineConfig))
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from robolearn.refine.loop import train
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     flags = {"method": args.method, "base": args.base, "env_id": args.env, "demos": args.demos,
              "total_env_steps": args.steps, "seed": args.seed}

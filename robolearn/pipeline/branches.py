@@ -42,8 +42,10 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
         atomic_write_json(run_dir / "curve.json", curve)
         policy = load_policy(run_dir / "policy", cfg.env_id, seed=cfg.seed)
         records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
+        selected = ({"env_steps": result.best["env_steps"], "success_rate": result.best["success_rate"]}
+                    if result.best is not None else None)
         return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
-                "success": {r["dynamics"]: r["success_rate"] for r in records}}
+                "selected": selected, "success": {r["dynamics"]: r["success_rate"] for r in records}}
 
     return Stage(f"refine_{branch.method}", run, (out,))
 

@@ -104,7 +104,13 @@ def _eval_base_stage(cfg: PipelineConfig):
 
         policy = load(Path(cfg.run_dir) / "base")
         records = [evaluate_policy(cfg, policy, "base", d) for d in cfg.eval.dynamics]
-        return {"success": {r["dynamics"]: r["success_rate"] for r in records}}
+        out: dict[str, Any] = {"success": {r["dynamics"]: r["success_rate"] for r in records}}
+        if getattr(policy, "noise_shape", None):  # the deterministic baseline DSRL starts from
+            from robolearn.refine.noise_steering import ZeroNoisePolicy
+
+            out["zero_noise"] = evaluate_policy(cfg, ZeroNoisePolicy(policy), "base (zero noise)", "nominal")[
+                "success_rate"]
+        return out
 
     return run
 

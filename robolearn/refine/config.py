@@ -54,6 +54,10 @@ class RefineConfig:
     """Episodes per evaluation (deterministic actor, seeds 10_000 + i)."""
     eval_envs: int = 8
     """Parallel evaluation envs."""
+    select_best: bool = False
+    """Save as the refined policy the actor of the evaluation with the highest success rate (the earliest on
+    ties; robomimic's best-rollout checkpoint) instead of the last one. Off-policy RL on sparse rewards can
+    rise and then fall; the evaluations use their own seeds, so judge the choice on held-out episodes."""
     checkpoint_every: int = 5_000
     """Checkpoint every this many env steps (and at the end)."""
     out_dir: str = "runs"

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -42,6 +43,8 @@ class RefineResult:
     updates: int = 0
     wall_s: float = 0.0
     update_s: float = 0.0
+    best: dict[str, Any] | None = None
+    """``select_best``: env_steps, success_rate and actor weights of the best evaluation so far."""
 
     @property
     def updates_per_s(self) -> float:
@@ -181,13 +184,15 @@ def _restore(learner: OffPolicyLearner, state: dict[str, Any], rng: np.random.Ge
     torch.set_rng_state(state["torch_rng"])
     result.evals = list(state["evals"])
     result.updates, result.update_s = learner.num_updates, float(state["update_s"])
+    result.best = state.get("best")
     return dict(state["counters"])
 
 
 def _checkpoint(run: Path, learner: OffPolicyLearner, counters: dict[str, Any], rng: np.random.Generator,
                 result: RefineResult, online: ReplayBuffer, offline: ReplayBuffer | None) -> None:
     state = {"learner": learner.state_dict(), "counters": dict(counters), "rng": rng_state(rng),
-             "torch_rng": torch.get_rng_state(), "evals": result.evals, "update_s": result.update_s}
+             "torch_rng": torch.get_rng_state(), "evals": result.evals, "update_s": result.update_s,
+             "best": result.best}
     save_checkpoint(run, counters["env_steps"], state, {"online": online, "offline": offline})
 
 
@@ -197,6 +202,9 @@ def _evaluate(cfg: RefineConfig, eval_env: Any, learner: OffPolicyLearner, count
     row = {"env_steps": counters["env_steps"], **scores, "updates": learner.num_updates,
            "wall_s": result.wall_s + time.perf_counter() - t0}
     result.evals.append(row)
+    if cfg.select_best and (result.best is None or scores["success_rate"] > result.best["success_rate"]):
+        result.best = {"env_steps": counters["env_steps"], "success_rate": scores["success_rate"],
+                       "actor": copy.deepcopy(learner.actor.state_dict())}
     log.scalars({f"eval/{k}": v for k, v in scores.items()}, counters["env_steps"], record=True)
     counters["next_eval"] = counters["env_steps"] + cfg.eval_every
 
@@ -257,6 +265,10 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     counters["wall_s"] = result.wall_s
     result.env_steps, result.updates = counters["env_steps"], learner.num_updates
     _checkpoint(run, learner, counters, rng, result, online, offline)
+    if result.best is not None:  # select_best: the refined policy is the best evaluated actor
+        learner.actor.load_state_dict(result.best["actor"])
+        log.scalars({"select_best/env_steps": result.best["env_steps"],
+                     "select_best/success_rate": result.best["success_rate"]}, counters["env_steps"])
     _save_policy(cfg, run, env, learner)
     log.scalars({"perf/updates_per_s": result.updates_per_s}, counters["env_steps"])
     log.close()

@@ -128,3 +128,29 @@ class NoiseSteeredPolicy:
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         self.base.reset(env_ids)
+
+
+class ZeroNoisePolicy:
+    """A generative base that always denoises from zero noise: the deterministic baseline DSRL starts from.
+
+    A diffusion policy sampled from its noise prior's mode (zero) often succeeds more than with random
+    noise; a DSRL actor whose noise head starts at zero starts here, so its gain is measured against this.
+    """
+
+    noise_shape = None
+
+    def __init__(self, base: Policy) -> None:
+        self.base = base
+        self.base_noise_shape = check_generative(base)
+
+    def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
+        """``(B, Ta, Da)`` physical chunk of the base from zero noise (``noise`` is ignored)."""
+        batch = len(next(iter(obs.values())))
+        return self.base.act(obs, np.zeros((batch, *self.base_noise_shape), np.float32))
+
+    def observe(self, obs: Obs) -> None:
+        if hasattr(self.base, "observe"):
+            self.base.observe(obs)
+
+    def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
+        self.base.reset(env_ids)

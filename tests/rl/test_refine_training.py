@@ -124,3 +124,39 @@ def test_sigkill_then_resume(tmp_path):
     subprocess.run([sys.executable, str(script), str(run_dir), str(target)], env=env, check=True, timeout=120)
     state = load_checkpoint(latest_checkpoint(run_dir), {})
     assert state["counters"]["env_steps"] == target
+
+
+def test_zero_init_dsrl_actor_starts_at_the_zero_noise_base():
+    """learner.zero_init_actor: the noise actor's deterministic output is exactly zero noise, so the steered
+    policy equals ZeroNoisePolicy (the baseline DSRL's gain is measured against) before any update."""
+    from robolearn.refine.noise_steering import NoiseSteeredPolicy, ZeroNoisePolicy
+    from robolearn.rl.learner import OffPolicyLearner
+    from robolearn.sim.vector import make_vec_env
+
+    base = TinyGenerativePolicy()
+    obs_space = make_vec_env(ENV, 2, seed=0)
+    obs, _ = obs_space.reset(seed=0)
+    shapes = {k: s.shape for k, s in obs_space.single_observation_space.spaces.items()}
+    learner = OffPolicyLearner(LearnerConfig(algo="sac", hidden=[32], zero_init_actor=True), shapes, 10)
+    learner.fit_obs_normalization({k: torch.as_tensor(v) for k, v in obs.items()})
+    assert np.all(learner.act(obs, deterministic=True) == 0.0)
+    steered = NoiseSteeredPolicy(base, learner.actor, bound=1.5)
+    np.testing.assert_array_equal(steered.act(obs), ZeroNoisePolicy(base).act(obs))
+    assert not np.allclose(base.act(obs, np.ones((2, 2, 5), np.float32)), ZeroNoisePolicy(base).act(obs))
+    obs_space.close()
+
+
+@pytest.mark.slow
+def test_select_best_saves_the_best_evaluated_actor(tmp_path):
+    from robolearn.refine.common import ACTOR_FILE
+
+    cfg = small_cfg("residual", steps=400, eval_every=100, select_best=True)
+    result = train(cfg, run_dir=tmp_path, progress=False)
+    rates = [e["success_rate"] for e in result.evals]
+    assert len(rates) == 5 and result.best is not None
+    first_best = next(e for e in result.evals if e["success_rate"] == max(rates))
+    assert result.best["env_steps"] == first_best["env_steps"] and result.best["success_rate"] == max(rates)
+    saved = torch.load(tmp_path / "policy" / ACTOR_FILE, map_location="cpu")
+    assert all(torch.equal(saved[k], v) for k, v in result.best["actor"].items())
+    state = load_checkpoint(latest_checkpoint(tmp_path), {})
+    assert state["best"]["env_steps"] == result.best["env_steps"]  # survives a resume
