@@ -34,6 +34,8 @@ import numpy as np
 import yaml
 
 LIFT = "robolearn/PandaLift-v0"
+RT_PRIORITY = int(os.environ.get("ROBOLEARN_BENCH_RT", "0"))
+"""SCHED_FIFO priority of every process of both graphs and of the robot stand-in (0: normal scheduling)."""
 
 
 def echo_main() -> None:
@@ -43,10 +45,12 @@ def echo_main() -> None:
     from std_msgs.msg import Float64MultiArray
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-    from robolearn.ros_nodes.rosenv import spin_until_shutdown
+    from robolearn.ros_nodes.rosenv import set_realtime, spin_until_shutdown
 
     rclpy.init()
     node = rclpy.create_node("echo")
+    if RT_PRIORITY:
+        set_realtime(RT_PRIORITY)
     pub = node.create_publisher(JointTrajectory, "joint_trajectory", QoSProfile(depth=1))
     names = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
 
@@ -71,7 +75,7 @@ class Robot:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
+        from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
         import robolearn  # noqa: F401
@@ -87,10 +91,17 @@ class Robot:
         self.obs_pub = self.node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
         self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
+        self.node.create_subscription(String, "policy/timing", self.on_timing, QoSProfile(depth=10))
+        self.timing: dict[str, Any] = {}
+        """The policy node's own figures (observation arrival to publish, in the node), last report."""
         self.arrivals: list[float] = []
         self.latency: list[float] = []
         self.last_obs = 0.0
         self.recording = False
+
+    def on_timing(self, msg: Any) -> None:
+        if self.recording:
+            self.timing = json.loads(msg.data)
 
     def on_command(self, msg: Any) -> None:
         t = time.perf_counter()
@@ -110,7 +121,7 @@ class Robot:
 
     def run(self, rate: float, warmup: float, duration: float) -> dict[str, float]:
         """Publish at ``rate`` for ``warmup + duration`` s; statistics over the last ``duration`` s."""
-        self.arrivals, self.latency, self.recording = [], [], False
+        self.arrivals, self.latency, self.recording, self.timing = [], [], False, {}
         period, step = 1.0 / rate, 0
         start = time.perf_counter()
         next_t = start
@@ -126,7 +137,9 @@ class Robot:
             if now - start > warmup + duration:
                 break
             self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
-        return summarize(self.arrivals, self.latency, period, duration)
+        out = summarize(self.arrivals, self.latency, period, duration)
+        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations")
+        return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -168,11 +181,15 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def deployment_cmds(rate: float, tmp: Path, policy: str) -> list[list[str]]:
-    params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate)},
-              "safety": {"env_id": LIFT, "tick_hz": 100.0}}
+def deployment_cmds(rate: float, tmp: Path, policy: str, safety: bool = True) -> list[list[str]]:
+    """The policy node (and the safety node in front of the robot topic, unless ``safety`` is False)."""
+    params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY},
+              "safety": {"env_id": LIFT, "tick_hz": 100.0, "rt_priority": RT_PRIORITY}}
+    if not safety:
+        params["policy"]["output_topic"] = "joint_trajectory"
     cmds = []
-    for name, module in (("policy", "policy_node"), ("safety", "safety_node")):
+    nodes = (("policy", "policy_node"), ("safety", "safety_node")) if safety else (("policy", "policy_node"),)
+    for name, module in nodes:
         path = tmp / f"{name}_{rate:g}.yaml"
         path.write_text(yaml.safe_dump({f"/{name}": {"ros__parameters": params[name]}}))
         cmds.append([sys.executable, "-m", f"robolearn.ros_nodes.{module}", "--ros-args", "--params-file", str(path)])
@@ -186,6 +203,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (node start-up)")
     parser.add_argument("--policy", default="expert",
                         help="policy_node's policy: expert, or a policy directory (diffusion base, refined policy)")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="SCHED_FIFO priority (1-99) for the stand-in, the echo and the deployment nodes "
+                             "(the policy's inference worker stays at normal priority); needs root / CAP_SYS_NICE")
+    parser.add_argument("--no-safety", action="store_true",
+                        help="diagnostic: the policy node publishes straight to the robot topic (one hop)")
     parser.add_argument("--domain-id", type=int, default=77)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
@@ -195,16 +217,23 @@ def main() -> None:
         return
     from robolearn.ros_nodes.rosenv import use_ros_env
 
+    os.environ["ROBOLEARN_BENCH_RT"] = str(args.rt_priority)  # the echo child reads it
+    global RT_PRIORITY
+    RT_PRIORITY = args.rt_priority
     env = use_ros_env(args.domain_id)
     robot = Robot(args.domain_id)
+    if RT_PRIORITY:
+        from robolearn.ros_nodes.rosenv import set_realtime
+
+        set_realtime(RT_PRIORITY)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "policy": args.policy,
-                               "rates": {}}
+                               "rt_priority": RT_PRIORITY, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for rate in args.rates:
                 row = {}
                 for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
-                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy))):
+                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy, not args.no_safety))):
                     procs = [spawn(c, env) for c in cmds]
                     try:
                         row[graph] = robot.run(rate, args.warmup, args.duration)
@@ -217,8 +246,11 @@ def main() -> None:
                     row["overhead_p99_ms"] = d["latency_p99_ms"] - e["latency_p99_ms"]
                     row["ratio_p50"] = d["latency_p50_ms"] / e["latency_p50_ms"]
                 results["rates"][f"{rate:g}"] = row
-                print(f"{rate:5g} Hz  echo {fmt(e)} | deploy {fmt(d)} missed {d.get('missed')}/{d.get('expected')}"
-                      f" | ratio p50 {row.get('ratio_p50', float('nan')):.2f}", flush=True)
+                print(f"{rate:5g} Hz  echo {fmt(e)} missed {e.get('missed')} | deploy {fmt(d)} missed "
+                      f"{d.get('missed')}/{d.get('expected')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
+                      f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
+                      f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, inference p50 "
+                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms", flush=True)
         finally:
             robot.close()
     if args.json:

@@ -31,7 +31,7 @@ import numpy as np
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
 from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
-from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, spin_until_shutdown
 
 
 def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from std_msgs.msg import Bool, Float64MultiArray, String
 
     rclpy.init(args=argv if argv is not None else sys.argv)
+    import torch
+
+    # One intra-op thread: batch-1 inference gains nothing from more, and extra threads would compete
+    # with the executor (and the robot's own processes) for the cores.
+    torch.set_num_threads(1)
     # The executor and the inference worker hand off every control step; CPython's default 5 ms GIL
     # switch interval would add up to that much to the observation-to-command latency.
     sys.setswitchinterval(2e-4)
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
         "lead": (1, "start the next chunk when this many actions of the current one are left (hides inference)"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
+        "rt_priority": (0, "SCHED_FIFO priority 1-99 of every thread but the inference worker (0: off)"),
     }
     p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
          for k, (v, d) in defaults.items()}
@@ -82,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                              "intervention": False, "teleop": None}
     gc = node.create_guard_condition(lambda: send("chunk"))
     runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]))
+    if int(p["rt_priority"]) > 0:
+        n = set_realtime(int(p["rt_priority"]), exclude={runner.worker_id})
+        log.info(f"SCHED_FIFO {p['rt_priority']} on {n} threads; inference worker at normal priority")
 
     def on_obs(msg: Any) -> None:
         try:
@@ -94,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             state["obs_dt"] += 0.1 * (t - state["obs_time"] - state["obs_dt"])
         state["joint_pos"], state["obs_time"] = obs.get("joint_pos"), t
         state["obs_count"] += 1
-        runner.push(obs, meta)  # before this step's pop: a chunk from this observation skips that action
+        runner.push(obs, meta, wake=False)  # before this step's pop: a chunk from it skips that action
         send("observation")
+        runner.wake()  # inference starts after this step's command is out
 
     def on_timer() -> None:
         """Publish on the clock only when observations do not drive the loop (slower than the control

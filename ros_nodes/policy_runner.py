@@ -60,10 +60,17 @@ class PolicyRunner:
         self._thread = threading.Thread(target=self._run, name="policy-worker", daemon=True)
         self._thread.start()
 
-    def push(self, obs: dict[str, np.ndarray], meta: dict[str, float]) -> None:
+    @property
+    def worker_id(self) -> int | None:
+        """Native thread id of the worker (to keep it off a real-time scheduling class)."""
+        return self._thread.native_id
+
+    def push(self, obs: dict[str, np.ndarray], meta: dict[str, float], wake: bool = True) -> None:
         """Hand the newest observation to the worker. Call it *before* popping that step's action.
 
         A new ``meta["episode"]`` empties the queue at once (no action of the last episode goes out).
+        ``wake=False`` leaves the worker asleep until :meth:`wake`, so that the caller can publish this
+        step's command before inference competes with it for the interpreter.
         """
         with self._lock:
             if meta["episode"] != self._episode:
@@ -73,6 +80,11 @@ class PolicyRunner:
             if self._latest is not None:
                 self.dropped += 1
             self._latest = (obs, meta, self._pops, self._due())
+        if wake:
+            self._event.set()
+
+    def wake(self) -> None:
+        """Let the worker take the newest observation (after ``push(..., wake=False)``)."""
         self._event.set()
 
     def pop(self) -> np.ndarray | None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, make_adapter
-from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, spin_until_shutdown
 from robolearn.ros_nodes.safety import SafetyConfig, SafetyFilter
 
 PANDA_MAX_VELOCITY = [2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]
@@ -81,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                 ("tick_hz", 100.0, "watchdog / fallback rate, Hz"),
                 ("stream_hz", 50.0, "quadrotor: re-send the last setpoint at this rate, Hz"),
                 ("input_topic", "", "commands from the policy ('' : policy/<command topic>)"),
+                ("rt_priority", 0, "SCHED_FIFO priority 1-99 of the node's threads (0: off)"),
             ]:
                 self.declare_parameter(name, value, ParameterDescriptor(description=desc, dynamic_typing=True))
+            if int(self.get_parameter("rt_priority").value) > 0:
+                set_realtime(int(self.get_parameter("rt_priority").value))
             self.adapter = make_adapter(self.get_parameter("env_id").value)
             self.cfg = self._declare_limits(default_safety_config(self.get_parameter("env_id").value, self.adapter))
             self.filter: SafetyFilter | None = None

@@ -153,3 +153,30 @@ def test_runner_with_lead_refills_the_queue_before_it_runs_dry():
     finally:
         runner.stop()
     assert runner.error is None and runner.dropped == 0
+
+
+def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
+    import subprocess
+    import sys
+
+    from robolearn.ros_nodes.rosenv import set_realtime
+
+    with pytest.raises(ValueError, match="1..99"):
+        set_realtime(0)
+    script = (
+        "import os, threading, time\n"
+        "from robolearn.ros_nodes.rosenv import set_realtime\n"
+        "t = threading.Thread(target=time.sleep, args=(1,)); t.start()\n"
+        "try:\n"
+        "    n = set_realtime(5, exclude={t.native_id})\n"
+        "except PermissionError as err:\n"
+        "    print('refused', err); raise SystemExit(0)\n"
+        "print(n, os.sched_getscheduler(0) == os.SCHED_FIFO, os.sched_getscheduler(t.native_id) == os.SCHED_OTHER)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    if words[0] == "refused":  # not root and no CAP_SYS_NICE: the error says how to allow it
+        assert "CAP_SYS_NICE" in out.stdout
+    else:
+        assert int(words[0]) >= 1 and words[1:] == ["True", "True"], out.stdout
