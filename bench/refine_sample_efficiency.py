@@ -1,106 +1,183 @@
-"""Sample efficiency of refinement on PandaLift: success rate vs env steps, residual RL vs RLPD from scratch.
+"""Sample efficiency of refinement: success rate vs env steps for residual RL, DSRL-SAC, DSRL-NA and RLPD.
 
-Base: the scripted expert with noise (default 1.5, about 30% success; noise 0.6 succeeds ~100% on lift).
-(a) residual RL (ResFiT, TD3) on that base; (d) SAC from scratch with the same demonstrations in the
-offline buffer (RLPD). DSRL needs a generative base (``--dsrl-base runs/<diffusion run>``). Every method
-gets the same env-step budget and the same evaluation (deterministic actor, episodes seeded 10_000 + i).
-Prints a table with figures measured in this run (success per evaluation, wall-clock per 10k env steps,
-gradient updates/s) and writes a PNG.
+The base and the demonstrations are a pipeline run's (default: the ``make demo`` pipeline,
+``configs/pipelines/panda_lift.yaml``: a diffusion policy from 30 noisy demonstrations, ~34% success; run
+it first). Methods, all with the same env-step budget and the same evaluation (deterministic actor, 32
+episodes seeded 10_000 + i, every ``--eval-every`` steps):
 
-    python bench/refine_sample_efficiency.py --quick        # CI-sized (minutes on 2 CPU cores)
-    python bench/refine_sample_efficiency.py --steps 50000 --seeds 0 1 2
+(a) ``residual`` (ResFiT, TD3): the pipeline's residual branch settings, demonstrations in the offline
+    buffer (RLPD 50/50), relabelled with the base's action;
+(b) ``dsrl`` (SAC in noise space): the pipeline's DSRL branch settings;
+(c) ``dsrl-na`` (noise aliasing): the same settings, online only (its action-space critic learns from
+    executed chunks; the pipeline's demonstrations are single actions of a closed-loop expert, not chunks);
+(d) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations.
+
+Prints per-method curves (mean and min-max over seeds), the env steps each method needs to reach the
+levels of the targets (90% for residual; base + 20 points for DSRL) against RLPD's, wall-clock per 10k
+env steps and gradient updates/s, all measured in this run; writes ``results.json`` and a PNG.
+
+    python bench/refine_sample_efficiency.py --quick                  # minutes: 1 seed, 3k steps
+    python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps each (about an hour)
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import multiprocessing as mp
 from pathlib import Path
+from typing import Any
 
-from robolearn.refine.config import RefineConfig
-from robolearn.refine.loop import RefineResult, train
-from robolearn.rl.learner import LearnerConfig
+import numpy as np
 
-
-def config(method: str, args: argparse.Namespace, seed: int) -> RefineConfig:
-    hidden = [64, 64] if args.quick else [256, 256]
-    if method == "residual":
-        learner = LearnerConfig(algo="td3", hidden=hidden, batch_size=args.batch, actor_delay=2, exploration_noise=0.2)
-    else:
-        learner = LearnerConfig(algo="sac", hidden=hidden, batch_size=args.batch, num_critics=10 if not args.quick
-                                else 2)
-    base = args.dsrl_base if method.startswith("dsrl") else f"expert:noise={args.noise}"
-    return RefineConfig(
-        method=method, base=base, env_id=args.env, num_envs=args.envs, total_env_steps=args.steps, seed=seed,
-        demos="expert:noise=0" if method in ("residual", "rlpd", "dsrl-na") else "", demo_episodes=args.demos,
-        random_steps=args.random_steps, critic_warmup_updates=args.critic_warmup, updates_per_env_step=args.utd,
-        eval_every=args.eval_every, eval_episodes=args.eval_episodes, eval_envs=8,
-        checkpoint_every=args.steps, run_name=f"{method}-seed{seed}", out_dir=args.out, learner=learner)
+METHODS = ("residual", "dsrl", "dsrl-na", "rlpd")
 
 
-def plot(results: dict[str, list[RefineResult]], path: Path) -> None:
+def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: int) -> Any:
+    """The :class:`RefineConfig` of ``method`` on the pipeline's task, base and demonstrations."""
+    from robolearn.pipeline.branches import refine_config
+    from robolearn.pipeline.config import RefineStageConfig
+
+    branches = {b.method: b for b in pipeline.refine}
+    source = "residual" if method in ("residual", "rlpd") else "dsrl"
+    if source not in branches:
+        raise SystemExit(f"{args.pipeline} has no '{source}' refinement branch to take the settings from")
+    settings = copy.deepcopy(branches[source].settings)
+    settings.update(total_env_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                    checkpoint_every=args.steps, select_best=False, run_name=f"{method}-seed{seed}",
+                    out_dir=args.out)
+    if method == "rlpd":  # RLPD: SAC from scratch, LayerNorm, a 10-critic ensemble, the same UTD and data
+        settings["learner"] = {**settings.get("learner", {}), "algo": "sac", "num_critics": 10,
+                               "actor_lr": 3e-4, "zero_init_actor": False}
+    if method == "rlpd":
+        settings["demos"] = str(Path(pipeline.run_dir) / "data")
+    if args.quick:
+        settings.update(random_steps=500, critic_warmup_updates=100, eval_envs=4)
+        settings["learner"] = {**settings.get("learner", {}), "hidden": [64, 64], "batch_size": 64}
+    cfg = refine_config(pipeline, RefineStageConfig(method=method, settings=settings))
+    cfg.seed = seed
+    return cfg
+
+
+def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
+    """Train one (method, seed) in this worker process; returns its curve and throughput."""
+    import torch
+
+    from robolearn.config import load_config
+    from robolearn.pipeline.config import PipelineConfig
+    from robolearn.refine.loop import train
+
+    torch.set_num_threads(1)
+    pipeline_path, method, seed, arg_dict = job
+    args = argparse.Namespace(**arg_dict)
+    pipeline = load_config(PipelineConfig, Path(pipeline_path))
+    cfg = method_config(pipeline, method, args, seed)
+    result = train(cfg, run_dir=Path(args.out) / f"{method}-seed{seed}", progress=False)
+    print(f"  {method} seed {seed}: final success {result.evals[-1]['success_rate']:.2f} "
+          f"({result.wall_s:.0f} s)", flush=True)
+    return {"method": method, "seed": seed, "evals": result.evals, "wall_s": result.wall_s,
+            "env_steps": result.env_steps, "updates": result.updates, "updates_per_s": result.updates_per_s}
+
+
+def curves(rows: list[dict[str, Any]], method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Env steps ``(K,)`` and success ``(S, K)`` of one method's seeds (evaluations aligned by index)."""
+    runs = [r for r in rows if r["method"] == method]
+    k = min(len(r["evals"]) for r in runs)
+    steps = np.array([np.mean([r["evals"][i]["env_steps"] for r in runs]) for i in range(k)])
+    return steps, np.array([[r["evals"][i]["success_rate"] for i in range(k)] for r in runs])
+
+
+def steps_to(rows: list[dict[str, Any]], method: str, level: float) -> float | None:
+    """First evaluation's env steps at which the seed-mean success reaches ``level`` (None: never)."""
+    steps, success = curves(rows, method)
+    hit = np.nonzero(success.mean(0) >= level - 1e-9)[0]
+    return float(steps[hit[0]]) if len(hit) else None
+
+
+def plot(rows: list[dict[str, Any]], methods: list[str], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, runs in results.items():
-        for i, r in enumerate(runs):
-            xs = [e["env_steps"] for e in r.evals]
-            ys = [e["success_rate"] for e in r.evals]
-            ax.plot(xs, ys, marker="o", color=f"C{list(results).index(method)}", label=method if i == 0 else None)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, method in enumerate(methods):
+        steps, success = curves(rows, method)
+        ax.plot(steps, success.mean(0), marker="o", color=f"C{i}", label=f"{method} ({len(success)} seeds)")
+        ax.fill_between(steps, success.min(0), success.max(0), color=f"C{i}", alpha=0.15)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("success rate")
+    ax.set_ylabel("success rate (mean, min-max over seeds)")
     ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
+def report(rows: list[dict[str, Any]], methods: list[str], base_success: float) -> None:
+    print(f"\n{'method':<10}{'env steps':>10}{'success mean':>14}{'min':>7}{'max':>7}")
+    for method in methods:
+        steps, success = curves(rows, method)
+        for s, col in zip(steps, success.T, strict=True):
+            print(f"{method:<10}{s:>10.0f}{col.mean():>14.3f}{col.min():>7.2f}{col.max():>7.2f}")
+    print(f"\n{'method':<10}{'s / 10k env steps':>18}{'updates/s':>11}")
+    for method in methods:
+        runs = [r for r in rows if r["method"] == method]
+        per_10k = np.mean([r["wall_s"] / max(r["env_steps"], 1) * 1e4 for r in runs])
+        print(f"{method:<10}{per_10k:>18.0f}{np.mean([r['updates_per_s'] for r in runs]):>11.1f}")
+    targets = {"residual": 0.9, "dsrl": base_success + 0.2, "dsrl-na": base_success + 0.2}
+    print(f"\nbase success (pipeline evaluation, 100 episodes): {base_success:.2f}")
+    for method, level in targets.items():
+        if method not in methods:
+            continue
+        mine = steps_to(rows, method, level)
+        rlpd = steps_to(rows, "rlpd", level) if "rlpd" in methods else None
+        ratio = f"{rlpd / mine:.1f}x" if mine and rlpd else ("RLPD never reached it" if mine else "-")
+        print(f"{method:<10} reaches {level:.2f}: {'never' if mine is None else f'at {mine:.0f} steps'}; "
+              f"RLPD: {'never' if rlpd is None else f'at {rlpd:.0f} steps'} ({ratio})")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="CI-sized run: 3k steps, small nets, 1 seed")
-    p.add_argument("--methods", nargs="+", default=["residual", "rlpd"])
-    p.add_argument("--env", default="robolearn/PandaLift-v0")
-    p.add_argument("--noise", type=float, default=1.5, help="expert noise of the base")
-    p.add_argument("--dsrl-base", default="", help="generative base checkpoint for dsrl / dsrl-na")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--pipeline", default="configs/pipelines/panda_lift.yaml",
+                   help="pipeline preset whose run directory holds the base (base/) and demonstrations (data/)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=50_000)
-    p.add_argument("--envs", type=int, default=8)
-    p.add_argument("--utd", type=float, default=0.5, help="gradient updates per env step")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--demos", type=int, default=20, help="demonstration episodes (clean expert)")
-    p.add_argument("--random-steps", type=int, default=2_000)
-    p.add_argument("--critic-warmup", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     args = p.parse_args()
     if args.quick:
-        args.steps, args.eval_every, args.eval_episodes, args.batch = 3_000, 1_000, 16, 64
-        args.random_steps, args.critic_warmup, args.demos, args.utd = 500, 100, 8, 0.25
-    if any(m.startswith("dsrl") for m in args.methods) and not args.dsrl_base:
-        p.error("dsrl / dsrl-na need --dsrl-base (a generative policy checkpoint)")
-    results: dict[str, list[RefineResult]] = {m: [] for m in args.methods}
-    for method in args.methods:
-        for seed in args.seeds:
-            results[method].append(train(config(method, args, seed)))
+        args.seeds, args.steps, args.eval_every, args.eval_episodes = [0], 3_000, 1_000, 8
+
+    from robolearn.config import load_config
+    from robolearn.pipeline.config import PipelineConfig
+
+    pipeline = load_config(PipelineConfig, Path(args.pipeline))
+    run_dir = Path(pipeline.run_dir)
+    if not (run_dir / "base").is_dir() or not (run_dir / "data").is_dir():
+        p.error(f"{run_dir} has no base/ and data/: run `robolearn pipeline {args.pipeline}` (or make demo) first")
+    base_eval = run_dir / "eval" / "base__nominal.json"
+    base_success = json.loads(base_eval.read_text())["success_rate"] if base_eval.exists() else float("nan")
+    zero_eval = run_dir / "eval" / "base (zero noise)__nominal.json"
+    if zero_eval.exists():  # where a DSRL actor whose noise head starts at zero begins
+        print(f"base from zero noise (pipeline evaluation): {json.loads(zero_eval.read_text())['success_rate']:.2f}")
     out = Path(args.out)
-    print(f"\n{args.env}, base expert noise {args.noise}, {args.envs} envs, UTD {args.utd}")
-    print(f"{'method':<10}{'seed':>5}{'env steps':>11}{'success':>9}  {'s / 10k steps':>13}{'updates/s':>11}")
-    rows = []
-    for method, runs in results.items():
-        for seed, r in zip(args.seeds, runs, strict=True):
-            for e in r.evals:
-                print(f"{method:<10}{seed:>5}{e['env_steps']:>11}{e['success_rate']:>9.3f}")
-            per_10k = r.wall_s / max(r.env_steps, 1) * 1e4
-            print(f"{method:<10}{seed:>5}{'total':>11}{'':>9}  {per_10k:>13.0f}{r.updates_per_s:>11.1f}")
-            rows.append({"method": method, "seed": seed, "evals": r.evals, "wall_s": r.wall_s,
-                         "updates": r.updates, "updates_per_s": r.updates_per_s})
+    out.mkdir(parents=True, exist_ok=True)
+    cost = {"rlpd": 0, "residual": 1, "dsrl-na": 2, "dsrl": 3}  # longest first: the pool ends together
+    jobs = [(args.pipeline, m, s, vars(args)) for m in sorted(args.methods, key=cost.get) for s in args.seeds]
+    print(f"{len(jobs)} runs of {args.steps} env steps, {args.jobs} at a time; base {run_dir / 'base'}", flush=True)
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        rows = pool.map(run_one, jobs, chunksize=1)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
-    plot(results, out / "refine_sample_efficiency.png")
+    report(rows, args.methods, base_success)
+    title = f"{pipeline.env_id}: base {run_dir / 'base'} ({base_success:.0%})"
+    plot(rows, args.methods, out / "refine_sample_efficiency.png", title)
     print(f"plot: {out / 'refine_sample_efficiency.png'}")
     return 0
 

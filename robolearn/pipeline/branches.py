@@ -16,7 +16,7 @@ from robolearn.pipeline.stages import Stage
 from robolearn.stats import wilson_interval
 
 
-def _refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
+def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
     """The branch's RefineConfig: its settings, on the pipeline's task, base and demonstrations."""
     from robolearn.refine.config import RefineConfig
 
@@ -36,7 +36,7 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
 
         run_dir = Path(cfg.run_dir) / out
         resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-        result = train(_refine_config(cfg, branch), run_dir=run_dir, resume=resume)
+        result = train(refine_config(cfg, branch), run_dir=run_dir, resume=resume)
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
         atomic_write_json(run_dir / "curve.json", curve)

@@ -52,8 +52,11 @@ def learning_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     return curves
 
 
-def plot_curves(curves: dict[str, list[dict[str, float]]], base_rate: float | None, out: Path) -> Path | None:
-    """Success rate vs environment steps for each method (PNG)."""
+def plot_curves(curves: dict[str, list[dict[str, float]]], base_rate: float | None, out: Path,
+                zero_noise_rate: float | None = None, selected: dict[str, dict[str, float]] | None = None
+                ) -> Path | None:
+    """Success rate vs environment steps for each method (PNG); ``selected[method]`` (env_steps,
+    success_rate) marks the evaluation whose actor became the refined policy (``select_best``)."""
     if not curves:
         return None
     import matplotlib
@@ -61,16 +64,23 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], base_rate: float | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for method, points in curves.items():
-        ax.plot([p["env_steps"] for p in points], [p["success_rate"] for p in points], marker="o", label=method)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=100)
+    for i, (method, points) in enumerate(curves.items()):
+        ax.plot([p["env_steps"] for p in points], [p["success_rate"] for p in points], marker="o", label=method,
+                color=f"C{i}")
+        pick = (selected or {}).get(method)
+        if pick:
+            ax.plot([pick["env_steps"]], [pick["success_rate"]], marker="*", markersize=16, color=f"C{i}",
+                    markeredgecolor="black", linestyle="none", label=f"{method}: kept (best evaluation)")
     if base_rate is not None:
         ax.axhline(base_rate, color="grey", linestyle="--", label="base policy")
+    if zero_noise_rate is not None:
+        ax.axhline(zero_noise_rate, color="grey", linestyle=":", label="base from zero noise")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -100,7 +110,13 @@ def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tupl
     run_dir = Path(run_dir)
     evals = load_evals(run_dir)
     base = next((r["success_rate"] for r in evals if r["policy"] == "base" and r["dynamics"] == "nominal"), None)
-    plot = plot_curves(learning_curves(run_dir), base, run_dir / "plots" / "learning_curves.png")
+    zero = next((r["success_rate"] for r in evals if r["policy"] == "base (zero noise)"), None)
+    selected = {}
+    for path in (run_dir / "stages").glob("refine_*.json"):
+        record = json.loads(path.read_text())
+        if record.get("selected"):
+            selected[record["stage"].removeprefix("refine_")] = record["selected"]
+    plot = plot_curves(learning_curves(run_dir), base, run_dir / "plots" / "learning_curves.png", zero, selected)
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     times = _stage_times(run_dir)
     videos = _videos(evals)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from robolearn.rl.learner import LearnerConfig
 
@@ -20,6 +20,9 @@ class RefineConfig:
     """Base policy: expert[:noise=X], random, zero, or a policy checkpoint / refined-policy directory."""
     env_id: str = "robolearn/PandaLift-v0"
     """Registered env id."""
+    task: dict[str, Any] = field(default_factory=dict)
+    """Task settings for the training and evaluation envs (``gymnasium.make`` keyword arguments), e.g.
+    ``{push_force: 120.0}`` for G1PushRecovery."""
     num_envs: int = 8
     """Parallel training envs."""
     total_env_steps: int = 50_000

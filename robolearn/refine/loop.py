@@ -57,7 +57,7 @@ def make_wrapper(cfg: RefineConfig, num_envs: int, seed: int, base: Policy | Non
 
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method '{cfg.method}'; choose from {', '.join(METHODS)}")
-    venv = make_vec_env(cfg.env_id, num_envs, seed=seed)
+    venv = make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=dict(cfg.task) or None)
     if cfg.method == "rlpd":
         from robolearn.refine.direct import DirectVecEnv
 
