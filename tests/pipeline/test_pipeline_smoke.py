@@ -1,0 +1,45 @@
+"""The real default pipeline at smoke budgets: every stage runs (ROS included) and the report lists what it must."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from robolearn.config import load_config
+from robolearn.pipeline.config import PipelineConfig
+from robolearn.pipeline.pipeline import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SMOKE = [
+    "collect.episodes=3", "collect.num_envs=3", "train.steps=30", "train.save_every=30", "train.log_every=10",
+    "train.progress=false", "eval.episodes=4", "eval.num_envs=4", "eval.videos=0", "eval.dynamics=[nominal]",
+    "ros.episodes=1",
+]
+
+
+@pytest.mark.slow
+def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBOLEARN_ROS_DOMAIN", str(60 + os.getpid() % 30))  # a private ROS domain
+    cfg = load_config(PipelineConfig, ROOT / "configs/pipelines/panda_lift.yaml", [f"run_dir={tmp_path}", *SMOKE])
+    for branch in cfg.refine:  # a few hundred env steps of each branch, with its select_best evaluations
+        branch.settings.update(total_env_steps=400, random_steps=200, critic_warmup_updates=20, eval_every=200,
+                               eval_episodes=4, eval_envs=4, checkpoint_every=200, num_envs=4)
+        branch.settings["learner"] = {**branch.settings.get("learner", {}), "hidden": [32, 32], "batch_size": 32}
+    results = run_pipeline(cfg)
+    assert list(results) == ["collect", "train", "eval_expert", "eval_base", "refine_residual", "refine_dsrl",
+                             "ros", "report"]
+    assert "zero_noise" in results["eval_base"]  # the diffusion base from zero noise, DSRL's starting point
+    for method in ("residual", "dsrl"):
+        selected = results[f"refine_{method}"]["selected"]
+        curve = json.loads((tmp_path / "refine" / method / "curve.json").read_text())
+        assert selected["success_rate"] == max(p["success_rate"] for p in curve)
+        assert (tmp_path / "refine" / method / "policy" / "actor.pt").is_file()
+    assert results["ros"]["episodes"] == 1
+    report = (tmp_path / "report.md").read_text()
+    for row in ("| base (zero noise) |", "| residual |", "| dsrl |", "| residual over ROS 2 |"):
+        assert row in report, row
+    assert (tmp_path / "plots" / "learning_curves.png").stat().st_size > 10_000
