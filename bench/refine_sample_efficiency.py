@@ -8,8 +8,8 @@ episodes seeded 10_000 + i, every ``--eval-every`` steps):
 (a) ``residual`` (ResFiT, TD3): the pipeline's residual branch settings, demonstrations in the offline
     buffer (RLPD 50/50), relabelled with the base's action;
 (b) ``dsrl`` (SAC in noise space): the pipeline's DSRL branch settings;
-(c) ``dsrl-na`` (noise aliasing): the same settings, online only (its action-space critic learns from
-    executed chunks; the pipeline's demonstrations are single actions of a closed-loop expert, not chunks);
+(c) ``dsrl-na`` (noise aliasing): the same settings; with ``--na-demos`` the demonstrations, cut into
+    executed-chunk transitions (:mod:`robolearn.refine.chunk_data`), fill its offline buffer;
 (d) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations.
 
 Prints per-method curves (mean and min-max over seeds), the env steps each method needs to reach the
@@ -50,7 +50,7 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     if method == "rlpd":  # RLPD: SAC from scratch, LayerNorm, a 10-critic ensemble, the same UTD and data
         settings["learner"] = {**settings.get("learner", {}), "algo": "sac", "num_critics": 10,
                                "actor_lr": 3e-4, "zero_init_actor": False}
-    if method == "rlpd":
+    if method == "rlpd" or (method == "dsrl-na" and args.na_demos):
         settings["demos"] = str(Path(pipeline.run_dir) / "data")
     if args.quick:
         settings.update(random_steps=500, critic_warmup_updates=100, eval_envs=4)
@@ -149,6 +149,7 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--na-demos", action="store_true", help="dsrl-na: the demonstrations in its offline buffer")
     p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     args = p.parse_args()

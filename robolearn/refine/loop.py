@@ -126,9 +126,20 @@ def fill_offline(cfg: RefineConfig, env: Any) -> ReplayBuffer | None:
         return None
     buffer = ReplayBuffer(env.obs_shapes, env.critic_action_dim, cfg.replay_capacity)
     name = cfg.demos.partition(":")[0]
-    if name in ("expert", "random", "zero"):
-        if cfg.method == "dsrl":
-            raise ValueError("--demos: DSRL (noise-space SAC) cannot use action demonstrations; use dsrl-na")
+    named = name in ("expert", "random", "zero")
+    if cfg.method == "dsrl":
+        raise ValueError("--demos: DSRL (noise-space SAC) cannot use action demonstrations; use dsrl-na")
+    if cfg.method == "dsrl-na":  # single-step demonstrations cut into executed-chunk transitions
+        from robolearn.refine.chunk_data import chunk_transitions, dataset_episodes, rollout_episodes
+
+        if named:
+            demo = load_base(cfg.demos, cfg.env_id, env.venv.single_action_space, seed=cfg.seed + 777)
+            episodes = rollout_episodes(env.venv, demo, cfg.demo_episodes, seed=cfg.seed + 777)
+        else:
+            episodes = dataset_episodes(cfg.demos)
+        chunk_transitions(env, episodes, buffer, cfg.learner.gamma)
+        return buffer
+    if named:
         demo = load_base(cfg.demos, cfg.env_id, env.venv.single_action_space, seed=cfg.seed + 777)
         acc = NStepAccumulator(env.num_envs, cfg.n_step, cfg.learner.gamma)
         collect_transitions(env, buffer, acc, cfg.demo_episodes, policy=demo, seed=cfg.seed + 777)

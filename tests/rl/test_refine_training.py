@@ -160,3 +160,47 @@ def test_select_best_saves_the_best_evaluated_actor(tmp_path):
     assert all(torch.equal(saved[k], v) for k, v in result.best["actor"].items())
     state = load_checkpoint(latest_checkpoint(tmp_path), {})
     assert state["best"]["env_steps"] == result.best["env_steps"]  # survives a resume
+
+
+def test_chunk_transitions_cut_demonstrations_into_executed_chunks():
+    """Sliding windows of Ta actions: padded with the no-op past a successful end (terminal), dropped past a
+    failed one, bootstrapped from the final observation at a time-out."""
+    from robolearn.refine.chunk_data import StepEpisode, chunk_transitions
+    from robolearn.refine.noise_steering import NoiseSteeringVecEnv
+    from robolearn.rl.replay import ReplayBuffer
+    from robolearn.sim.vector import make_vec_env
+
+    env = NoiseSteeringVecEnv(make_vec_env(ENV, 1, seed=0), TinyGenerativePolicy(), chunk_dim=10)  # Ta=2, Da=5
+    obs = env.reset(seed=0)
+    t_len = 4
+    ep_obs = {k: np.repeat(v, t_len, 0) + np.arange(t_len).reshape(-1, *[1] * (v.ndim - 1)) for k, v in obs.items()}
+    action = np.zeros((t_len, 5), np.float32)
+    reward = np.array([0, 0, 0, 1], np.float32)
+    buffer = ReplayBuffer(env.obs_shapes, 10, 100)
+    assert chunk_transitions(env, [StepEpisode(ep_obs, action, reward, success=True)], buffer, 0.9) == 4
+    np.testing.assert_allclose(buffer.discount[:4], [0.9, 0.9, 0.0, 0.0])
+    np.testing.assert_allclose(buffer.reward[:4], [0, 0, 1, 1])
+    np.testing.assert_allclose(buffer.next_obs["ee_pos"][0], ep_obs["ee_pos"][2])
+    noop = np.clip(env.scaler.normalize(env.noop), -1, 1)
+    np.testing.assert_allclose(buffer.action[3, 5:], noop)  # the last window is padded with the no-op
+    failed = StepEpisode(ep_obs, action, np.zeros(t_len, np.float32), success=False)
+    assert chunk_transitions(env, [failed], buffer, 0.9) == 2  # windows past a failed end are dropped
+    final = {k: v[0] for k, v in obs.items()}
+    timed_out = StepEpisode(ep_obs, action, np.zeros(t_len, np.float32), success=False, final_obs=final)
+    assert chunk_transitions(env, [timed_out], buffer, 0.9) == 3  # the window ending at T bootstraps
+    env.close()
+
+
+@pytest.mark.slow
+def test_dsrl_na_learns_with_demonstrations_in_the_offline_buffer(tmp_path):
+    from robolearn.refine.loop import fill_offline, make_wrapper
+
+    cfg = small_cfg("dsrl-na", steps=160, random_steps=80, demos="expert:noise=0", demo_episodes=2)
+    env = make_wrapper(cfg, 2, 0, TinyGenerativePolicy())
+    offline = fill_offline(cfg, env)
+    assert len(offline) >= 2 * 20 and offline.action.shape[1] == env.critic_action_dim  # executed chunks
+    env.close()
+    result = train(cfg, run_dir=tmp_path, progress=False, base_factory=TinyGenerativePolicy)
+    assert result.updates > 0
+    state = load_checkpoint(latest_checkpoint(tmp_path), {})
+    assert state["counters"]["env_steps"] == result.env_steps
