@@ -52,11 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     from std_msgs.msg import Bool, Float64MultiArray, String
 
     rclpy.init(args=argv if argv is not None else sys.argv)
-    import torch
-
-    # One intra-op thread: batch-1 inference gains nothing from more, and extra threads would compete
-    # with the executor (and the robot's own processes) for the cores.
-    torch.set_num_threads(1)
     # The executor and the inference worker hand off every control step; CPython's default 5 ms GIL
     # switch interval would add up to that much to the observation-to-command latency.
     sys.setswitchinterval(2e-4)
@@ -77,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     log = node.get_logger()
     adapter = make_adapter(p["env_id"])
     policy = load_policy(p["policy"], p["env_id"], float(p["noise"]), int(p["seed"]))
+    if "torch" in sys.modules:  # a torch policy: one intra-op thread; batch-1 inference gains nothing from
+        sys.modules["torch"].set_num_threads(1)  # more, and they would compete with the executor for cores
     period = 1.0 / float(p["control_hz"]) if p["control_hz"] else float(getattr(adapter, "period", 0.05))
     topic = p["output_topic"] or f"policy/{COMMAND_TOPICS[adapter.embodiment]}"
     cmd_pub = node.create_publisher(adapter.msg_type(), topic, QoSProfile(depth=1))
