@@ -22,13 +22,17 @@ import yaml
 PACKAGE = "robolearn_ros"
 
 
+def load_preset(params_file: str | Path) -> dict[str, dict[str, Any]]:
+    """``{node: parameters}`` of a ``/node: ros__parameters`` file, in file order."""
+    data = yaml.safe_load(Path(params_file).read_text()) or {}
+    if not data:
+        raise ValueError(f"{params_file}: no '/<node>: ros__parameters' entries")
+    return {str(k).lstrip("/"): dict((v or {}).get("ros__parameters", {})) for k, v in data.items()}
+
+
 def preset_nodes(params_file: str | Path) -> list[str]:
     """Node names of a ``/node: ros__parameters`` file, in file order (``["sim_robot", "policy", ...]``)."""
-    data = yaml.safe_load(Path(params_file).read_text()) or {}
-    names = [str(k).lstrip("/") for k in data]
-    if not names:
-        raise ValueError(f"{params_file}: no '/<node>: ros__parameters' entries")
-    return names
+    return list(load_preset(params_file))
 
 
 def preset_launch_description(preset: str) -> Any:
@@ -40,10 +44,9 @@ def preset_launch_description(preset: str) -> Any:
     from launch_ros.actions import Node
 
     params = Path(get_package_share_directory(PACKAGE)) / "params" / f"{preset}.yaml"
-    nodes = preset_nodes(params)
-    default_policy = yaml.safe_load(params.read_text()).get("/policy", {}).get("ros__parameters", {})
+    nodes = load_preset(params)
     actions: list[Any] = [DeclareLaunchArgument(
-        "policy", default_value=str(default_policy.get("policy", "expert")),
+        "policy", default_value=str(nodes.get("policy", {}).get("policy", "expert")),
         description="named policy (expert, random, zero) or a policy directory")]
     for name in nodes:
         overrides = [{"policy": LaunchConfiguration("policy")}] if name == "policy" else []

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from robolearn.protocols import Obs, Policy
-from robolearn.refine.common import ActionScaler, torch_obs
+from robolearn.refine.common import ActionScaler, batch_size, torch_obs
 from robolearn.rl.networks import Actor
 
 
@@ -145,8 +145,7 @@ class ZeroNoisePolicy:
 
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
         """``(B, Ta, Da)`` physical chunk of the base from zero noise (``noise`` is ignored)."""
-        batch = len(next(iter(obs.values())))
-        return self.base.act(obs, np.zeros((batch, *self.base_noise_shape), np.float32))
+        return self.base.act(obs, np.zeros((batch_size(obs), *self.base_noise_shape), np.float32))
 
     def observe(self, obs: Obs) -> None:
         if hasattr(self.base, "observe"):
