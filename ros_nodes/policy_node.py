@@ -5,7 +5,9 @@ the action is popped from a queue, mapped by the embodiment's adapter and publis
 observation-to-command path holds no inference. Inference runs in a worker thread
 (:class:`~robolearn.ros_nodes.policy_runner.PolicyRunner`) that refills the queue with a new chunk
 ``(Ta', Da)`` every ``replan_every`` executed actions (``Ta``; 0: the policy's whole chunk), starting
-``lead`` actions before the current chunk runs out, so a slow chunk never stalls the command stream;
+``lead`` actions before the current chunk runs out, so a slow chunk never stalls the command stream
+(``inference``: a policy directory runs in a child process by default,
+:class:`~robolearn.ros_nodes.remote_policy.RemotePolicy`, so inference never holds this process's GIL);
 between replans it feeds observations to the policy's ``observe`` (its history). When observations come
 slower than the control rate (or stop), the control timer publishes instead. A period in which nothing
 could be published while observations keep coming is a *missed period* (counted).
@@ -28,21 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.policy_factory import NAMED_POLICIES
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
 from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
+from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
 from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, spin_until_shutdown
-
-
-def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
-    """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``."""
-    import robolearn  # noqa: F401  (registers the envs)
-    from robolearn.policy_factory import NAMED_POLICIES
-    from robolearn.policy_factory import load_policy as load
-
-    if spec in NAMED_POLICIES and noise:
-        spec = f"{spec}:noise={noise}"
-    return load(spec, env_id, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,12 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         "lead": (1, "start the next chunk when this many actions of the current one are left (hides inference)"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
         "rt_priority": (0, "SCHED_FIFO priority 1-99 of every thread but the inference worker (0: off)"),
+        "inference": ("auto", "where the policy runs: process (a child process: no interpreter lock shared "
+                              "with the control path), thread (this process), auto (process for a policy "
+                              "directory, thread for a named policy)"),
     }
     p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
          for k, (v, d) in defaults.items()}
     log = node.get_logger()
     adapter = make_adapter(p["env_id"])
-    policy = load_policy(p["policy"], p["env_id"], float(p["noise"]), int(p["seed"]))
+    spec = (p["policy"], p["env_id"], float(p["noise"]), int(p["seed"]))
+    if p["inference"] not in ("auto", "process", "thread"):
+        raise ValueError(f"inference must be auto, process or thread, got {p['inference']!r}")
+    named = p["policy"].split(":")[0] in NAMED_POLICIES
+    remote = p["inference"] == "process" or (p["inference"] == "auto" and not named)
+    policy = RemotePolicy(*spec) if remote else load_policy(*spec)
     if "torch" in sys.modules:  # a torch policy: one intra-op thread; batch-1 inference gains nothing from
         sys.modules["torch"].set_num_threads(1)  # more, and they would compete with the executor for cores
     period = 1.0 / float(p["control_hz"]) if p["control_hz"] else float(getattr(adapter, "period", 0.05))
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         spin_until_shutdown(node)
     finally:
         runner.stop()
+        if isinstance(policy, RemotePolicy):
+            policy.close()
         print(f"[policy] loop timing: {json.dumps(stats.summary())}", file=sys.stderr)
         node.destroy_node()
         rclpy.try_shutdown()

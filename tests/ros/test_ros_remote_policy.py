@@ -1,0 +1,70 @@
+"""The policy node's inference process: same actions as in-process, clear errors, a dead child reported."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from robolearn.ros_nodes.policy_runner import PolicyRunner
+from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
+
+LIFT = "robolearn/PandaLift-v0"
+
+
+@pytest.fixture(scope="module")
+def remote():
+    policy = RemotePolicy("expert", LIFT, noise=0.2, seed=4)
+    yield policy
+    policy.close()
+
+
+def _obs(seed: int) -> dict[str, np.ndarray]:
+    env = gym.make(LIFT)
+    obs, _ = env.reset(seed=seed)
+    env.close()
+    return {k: np.asarray(v)[None] for k, v in obs.items()}
+
+
+def test_remote_policy_acts_like_the_same_policy_in_process(remote):
+    local = load_policy("expert", LIFT, noise=0.2, seed=4)
+    local.reset()
+    remote.reset()
+    for seed in range(3):
+        batch = _obs(seed)
+        np.testing.assert_allclose(remote.act(batch), np.asarray(local.act(batch)), rtol=0, atol=1e-6)
+    assert remote.pid != os.getpid()
+
+
+def test_remote_policy_feeds_the_runner(remote):
+    runner = PolicyRunner(remote)
+    try:
+        obs = {k: v[0] for k, v in _obs(0).items()}
+        runner.push(obs, {"episode": 0, "step": 0, "stamp": 0.0})
+        for _ in range(250):
+            action = runner.pop()
+            if action is not None:
+                break
+            time.sleep(0.02)
+        assert action is not None and action.shape == (5,) and runner.error is None
+    finally:
+        runner.stop()
+
+
+def test_remote_policy_bad_spec_names_the_problem(tmp_path):
+    with pytest.raises(RuntimeError, match="could not load policy .*missing"):
+        RemotePolicy(str(tmp_path / "missing"), LIFT)
+
+
+def test_remote_policy_reports_a_dead_child():
+    policy = RemotePolicy("zero", LIFT)
+    try:
+        os.kill(policy.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="inference process exited"):
+            policy.act(_obs(0))
+    finally:
+        policy.close()
