@@ -48,6 +48,9 @@ class CollectConfig:
     """Cameras to record as ``pixels/<camera>`` uint8 images (empty: state only)."""
     image_size: int = 84
     """Width and height of recorded camera images (pixels)."""
+    task: dict[str, Any] = field(default_factory=dict)
+    """Task settings passed to the env, e.g. ``terminate_on_success: false`` to keep recording the held
+    success state (frames for a success classifier)."""
 
 
 @dataclass
@@ -109,9 +112,11 @@ def collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     n = min(cfg.num_envs, cfg.episodes)
-    envs = [gym.make(cfg.env_id) for _ in range(n)]
+    envs = [gym.make(cfg.env_id, **cfg.task) for _ in range(n)]
     policy = build_policy(cfg.policy, cfg.env_id, envs[0].action_space, cfg.noise, cfg.seed)
     extra = {"policy": cfg.policy, "noise": cfg.noise, "only_success": cfg.only_success}
+    if cfg.task:
+        extra["task"] = dict(cfg.task)
     info = dataset_info_for(envs[0], cfg.env_id, cfg.cameras, cfg.image_size, extra)
     max_attempts = cfg.max_attempts or 5 * cfg.episodes
     result = CollectResult(str(cfg.out), 0, 0, 0, 0)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "robolearn.cli.eval",
     "refine": "robolearn.cli.refine",
     "hil": "robolearn.cli.hil",
+    "reward-classifier": "robolearn.cli.reward_classifier",
     "launch": "robolearn.cli.launch",
     "pipeline": "robolearn.cli.pipeline",
 }

@@ -5,6 +5,8 @@
 * :mod:`robolearn.hil.intervention`: :class:`InterventionVecEnv`, the wrapper that swaps the person's
   action in before the transition is stored.
 * :mod:`robolearn.hil.modes`: HIL-SERL, RLIF and HG-DAgger: rewards, buffers, updates.
+* :mod:`robolearn.hil.reward_classifier` / :mod:`robolearn.hil.reward_wrapper`: a success classifier learned
+  from labelled dataset frames, and the env wrapper whose reward and success terminations come from it.
 * :mod:`robolearn.hil.workers` / :mod:`robolearn.hil.actor_learner`: the actor and the learner, in one
   process or two, and :func:`run_hil`.
 """

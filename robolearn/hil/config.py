@@ -58,6 +58,11 @@ class HILConfig:
     """Pace the actor at the env's control rate (on by default for teleop devices in the CLI)."""
     max_episode_steps: int = 0
     """Episode time limit in control steps (0: the registry's)."""
+    reward_classifier: str = ""
+    """A success classifier directory (robolearn reward-classifier train): its verdict replaces the env's
+    reward and ends the episode on success (empty: the env's reward; RLIF ignores the reward, not the ends)."""
+    classifier_threshold: float = 0.5
+    """Success (reward 1, terminated) when the classifier's probability is >= this."""
     sim_human: SimHumanConfig = field(default_factory=SimHumanConfig)
     """The simulated person (device sim-human)."""
     learner: LearnerConfig = field(default_factory=lambda: LearnerConfig(algo="td3", hidden=[256, 256], drq_pad=0))
@@ -79,6 +84,8 @@ class HILConfig:
             raise ValueError(f"a {self.device} drives one robot: num_envs must be 1, got {self.num_envs}")
         if self.num_envs < 1 or self.total_env_steps < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("num_envs, total_env_steps, publish_every and checkpoint_every must be >= 1")
+        if not 0 < self.classifier_threshold <= 1:
+            raise ValueError(f"classifier_threshold must be in (0, 1], got {self.classifier_threshold}")
         if not 0 <= self.offline_fraction <= 1:
             raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
         self.sim_human.validate()

@@ -35,23 +35,33 @@ def residual_critic_action(obs: Mapping[str, torch.Tensor], action: torch.Tensor
     return (obs[BASE_KEY] + scale * action).clamp(-1.0, 1.0)
 
 
-def make_residual_env(cfg: HILConfig, num_envs: int, seed: int) -> ResidualVecEnv:
-    """``num_envs`` envs of ``cfg.env_id`` under a residual wrapper around a fresh ``cfg.base``."""
+def make_residual_env(cfg: HILConfig, num_envs: int, seed: int, classifier: bool = False) -> ResidualVecEnv:
+    """``num_envs`` envs of ``cfg.env_id`` under a residual wrapper around a fresh ``cfg.base``; with
+    ``classifier`` and ``cfg.reward_classifier`` set, rewarded and ended by that success classifier."""
     from robolearn.policy_factory import load_policy
     from robolearn.sim.vector import make_vec_env
 
-    venv = make_vec_env(cfg.env_id, num_envs, seed=seed, max_episode_steps=cfg.max_episode_steps or None)
+    limit = cfg.max_episode_steps or None
+    if classifier and cfg.reward_classifier:
+        from robolearn.hil.reward_wrapper import make_classifier_vec_env
+
+        venv = make_classifier_vec_env(cfg.env_id, num_envs, cfg.reward_classifier, cfg.classifier_threshold,
+                                       seed=seed, max_episode_steps=limit)
+    else:
+        venv = make_vec_env(cfg.env_id, num_envs, seed=seed, max_episode_steps=limit)
     return ResidualVecEnv(venv, load_policy(cfg.base, cfg.env_id, seed=seed), cfg.residual_scale)
 
 
 def make_env(cfg: HILConfig, intervener: Intervener | None = None, labeler: SuccessLabeler | None = None
              ) -> InterventionVecEnv:
-    """The training env: residual wrapper + the person (``intervener``, default the configured sim human)."""
+    """The training env: residual wrapper + the person (``intervener``, default the configured sim human).
+
+    Its reward comes from ``cfg.reward_classifier`` when set (the policy-alone evaluation env keeps the env's)."""
     if intervener is None:
         if cfg.device != "sim-human":
             raise ValueError(f"device {cfg.device!r} needs an intervener built from the device (see robolearn.cli.hil)")
         intervener = SimHuman.for_env(cfg.sim_human, cfg.env_id, cfg.num_envs)
-    return InterventionVecEnv(make_residual_env(cfg, cfg.num_envs, cfg.seed), intervener, labeler)
+    return InterventionVecEnv(make_residual_env(cfg, cfg.num_envs, cfg.seed, classifier=True), intervener, labeler)
 
 
 def actor_weights(actor: torch.nn.Module) -> Weights:
