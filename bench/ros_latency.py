@@ -181,10 +181,11 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def deployment_cmds(rate: float, tmp: Path, policy: str, safety: bool = True, tick_hz: float = 100.0
-                    ) -> list[list[str]]:
+def deployment_cmds(rate: float, tmp: Path, policy: str, safety: bool = True, tick_hz: float = 100.0,
+                    inference: str = "auto") -> list[list[str]]:
     """The policy node (and the safety node in front of the robot topic, unless ``safety`` is False)."""
-    params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY},
+    params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY,
+                         "inference": inference},
               "safety": {"env_id": LIFT, "tick_hz": float(tick_hz), "rt_priority": RT_PRIORITY}}
     if not safety:
         params["policy"]["output_topic"] = "joint_trajectory"
@@ -210,6 +211,8 @@ def main() -> None:
     parser.add_argument("--no-safety", action="store_true",
                         help="diagnostic: the policy node publishes straight to the robot topic (one hop)")
     parser.add_argument("--safety-tick-hz", type=float, default=100.0, help="the safety node's watchdog rate")
+    parser.add_argument("--inference", default="auto", choices=["auto", "process", "thread"],
+                        help="where policy_node runs the policy (its 'inference' parameter)")
     parser.add_argument("--domain-id", type=int, default=77)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
@@ -236,7 +239,7 @@ def main() -> None:
                 row = {}
                 for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
                                     ("deploy", deployment_cmds(rate, Path(tmp), args.policy, not args.no_safety,
-                                                               args.safety_tick_hz))):
+                                                               args.safety_tick_hz, args.inference))):
                     procs = [spawn(c, env) for c in cmds]
                     try:
                         row[graph] = robot.run(rate, args.warmup, args.duration)

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": (0, "policy random seed"),
         "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
         "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
-        "lead": (1, "start the next chunk when this many actions of the current one are left (hides inference)"),
+        "lead": (-1, "start the next chunk when this many actions of the current one are left (hides "
+                     "inference); -1: from the measured inference time"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
         "rt_priority": (0, "SCHED_FIFO priority 1-99 of every thread but the inference worker (0: off)"),
         "inference": ("auto", "where the policy runs: process (a child process: no interpreter lock shared "
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "obs_dt": period, "obs_count": 0, "obs_at_pub": 0,
                              "intervention": False, "teleop": None}
     gc = node.create_guard_condition(lambda: send("chunk"))
-    runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]))
+    runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
+                          period=period)
     if int(p["rt_priority"]) > 0:
         n = set_realtime(int(p["rt_priority"]), exclude={runner.worker_id})
         log.info(f"SCHED_FIFO {p['rt_priority']} on {n} threads; inference worker at normal priority")
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         if runner.infer_ms:
             summary["inference_p50_ms"] = float(np.percentile(np.asarray(runner.infer_ms), 50))
         summary["dropped_observations"] = runner.dropped
+        summary["lead"] = runner.current_lead()
         if runner.error:
             summary["error"] = runner.error
             log.error(f"policy worker: {runner.error}", throttle_duration_sec=5.0)

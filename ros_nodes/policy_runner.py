@@ -4,13 +4,16 @@ A chunked policy answers one observation with ``Ta`` actions. The node publishes
 control period, triggered by the observation of that period, so the observation-to-command path is a
 queue pop (no inference on it). The worker thread computes chunks off that path: when only ``lead``
 actions of the current chunk remain unexecuted it computes the next chunk from the newest observation,
-so the queue does not run dry while the policy thinks. A chunk computed from the observation of step
+so the queue does not run dry while the policy thinks. With ``lead=-1`` (auto) the lead follows the
+measured inference time: enough control periods to cover 1.25x the 90th percentile of the last 50
+chunks (at least 1, at most the chunk length - 1). A chunk computed from the observation of step
 ``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
 observation arrived are dropped from its head, so every step gets exactly one action.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -27,16 +30,22 @@ class PolicyRunner:
         policy: a :class:`~robolearn.protocols.Policy`; ``act`` gets a batch of one.
         replan_every: actions executed per chunk before replanning (``Ta``); 0: the whole chunk.
         on_chunk: called from the worker thread when a fresh chunk is queued.
-        lead: replan when this many actions of the chunk are still to be executed (0: when it is used up).
+        lead: replan when this many actions of the chunk are still to be executed (0: when it is used up;
+            -1: from the measured inference time, which needs ``period``).
+        period: control period, s (for ``lead=-1``).
     """
 
     def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
-                 lead: int = 0):
+                 lead: int = 0, period: float | None = None):
         if replan_every < 0:
             raise ValueError(f"replan_every must be >= 0, got {replan_every}")
-        if lead < 0:
-            raise ValueError(f"lead must be >= 0, got {lead}")
+        if lead < -1:
+            raise ValueError(f"lead must be >= 0, or -1 (auto), got {lead}")
+        if lead == -1 and not (period and period > 0):
+            raise ValueError("lead=-1 (auto) needs the control period")
         self.policy, self.replan_every, self.on_chunk, self.lead = policy, int(replan_every), on_chunk, int(lead)
+        self.period = period
+        self._auto_lead = 1
         self._lock = threading.Lock()
         self._event = threading.Event()
         self._latest: tuple[dict[str, np.ndarray], dict[str, float], int, bool] | None = None
@@ -101,9 +110,19 @@ class PolicyRunner:
         self._event.set()
         self._thread.join(timeout=2.0)
 
+    def current_lead(self) -> int:
+        """The lead in actions now: ``lead``, or for auto the periods that 1.25x the p90 inference spans."""
+        return self.lead if self.lead >= 0 else self._auto_lead
+
+    def _update_lead(self) -> None:
+        """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk)."""
+        if self.lead < 0:
+            recent = list(self.infer_ms)[-50:]
+            self._auto_lead = max(1, math.ceil(1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)))
+
     def _due(self) -> bool:
         """Whether the observation arriving now should start a new chunk (lock held)."""
-        lead = min(self.lead, self._chunk_len - 1)  # a one-action chunk is always computed fresh
+        lead = min(self.current_lead(), self._chunk_len - 1)  # a one-action chunk is always computed fresh
         return not self._pending and (not self._queue or self._executed >= self._chunk_len - lead)
 
     def _run(self) -> None:
@@ -139,6 +158,7 @@ class PolicyRunner:
         t0 = time.perf_counter()
         chunk = np.asarray(self.policy.act(batch))[0]
         self.infer_ms.append(1e3 * (time.perf_counter() - t0))
+        self._update_lead()
         if chunk.ndim != 2 or not len(chunk):
             raise ValueError(f"policy returned a chunk of shape {chunk.shape}, expected (Ta, Da)")
         keep = chunk[: self.replan_every] if self.replan_every else chunk
@@ -157,6 +177,7 @@ class LoopStats:
 
     def __init__(self, period: float, window: int = 2000):
         self.period = period
+        self._auto_lead = 1
         self.intervals: deque[float] = deque(maxlen=window)
         self.latency: deque[float] = deque(maxlen=window)
         self.missed = 0

@@ -155,6 +155,29 @@ def test_runner_with_lead_refills_the_queue_before_it_runs_dry():
     assert runner.error is None and runner.dropped == 0
 
 
+def test_auto_lead_follows_the_measured_inference_time():
+    """lead=-1 at a 10 ms period: a policy that takes ~25 ms per chunk needs 1.25 * 25 ms -> 4 periods of lead
+    (capped at Ta - 1 = 3 by the queue); before any chunk the lead is 1."""
+
+    class Slow(CountingChunkPolicy):
+        def act(self, obs, noise=None):
+            time.sleep(0.025)
+            return super().act(obs, noise)
+
+    with pytest.raises(ValueError, match="needs the control period"):
+        PolicyRunner(Slow(), lead=-1)
+    runner = PolicyRunner(Slow(), lead=-1, period=0.01)
+    try:
+        assert runner.current_lead() == 1
+        for step in range(3):
+            runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": step, "stamp": 0.0})
+            assert wait_for(lambda s=step: runner.handled == s + 1)
+        assert runner.infer_ms and runner.current_lead() >= 4
+    finally:
+        runner.stop()
+    assert runner.error is None
+
+
 def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
     import subprocess
     import sys
