@@ -54,6 +54,11 @@ class LearnerConfig:
     """SAC: entropy target (default -Da)."""
     learn_alpha: bool = True
     """SAC: tune the temperature to the entropy target."""
+    backup_entropy: bool = True
+    """SAC: include the entropy bonus ``-alpha * log pi`` in the critic's target. With a sparse 0/1 reward and
+    a high-dimensional action (DSRL's noise: ``Ta * Da`` dimensions) that bonus dwarfs the reward and the
+    soft Q fits mostly entropy; False keeps Q on the reward's scale (RLPD's ``backup_entropy`` option) while
+    the actor's loss keeps its entropy term."""
     exploration_noise: float = 0.1
     """TD3: Gaussian std added to actions while collecting (normalized units)."""
     target_noise: float = 0.2
@@ -144,7 +149,7 @@ class OffPolicyLearner:
         q = self.q_values(self.critic_target, next_obs, self.critic_action_fn(next_obs, a))
         heads = torch.randperm(self.cfg.num_critics, generator=self.gen)[: self.cfg.num_min]
         v = q[heads.to(q.device)].min(0).values
-        return v - self.alpha * logp if self.cfg.algo == "sac" else v
+        return v - self.alpha * logp if self.cfg.algo == "sac" and self.cfg.backup_entropy else v
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
         opt.zero_grad(set_to_none=True)
