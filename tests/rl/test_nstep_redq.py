@@ -70,6 +70,21 @@ def test_redq_target_is_min_over_a_random_pair():
     assert (v <= q.max(0).values).all()
 
 
+def test_sac_target_has_the_entropy_bonus_only_with_backup_entropy():
+    obs = {"x": torch.randn(7, 3)}
+    values = {}
+    for backup in (True, False):
+        cfg = LearnerConfig(algo="sac", hidden=[16], num_critics=2, init_alpha=0.5, backup_entropy=backup)
+        learner = OffPolicyLearner(cfg, {"x": (3,)}, action_dim=2, seed=0)
+        state = learner.gen.get_state()
+        values[backup] = learner.target_value(obs)
+        learner.gen.set_state(state)
+        a, logp = learner.actor.sample(obs, learner.gen)
+        heads = torch.randperm(2, generator=learner.gen)[:2]
+        q = learner.q_values(learner.critic_target, obs, a)[heads].min(0).values
+        assert torch.allclose(values[backup], q - 0.5 * logp if backup else q, atol=1e-6)
+
+
 def test_hl_gauss_value_round_trip():
     hl = HLGauss(HLGaussConfig(enabled=True, num_bins=101, v_min=-1.0, v_max=2.0))
     target = torch.tensor([-0.5, 0.0, 0.3, 1.7])
