@@ -18,6 +18,7 @@ env steps and gradient updates/s, all measured in this run; writes ``results.jso
 
     python bench/refine_sample_efficiency.py --quick                  # minutes: 1 seed, 3k steps
     python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps each (about an hour)
+    python bench/refine_sample_efficiency.py --residual-scale 0.2     # the README's run
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     settings.update(total_env_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                     checkpoint_every=args.steps, select_best=False, run_name=f"{method}-seed{seed}",
                     out_dir=args.out)
+    if method == "residual" and args.residual_scale:
+        settings["residual_scale"] = args.residual_scale
     if method == "rlpd":  # RLPD: SAC from scratch, LayerNorm, a 10-critic ensemble, the same UTD and data
         settings["learner"] = {**settings.get("learner", {}), "algo": "sac", "num_critics": 10,
                                "actor_lr": 3e-4, "zero_init_actor": False}
@@ -150,6 +153,8 @@ def main() -> int:
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
     p.add_argument("--na-demos", action="store_true", help="dsrl-na: the demonstrations in its offline buffer")
+    p.add_argument("--residual-scale", type=float, default=0.0,
+                   help="residual: largest correction, fraction of the action range (0: the pipeline's)")
     p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     args = p.parse_args()
