@@ -4,7 +4,8 @@ Pushes: a horizontal force of ``push_force`` N in a random direction on the tors
 repeated with gaps drawn from ``push_interval`` s (the first after one such gap). The env reads its
 attributes ``push_force``, ``push_duration`` and ``push_interval`` at every reset, so a domain-randomization
 wrapper can change them between episodes; ``info`` at reset reports ``task_push_force`` and the episode's
-``push_schedule``. The generic randomization pushes (``randomization.push_force``) act on the pelvis.
+``push_schedule`` (``(n_max, 5)``, NaN rows after the first ``push_count``). The generic randomization
+pushes (``randomization.push_force``) act on the pelvis.
 
 Action, float32 ``(29,)``: absolute joint-position targets (rad) of all joints in Unitree's order (legs,
 waist, arms; :data:`~robolearn.sim.humanoid.g1_model.ALL_JOINTS`), bounded by the joint ranges and tracked
@@ -115,8 +116,13 @@ class G1PushRecoveryEnv(MujocoTaskEnv):
         mujoco.mj_kinematics(m, d)
         d.qpos[2] -= min(d.site_xpos[s][2] for s in self._soles)  # lowest sole on the floor
         self._pushes = self._sample_pushes(rng)
+        # A fixed shape (from the configured interval), so that batched envs can stack the reset infos: NaN
+        # rows after the last push. Only a randomized interval shorter than the configured one adds rows.
+        rows = int((self.cfg.survive_seconds + 1.0) // self.cfg.push_interval[0]) + 1
+        schedule = np.full((max(rows, len(self._pushes)), 5), np.nan)
+        schedule[: len(self._pushes)] = self._pushes
         return {"task_push_force": float(self.push_force), "task_push_duration": float(self.push_duration),
-                "push_schedule": self._pushes.copy()}
+                "push_schedule": schedule, "push_count": len(self._pushes)}
 
     def _sample_pushes(self, rng: np.random.Generator) -> np.ndarray:
         """Pushes ``(n, 5)``: start (s), end (s), force x, y, z (N, world), over ``survive_seconds`` + 1 s."""

@@ -99,7 +99,21 @@ def test_push_attributes_are_read_at_reset():
     env = gym.make("robolearn/G1PushRecovery-v0").unwrapped
     env.push_force = 0.0
     _, info = env.reset(seed=3)
-    assert info["task_push_force"] == 0.0 and np.all(info["push_schedule"][:, 2:] == 0.0)
+    pushes = info["push_schedule"][: info["push_count"]]
+    assert info["task_push_force"] == 0.0 and len(pushes) and np.all(pushes[:, 2:] == 0.0)
+    assert np.isnan(info["push_schedule"][info["push_count"]:]).all()
     env.push_force = 80.0
     _, info = env.reset(seed=3)
-    assert np.allclose(np.linalg.norm(info["push_schedule"][:, 2:4], axis=1), 80.0)
+    assert np.allclose(np.linalg.norm(info["push_schedule"][: info["push_count"], 2:4], axis=1), 80.0)
+
+
+def test_push_recovery_batches():
+    """Reset infos of different episodes (different push counts) stack in a batched env."""
+    from robolearn.sim.vector import make_vec_env
+
+    venv = make_vec_env("robolearn/G1PushRecovery-v0", 3, seed=0)
+    try:
+        _, info = venv.reset(seed=0)
+        assert info["push_schedule"].shape[0] == 3 and len(set(info["push_count"].tolist())) >= 1
+    finally:
+        venv.close()
