@@ -72,10 +72,11 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
 @pytest.mark.parametrize("env_id", ["robolearn/QuadHover-v0", "robolearn/G1PushRecovery-v0"])
 def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path, env_id):
     """QuadHover: TwistStamped rate + thrust setpoints; G1PushRecovery: JointState PD targets; both filtered by
-    safety_node, at twice real time (the tasks run at 50 Hz)."""
+    safety_node, in real time (50 Hz). At twice real time the G1's standing controller, whose commands then
+    arrive with half the slack, sometimes fell at the end of its episode on a loaded 2-core machine."""
     cfg = DeployConfig(env_id=env_id, domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
-                       params={"sim_robot": {"episodes": 1, "step_hz": 100.0, "wait_for_subscribers": 1},
-                               "policy": {"policy": "expert", "control_hz": 100.0}})
+                       params={"sim_robot": {"episodes": 1, "step_hz": 50.0, "wait_for_subscribers": 1},
+                               "policy": {"policy": "expert", "control_hz": 50.0}})
     result = run_graph(cfg, progress=False)
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
     assert result.reason == "episodes done", (result.reason, logs)
