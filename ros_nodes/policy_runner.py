@@ -177,7 +177,6 @@ class LoopStats:
 
     def __init__(self, period: float, window: int = 2000):
         self.period = period
-        self._auto_lead = 1
         self.intervals: deque[float] = deque(maxlen=window)
         self.latency: deque[float] = deque(maxlen=window)
         self.missed = 0

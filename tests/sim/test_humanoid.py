@@ -108,12 +108,15 @@ def test_push_attributes_are_read_at_reset():
 
 
 def test_push_recovery_batches():
-    """Reset infos of different episodes (different push counts) stack in a batched env."""
+    """Reset infos of episodes with different push counts stack in a batched env (seed 4: 3 and 4 pushes)."""
     from robolearn.sim.vector import make_vec_env
 
-    venv = make_vec_env("robolearn/G1PushRecovery-v0", 3, seed=0)
+    venv = make_vec_env("robolearn/G1PushRecovery-v0", 4, seed=0)
     try:
-        _, info = venv.reset(seed=0)
-        assert info["push_schedule"].shape[0] == 3 and len(set(info["push_count"].tolist())) >= 1
+        _, info = venv.reset(seed=4)
+        counts = info["push_count"].tolist()
+        assert len(set(counts)) == 2 and info["push_schedule"].shape[:2] == (4, 7)
+        for row, n in zip(info["push_schedule"], counts, strict=True):
+            assert np.isfinite(row[:n]).all() and np.isnan(row[n:]).all()
     finally:
         venv.close()
