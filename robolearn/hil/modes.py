@@ -160,6 +160,6 @@ def mode_updates(spec: ModeSpec, learner: OffPolicyLearner, online: ReplayBuffer
         if spec.update == "bc":
             stats = bc_update(learner, to_torch(demo.sample(bs, rng), learner.device))
         else:
-            batch = sample_mixed(online, demo, bs, rng, offline_fraction)
+            batch = sample_mixed(online, demo, bs, rng, offline_fraction, flag=learner.cfg.bc_weight > 0)
             stats = learner.update(to_torch(batch, learner.device), actor=learner.num_updates >= critic_warmup)
     return stats

@@ -182,7 +182,8 @@ def _do_updates(learner: OffPolicyLearner, online: ReplayBuffer, offline: Replay
         sample = sample_mixed(online, offline, min(len(online), 10_000), rng, cfg.offline_fraction)
         learner.fit_obs_normalization(to_torch(sample, learner.device)["obs"])
     for _ in range(n):
-        batch = sample_mixed(online, offline, cfg.learner.batch_size, rng, cfg.offline_fraction)
+        batch = sample_mixed(online, offline, cfg.learner.batch_size, rng, cfg.offline_fraction,
+                             flag=cfg.learner.bc_weight > 0)
         actor = learner.num_updates >= cfg.critic_warmup_updates
         stats = learner.update(to_torch(batch, learner.device), actor=actor)
     return stats

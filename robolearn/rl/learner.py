@@ -80,6 +80,11 @@ class LearnerConfig:
     """Penalty on the squared actor output, TD3+BC style: the actor minimises ``-Q / mean|Q| + actor_l2 *
     mean(a^2)``. For a residual actor ``a`` is the correction, so it moves away from the base only where the
     critic's gain outweighs the penalty (0 disables: plain ``-Q``)."""
+    bc_weight: float = 0.0
+    """Behaviour cloning on the demonstration rows of a batch (its ``offline`` mask, ``(B,)`` bool): the actor
+    also minimises ``bc_weight * mean |executed(pi(s)) - a|^2`` over them, with Q normalised by its batch
+    magnitude as with ``actor_l2`` (TD3+BC; HIL-SERL runs use it to follow a person's corrections while the
+    critic is still learning). 0 disables."""
 
 
 class OffPolicyLearner:
@@ -171,24 +176,35 @@ class OffPolicyLearner:
         self._step(self.critic_opt, loss, self.critic.parameters())
         return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": target.mean().item()}
 
-    def update_actor(self, obs: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        """One actor step (and SAC temperature step) maximising the mean of the critic heads."""
+    def update_actor(self, obs: Mapping[str, torch.Tensor], demo_action: torch.Tensor | None = None,
+                     demo_mask: torch.Tensor | None = None) -> dict[str, float]:
+        """One actor step (and SAC temperature step) maximising the mean of the critic heads.
+
+        With ``bc_weight`` and a ``demo_mask`` ``(B,)`` bool, the executed actions of the masked rows are
+        also regressed onto ``demo_action`` ``(B, Dc)`` (the stored, normalized executed actions)."""
         for p in self.critic.parameters():
             p.requires_grad_(False)
         if self.cfg.algo == "sac":
             a, logp = self.actor.sample(obs, self.gen)
         else:
             a, logp = self.actor.mode(obs), torch.zeros(())
-        q = self.q_values(self.critic, obs, self.critic_action_fn(obs, a)).mean(0)
-        if self.cfg.actor_l2 > 0:  # TD3+BC: Q normalised by its batch magnitude, plus the action penalty
+        executed = self.critic_action_fn(obs, a)
+        q = self.q_values(self.critic, obs, executed).mean(0)
+        bc = self.cfg.bc_weight > 0 and demo_mask is not None and bool(demo_mask.any())
+        if self.cfg.actor_l2 > 0 or bc:  # TD3+BC: Q normalised by its batch magnitude, plus the penalties
             q = q / q.abs().mean().detach().clamp_min(1e-6)
         loss = (self.alpha * logp - q).mean() if self.cfg.algo == "sac" else -q.mean()
         if self.cfg.actor_l2 > 0:
             loss = loss + self.cfg.actor_l2 * a.pow(2).mean()
+        stats: dict[str, float] = {}
+        if bc:
+            bc_loss = (executed[demo_mask] - demo_action[demo_mask]).pow(2).sum(-1).mean()
+            loss = loss + self.cfg.bc_weight * bc_loss
+            stats["bc_loss"] = bc_loss.item()
         self._step(self.actor_opt, loss, self.actor.parameters())
         for p in self.critic.parameters():
             p.requires_grad_(True)
-        stats = {"actor_loss": loss.item(), "action_abs": a.abs().mean().item()}
+        stats.update(actor_loss=loss.item(), action_abs=a.abs().mean().item())
         if self.cfg.algo == "sac":
             stats["entropy"] = -logp.mean().item()
             if self.cfg.learn_alpha:
@@ -227,7 +243,7 @@ class OffPolicyLearner:
         stats = self.update_critic(batch)
         self.num_updates += 1
         if actor and self.num_updates % self.cfg.actor_delay == 0:
-            stats.update(self.update_actor(batch["obs"]))
+            stats.update(self.update_actor(batch["obs"], batch["action"], batch.get("offline")))
             self._polyak(self.actor, self.actor_target)
         self._polyak(self.critic, self.critic_target)
         return stats

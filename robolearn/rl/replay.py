@@ -99,15 +99,20 @@ class ReplayBuffer:
 
 
 def sample_mixed(online: ReplayBuffer, offline: ReplayBuffer | None, batch_size: int,
-                 rng: np.random.Generator, offline_fraction: float = 0.5) -> Batch:
-    """RLPD symmetric sampling: ``offline_fraction`` of the batch from ``offline`` (when it holds data)."""
-    if offline is None or len(offline) == 0:
-        return online.sample(batch_size, rng)
-    if len(online) == 0:
-        return offline.sample(batch_size, rng)
+                 rng: np.random.Generator, offline_fraction: float = 0.5, flag: bool = False) -> Batch:
+    """RLPD symmetric sampling: ``offline_fraction`` of the batch from ``offline`` (when it holds data).
+
+    With ``flag`` the batch also has ``offline`` ``(B,)`` bool: the row came from ``offline``."""
+    if offline is None or len(offline) == 0 or len(online) == 0:
+        out = online.sample(batch_size, rng) if len(online) or offline is None else offline.sample(batch_size, rng)
+        if flag:
+            out["offline"] = np.full(batch_size, len(online) == 0)
+        return out
     n_off = int(round(batch_size * offline_fraction))
-    a, b = online.sample(batch_size - n_off, rng), offline.sample(n_off, rng)
-    return concat_batches([a, b])
+    out = concat_batches([online.sample(batch_size - n_off, rng), offline.sample(n_off, rng)])
+    if flag:
+        out["offline"] = np.arange(batch_size) >= batch_size - n_off
+    return out
 
 
 def concat_batches(batches: Sequence[Batch]) -> Batch:

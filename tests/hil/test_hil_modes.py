@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -73,7 +75,10 @@ def test_real_updates_rl_and_bc() -> None:
     cfg = LearnerConfig(algo="td3", hidden=[32, 32], batch_size=32, drq_pad=0)
     rl = OffPolicyLearner(cfg, SHAPES, 2, seed=0)
     stats = mode_updates(mode_spec("hil-serl"), rl, online, demo, 5, rng, min_size=64)
-    assert rl.num_updates == 5 and np.isfinite(stats["critic_loss"])
+    assert rl.num_updates == 5 and np.isfinite(stats["critic_loss"]) and "bc_loss" not in stats
+    with_bc = OffPolicyLearner(dataclasses.replace(cfg, bc_weight=1.0), SHAPES, 2, seed=0)
+    stats = mode_updates(mode_spec("hil-serl"), with_bc, online, demo, 2, rng, min_size=64)
+    assert np.isfinite(stats["bc_loss"])  # the demonstration rows of the RLPD batch reached the actor
     bc = OffPolicyLearner(cfg, SHAPES, 2, seed=0)
     first = mode_updates(mode_spec("hg-dagger"), bc, online, demo, 1, rng, min_size=64)["bc_loss"]
     last = mode_updates(mode_spec("hg-dagger"), bc, online, demo, 150, rng, min_size=64)["bc_loss"]

@@ -50,8 +50,11 @@ def test_rate_draws_are_seeded_and_stall_rule_fires() -> None:
     a = run(human(action_threshold=0.3, rate=0.3, duration=1, seed=4), np.ones((2, 2), np.float32), 40)
     b = run(human(action_threshold=0.3, rate=0.3, duration=1, seed=4), np.ones((2, 2), np.float32), 40)
     assert np.array_equal(a, b) and 0 < a.mean() < 0.6
-    stall = run(human(action_threshold=0.0, stall_steps=5, duration=2), np.zeros((2, 2), np.float32), 7)
-    assert stall[:5].sum() == 0 and stall[5:].all()
+    stall = run(human(action_threshold=0.0, stall_steps=5, duration=2), np.zeros((2, 2), np.float32), 12)
+    assert stall[:5].sum() == 0 and stall[5:].all()  # a stall takeover holds on past its duration
+    handback = run(human(action_threshold=0.0, stall_steps=5, duration=2, delay=1, stall_hold=False),
+                   np.zeros((2, 2), np.float32), 11)
+    assert handback[:, 0].tolist() == [False] * 6 + [True, True, False, True, True]
 
 
 def test_reset_forgets_an_episode_and_max_per_episode() -> None:
@@ -66,3 +69,15 @@ def test_reset_forgets_an_episode_and_max_per_episode() -> None:
 def test_bad_config_is_rejected_by_name(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         SimHumanConfig(**bad).validate()
+
+
+def test_the_person_demonstrates_the_first_episodes_of_the_run() -> None:
+    h = human(action_threshold=0.0, demo_episodes=3)  # 2 envs: episodes 0 and 1, then 2 (env 0), 3 (env 1)
+    still = np.zeros((2, 2), np.float32)
+    assert run(h, still, 4).all()
+    h.reset([0])
+    assert run(h, still, 1)[0].tolist() == [True, True]
+    h.reset([1])
+    assert run(h, still, 1)[0].tolist() == [True, False]
+    h.reset([0])
+    assert not run(h, still, 1).any()

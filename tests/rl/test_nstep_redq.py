@@ -52,7 +52,11 @@ def test_rlpd_sampling_is_half_offline():
     online.add(_obs(np.zeros(50)), np.zeros((50, 1)), np.zeros(50), np.ones(50), _obs(np.zeros(50)))
     offline.add(_obs(np.ones(50)), np.ones((50, 1)), np.zeros(50), np.ones(50), _obs(np.ones(50)))
     batch = sample_mixed(online, offline, 64, np.random.default_rng(0))
-    assert batch["action"].sum() == 32
+    assert batch["action"].sum() == 32 and "offline" not in batch
+    flagged = sample_mixed(online, offline, 64, np.random.default_rng(0), flag=True)
+    assert np.array_equal(flagged["offline"], flagged["action"][:, 0] == 1)  # the mask marks the offline rows
+    empty = ReplayBuffer(shapes, 1, 100)
+    assert not sample_mixed(online, empty, 8, np.random.default_rng(0), flag=True)["offline"].any()
 
 
 def test_redq_target_is_min_over_a_random_pair():
