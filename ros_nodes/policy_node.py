@@ -35,7 +35,7 @@ from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
 from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
-from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(policy, RemotePolicy):
             policy.close()
         print(f"[policy] loop timing: {json.dumps(stats.summary())}", file=sys.stderr)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_node(node)
     return 0
 
 

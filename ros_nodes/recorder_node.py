@@ -21,7 +21,7 @@ import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, parse_observation
 from robolearn.ros_nodes.mcap_log import McapLog, message_class
-from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
 
 
 class StepRecorder:
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[recorder] {rec.committed} episodes written to {out}", file=sys.stderr)
         if mcap is not None:
             mcap.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_node(node)
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, make_adapter
-from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
 from robolearn.ros_nodes.safety import SafetyConfig, SafetyFilter
 
 PANDA_MAX_VELOCITY = [2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]
@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if node.filter is not None:
             print(f"[safety] counts: {dict(node.filter.counts)}", file=sys.stderr)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_node(node)
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, HumanoidAdapter, QuadrotorAdapter, make_adapter
 from robolearn.ros_nodes.convert import image_msg, joint_state_msg, observation_msg, sec_to_stamp
-from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
 from robolearn.ros_nodes.safety import Command
 
 
@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spin_until_shutdown(node)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_node(node)
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import action_msg
-from robolearn.ros_nodes.rosenv import require_rclpy, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
 
 ACTION_NAMES = ["dx", "dy", "dz", "dyaw", "gripper"]
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         spin_until_shutdown(node)
     finally:
         device.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        shutdown_node(node)
     return 0
 
 
