@@ -40,6 +40,8 @@ import numpy as np
 from robolearn.protocols import Policy
 
 IDLE, PENDING, CONTROL = 0, 1, 2
+TO_EPISODE_END = np.iinfo(np.int64).max // 2
+"""Takeover timer of a person who keeps control until the episode ends."""
 
 
 class Intervener(Protocol):
@@ -151,7 +153,7 @@ class SimHuman:
         self.steps[ids] = 0
         self.count[ids] = 0
         self.hold[ids] = False
-        if env_ids is not None:
+        if env_ids is not None:  # episodes that just ended; None restarts the run's first episodes
             self.episode[ids] = self._next_episode + np.arange(len(ids))
             self._next_episode += len(ids)
         self.judge.reset(ids)
@@ -199,11 +201,11 @@ class SimHuman:
         self.hold[start] = stalled[start] & cfg.stall_hold
         take = (self.phase == PENDING) & (self.timer <= 0)
         self.phase[take] = CONTROL
-        self.timer[take] = np.where(self.hold[take], np.iinfo(np.int64).max // 2, cfg.duration)
+        self.timer[take] = np.where(self.hold[take], TO_EPISODE_END, cfg.duration)
         self.timer[self.phase == PENDING] -= 1
         demo = self.episode < cfg.demo_episodes  # the person demonstrates these episodes in full
         self.phase[demo], self.hold[demo] = CONTROL, True
-        self.timer[demo] = np.iinfo(np.int64).max // 2
+        self.timer[demo] = TO_EPISODE_END
         mask = self.phase == CONTROL
         self.timer[mask] -= 1
         done = mask & (self.timer <= 0)

@@ -103,14 +103,14 @@ def sample_mixed(online: ReplayBuffer, offline: ReplayBuffer | None, batch_size:
     """RLPD symmetric sampling: ``offline_fraction`` of the batch from ``offline`` (when it holds data).
 
     With ``flag`` the batch also has ``offline`` ``(B,)`` bool: the row came from ``offline``."""
-    if offline is None or len(offline) == 0 or len(online) == 0:
-        out = online.sample(batch_size, rng) if len(online) or offline is None else offline.sample(batch_size, rng)
-        if flag:
-            out["offline"] = np.full(batch_size, len(online) == 0)
-        return out
-    n_off = int(round(batch_size * offline_fraction))
-    out = concat_batches([online.sample(batch_size - n_off, rng), offline.sample(n_off, rng)])
-    if flag:
+    if offline is None or len(offline) == 0:
+        out, n_off = online.sample(batch_size, rng), 0
+    elif len(online) == 0:
+        out, n_off = offline.sample(batch_size, rng), batch_size
+    else:
+        n_off = int(round(batch_size * offline_fraction))
+        out = concat_batches([online.sample(batch_size - n_off, rng), offline.sample(n_off, rng)])
+    if flag:  # the offline rows are the last n_off
         out["offline"] = np.arange(batch_size) >= batch_size - n_off
     return out
 
