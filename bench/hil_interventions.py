@@ -16,7 +16,7 @@ runs' final intervention-step counts). Writes ``results.json``, ``table.md`` and
 ``curves.png`` under ``--out``.
 
     python bench/hil_interventions.py --quick        # 1 seed, 3k env steps per run, small networks
-    python bench/hil_interventions.py                # 3 seeds, 30k env steps per run, 2 runs at a time
+    python bench/hil_interventions.py                # 3 seeds, 45k env steps per run, 2 runs at a time
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="1 seed, 3k env steps per run, small networks")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--steps", type=int, default=None, help="env steps per run (default 3k quick, 30k full)")
+    p.add_argument("--steps", type=int, default=None, help="env steps per run (default 3k quick, 45k full)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
     p.add_argument("--envs", type=int, default=4)
     p.add_argument("--base-noise", type=float, default=0.3, help="expert noise of the base (about 45%% success)")
@@ -221,7 +221,7 @@ def main() -> int:
     p.add_argument("--out", default="runs/bench-hil")
     args = p.parse_args()
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    args.steps = args.steps or (3_000 if args.quick else 30_000)
+    args.steps = args.steps or (3_000 if args.quick else 45_000)
     args.eval_every = args.eval_every or args.steps // (3 if args.quick else 6)
     if args.quick:
         args.eval_episodes, args.ref_episodes, args.critic_warmup, args.demos = 8, 16, 100, 4

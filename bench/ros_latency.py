@@ -11,6 +11,8 @@ private ROS domain on loopback. The stand-in does no physics, so the figures are
 * latency: command arrival minus the publish time of the newest observation (ms, p50 / p99);
 * jitter: standard deviation of the command inter-arrival time (ms); missed: intervals above 1.5 periods;
 * overhead: deployment p50 / p99 minus the echo's, and their ratio.
+* safety hop: a command's arrival on the robot topic minus the same command's (by stamp) arrival on the
+  policy node's own topic, both at the stand-in; and the policy topic's own observation-to-arrival latency.
 
     python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--policy expert|DIR] [--json out.json]
 
@@ -91,11 +93,19 @@ class Robot:
         self.obs_pub = self.node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
         self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
+        # The policy node's own output (before the safety node), matched to the filtered command by stamp.
+        self.node.create_subscription(JointTrajectory, "policy/joint_trajectory", self.on_policy_command,
+                                      QoSProfile(depth=1))
         self.node.create_subscription(String, "policy/timing", self.on_timing, QoSProfile(depth=10))
         self.timing: dict[str, Any] = {}
         """The policy node's own figures (observation arrival to publish, in the node), last report."""
         self.arrivals: list[float] = []
         self.latency: list[float] = []
+        self.policy_arrival: dict[int, float] = {}
+        """Arrival time (s) of each policy-node command on ``policy/joint_trajectory``, by header stamp (ns)."""
+        self.policy_latency: list[float] = []
+        self.hop: list[float] = []
+        """Safety-node hop (s): a command's arrival on the robot topic minus its arrival from the policy node."""
         self.last_obs = 0.0
         self.recording = False
 
@@ -108,6 +118,15 @@ class Robot:
         if self.recording:
             self.arrivals.append(t)
             self.latency.append(t - self.last_obs)
+            sent = self.policy_arrival.pop(stamp_ns(msg), None)
+            if sent is not None:
+                self.hop.append(t - sent)
+
+    def on_policy_command(self, msg: Any) -> None:
+        t = time.perf_counter()
+        if self.recording:
+            self.policy_arrival[stamp_ns(msg)] = t
+            self.policy_latency.append(t - self.last_obs)
 
     def publish(self, step: int) -> None:
         from robolearn.ros_nodes.convert import joint_state_msg, observation_msg
@@ -122,6 +141,7 @@ class Robot:
     def run(self, rate: float, warmup: float, duration: float) -> dict[str, float]:
         """Publish at ``rate`` for ``warmup + duration`` s; statistics over the last ``duration`` s."""
         self.arrivals, self.latency, self.recording, self.timing = [], [], False, {}
+        self.policy_arrival, self.policy_latency, self.hop = {}, [], []
         period, step = 1.0 / rate, 0
         start = time.perf_counter()
         next_t = start
@@ -138,6 +158,10 @@ class Robot:
                 break
             self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
         out = summarize(self.arrivals, self.latency, period, duration)
+        for name, values in (("policy_topic_latency", self.policy_latency), ("safety_hop", self.hop)):
+            if len(values) >= 3:  # only with the safety node in the graph
+                ms = np.asarray(values) * 1e3
+                out |= {f"{name}_p50_ms": float(np.percentile(ms, 50)), f"{name}_p99_ms": float(np.percentile(ms, 99))}
         keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations")
         return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing}
 
@@ -145,6 +169,11 @@ class Robot:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def stamp_ns(msg: Any) -> int:
+    """A message's header stamp in integer nanoseconds (the key that pairs a command across the safety hop)."""
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def summarize(arrivals: list[float], latency: list[float], period: float, duration: float) -> dict[str, float]:
@@ -256,7 +285,10 @@ def main() -> None:
                       f"{d.get('missed')}/{d.get('expected')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
                       f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
                       f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, inference p50 "
-                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms", flush=True)
+                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms"
+                      + (f" | policy topic at the robot p50 {d['policy_topic_latency_p50_ms']:.3f} p99 "
+                         f"{d['policy_topic_latency_p99_ms']:.3f} ms, safety hop p50 {d['safety_hop_p50_ms']:.3f} "
+                         f"p99 {d['safety_hop_p99_ms']:.3f} ms" if "safety_hop_p50_ms" in d else ""), flush=True)
         finally:
             robot.close()
     if args.json:
