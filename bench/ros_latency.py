@@ -92,10 +92,11 @@ class Robot:
         self.executor.add_node(self.node)
         self.obs_pub = self.node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
-        self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
         # The policy node's own output (before the safety node), matched to the filtered command by stamp.
+        # Created first: when both copies of a command wait in one wake-up, the executor takes it first.
         self.node.create_subscription(JointTrajectory, "policy/joint_trajectory", self.on_policy_command,
                                       QoSProfile(depth=1))
+        self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
         self.node.create_subscription(String, "policy/timing", self.on_timing, QoSProfile(depth=10))
         self.timing: dict[str, Any] = {}
         """The policy node's own figures (observation arrival to publish, in the node), last report."""
@@ -194,6 +195,15 @@ def fmt(r: dict[str, float]) -> str:
             f"jitter {r.get('jitter_ms', nan):.3f} ms")
 
 
+def hop_text(r: dict[str, float]) -> str:
+    """The policy-topic latency and safety-hop figures of a deployment row ('' without the safety node)."""
+    if "safety_hop_p50_ms" not in r:
+        return ""
+    return (f" | policy topic at the robot p50 {r['policy_topic_latency_p50_ms']:.3f} p99 "
+            f"{r['policy_topic_latency_p99_ms']:.3f} ms, safety hop p50 {r['safety_hop_p50_ms']:.3f} "
+            f"p99 {r['safety_hop_p99_ms']:.3f} ms")
+
+
 def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -285,10 +295,7 @@ def main() -> None:
                       f"{d.get('missed')}/{d.get('expected')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
                       f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
                       f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, inference p50 "
-                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms"
-                      + (f" | policy topic at the robot p50 {d['policy_topic_latency_p50_ms']:.3f} p99 "
-                         f"{d['policy_topic_latency_p99_ms']:.3f} ms, safety hop p50 {d['safety_hop_p50_ms']:.3f} "
-                         f"p99 {d['safety_hop_p99_ms']:.3f} ms" if "safety_hop_p50_ms" in d else ""), flush=True)
+                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms{hop_text(d)}", flush=True)
         finally:
             robot.close()
     if args.json:
