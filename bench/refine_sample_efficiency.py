@@ -10,14 +10,16 @@ episodes seeded 10_000 + i, every ``--eval-every`` steps):
 (b) ``dsrl`` (SAC in noise space): the pipeline's DSRL branch settings;
 (c) ``dsrl-na`` (noise aliasing): the same settings; with ``--na-demos`` the demonstrations, cut into
     executed-chunk transitions (:mod:`robolearn.refine.chunk_data`), fill its offline buffer;
-(d) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations.
+(d) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations,
+    run to ``--rlpd-steps`` (default 3x the budget) so that a 3x step ratio can be shown or refuted: a method
+    that reaches its level at n steps is 3x faster if RLPD needs 3n or more, or never gets there in 3n.
 
 Prints per-method curves (mean and min-max over seeds), the env steps each method needs to reach the
 levels of the targets (90% for residual; base + 20 points for DSRL) against RLPD's, wall-clock per 10k
 env steps and gradient updates/s, all measured in this run; writes ``results.json`` and a PNG.
 
     python bench/refine_sample_efficiency.py --quick                  # minutes: 1 seed, 3k steps
-    python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps each (about an hour)
+    python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps, RLPD 150k (about two hours)
     python bench/refine_sample_efficiency.py --residual-scale 0.2     # the README's run
 """
 
@@ -45,8 +47,9 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     if source not in branches:
         raise SystemExit(f"{args.pipeline} has no '{source}' refinement branch to take the settings from")
     settings = copy.deepcopy(branches[source].settings)
-    settings.update(total_env_steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                    checkpoint_every=args.steps, select_best=False, run_name=f"{method}-seed{seed}",
+    steps = args.rlpd_steps if method == "rlpd" else args.steps
+    settings.update(total_env_steps=steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                    checkpoint_every=steps, select_best=False, run_name=f"{method}-seed{seed}",
                     out_dir=args.out)
     if method == "residual" and args.residual_scale:
         settings["residual_scale"] = args.residual_scale
@@ -98,7 +101,7 @@ def steps_to(rows: list[dict[str, Any]], method: str, level: float) -> float | N
     return float(steps[hit[0]]) if len(hit) else None
 
 
-def plot(rows: list[dict[str, Any]], methods: list[str], path: Path, title: str) -> None:
+def plot(rows: list[dict[str, Any]], methods: list[str], path: Path, title: str, budget: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,6 +112,7 @@ def plot(rows: list[dict[str, Any]], methods: list[str], path: Path, title: str)
         steps, success = curves(rows, method)
         ax.plot(steps, success.mean(0), marker="o", color=f"C{i}", label=f"{method} ({len(success)} seeds)")
         ax.fill_between(steps, success.min(0), success.max(0), color=f"C{i}", alpha=0.15)
+    ax.axvline(budget, color="0.5", linestyle="--", linewidth=1, label="shared budget")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate (mean, min-max over seeds)")
     ax.set_ylim(-0.02, 1.02)
@@ -119,7 +123,19 @@ def plot(rows: list[dict[str, Any]], methods: list[str], path: Path, title: str)
     fig.savefig(path, dpi=120)
 
 
-def report(rows: list[dict[str, Any]], methods: list[str], base_success: float) -> None:
+def ratio_text(mine: float | None, rlpd: float | None, rlpd_budget: int) -> str:
+    """The step ratio to RLPD, and whether it meets the 3x target (RLPD's budget bounds it when it never got there)."""
+    if mine is None:
+        return "-"
+    if mine == 0:  # at the level before any env step (a DSRL actor starts at zero noise)
+        return "before training; RLPD " + ("also: NOT MET" if rlpd == 0 else "later: MET")
+    if rlpd is not None:
+        return f"{rlpd / mine:.1f}x: {'MET' if rlpd >= 3 * mine else 'NOT MET'}"
+    bound = rlpd_budget / mine
+    return f"RLPD never reached it in {rlpd_budget} steps, > {bound:.1f}x: {'MET' if bound >= 3 else 'unknown'}"
+
+
+def report(rows: list[dict[str, Any]], methods: list[str], base_success: float, rlpd_budget: int) -> None:
     print(f"\n{'method':<10}{'env steps':>10}{'success mean':>14}{'min':>7}{'max':>7}")
     for method in methods:
         steps, success = curves(rows, method)
@@ -137,7 +153,7 @@ def report(rows: list[dict[str, Any]], methods: list[str], base_success: float) 
             continue
         mine = steps_to(rows, method, level)
         rlpd = steps_to(rows, "rlpd", level) if "rlpd" in methods else None
-        ratio = f"{rlpd / mine:.1f}x" if mine and rlpd else ("RLPD never reached it" if mine else "-")
+        ratio = ratio_text(mine, rlpd, rlpd_budget) if "rlpd" in methods else "no RLPD run"
         print(f"{method:<10} reaches {level:.2f}: {'never' if mine is None else f'at {mine:.0f} steps'}; "
               f"RLPD: {'never' if rlpd is None else f'at {rlpd:.0f} steps'} ({ratio})")
 
@@ -149,6 +165,7 @@ def main() -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=50_000)
+    p.add_argument("--rlpd-steps", type=int, default=0, help="RLPD's env steps (0: 3x --steps)")
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
@@ -157,9 +174,15 @@ def main() -> int:
                    help="residual: largest correction, fraction of the action range (0: the pipeline's)")
     p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
+    p.add_argument("--report-only", action="store_true",
+                   help="no training: report and plot the runs in <out>/results.json again")
     args = p.parse_args()
     if args.quick:
         args.seeds, args.steps, args.eval_every, args.eval_episodes = [0], 3_000, 1_000, 8
+        args.rlpd_steps = args.rlpd_steps or args.steps
+    args.rlpd_steps = args.rlpd_steps or 3 * args.steps
+    if args.rlpd_steps < args.steps:
+        p.error(f"--rlpd-steps ({args.rlpd_steps}) must be at least --steps ({args.steps}): the methods share a budget")
 
     from robolearn.config import load_config
     from robolearn.pipeline.config import PipelineConfig
@@ -176,14 +199,20 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cost = {"rlpd": 0, "residual": 1, "dsrl-na": 2, "dsrl": 3}  # longest first: the pool ends together
-    jobs = [(args.pipeline, m, s, vars(args)) for m in sorted(args.methods, key=cost.get) for s in args.seeds]
-    print(f"{len(jobs)} runs of {args.steps} env steps, {args.jobs} at a time; base {run_dir / 'base'}", flush=True)
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        rows = pool.map(run_one, jobs, chunksize=1)
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
-    report(rows, args.methods, base_success)
+    if args.report_only:
+        rows = json.loads((out / "results.json").read_text())
+        args.methods = [m for m in args.methods if any(r["method"] == m for r in rows)]
+        args.rlpd_steps = max([r["env_steps"] for r in rows if r["method"] == "rlpd"], default=args.rlpd_steps)
+    else:
+        jobs = [(args.pipeline, m, s, vars(args)) for m in sorted(args.methods, key=cost.get) for s in args.seeds]
+        print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {args.jobs} at a time; "
+              f"base {run_dir / 'base'}", flush=True)
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            rows = pool.map(run_one, jobs, chunksize=1)
+        (out / "results.json").write_text(json.dumps(rows, indent=1))
+    report(rows, args.methods, base_success, args.rlpd_steps)
     title = f"{pipeline.env_id}: base {run_dir / 'base'} ({base_success:.0%})"
-    plot(rows, args.methods, out / "refine_sample_efficiency.png", title)
+    plot(rows, args.methods, out / "refine_sample_efficiency.png", title, args.steps)
     print(f"plot: {out / 'refine_sample_efficiency.png'}")
     return 0
 
