@@ -14,7 +14,8 @@ configured control period: a target may lead the measured position by at most ``
 command), the end-effector workspace box (arm, via forward kinematics of the
 targets) and rate / thrust bounds (quadrotor). Violations of a limit are clipped (``violation="clip"``,
 the default, counted as ``clip:<limit>``) or rejected (``violation="reject"``). Quadrotor state limits
-(tilt, altitude, geofence) trip the latch: the fallback flies until :meth:`SafetyFilter.reset`.
+(tilt, altitude, geofence) trip the latch: the fallback flies until :meth:`SafetyFilter.reset` (or
+:meth:`SafetyFilter.rearm`, which leaves an e-stop latched).
 
 :meth:`SafetyFilter.tick` runs the watchdog: no accepted command for ``watchdog_timeout`` s switches
 to the embodiment's fallback (arm: hold the measured position; humanoid: damping, ``kp = 0``; quadrotor:
@@ -195,6 +196,15 @@ class SafetyFilter:
         self.trip_reason = reason
         self.counts[f"trip:{reason}"] += 1
         self.log(f"tripped: {reason}")
+
+    def rearm(self) -> str | None:
+        """Clear a state-limit trip but not the e-stop (the robot was put back in a safe state, as an operator
+        or the sim twin's episode reset does); returns the cleared trip's reason (None: it was not tripped)."""
+        reason, self.trip_reason = self.trip_reason, None
+        if reason is not None:
+            self._last_values = self._last_velocity = None
+            self.log(f"re-armed after the trip ({reason})")
+        return reason
 
     def reset(self) -> None:
         """Clear the e-stop and any trip; commands are accepted again, starting from the measured state."""

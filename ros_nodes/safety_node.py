@@ -7,7 +7,8 @@ Subscribes: ``policy/<command topic>`` (the adapter's command message from the p
 ``estop`` (``std_msgs/Bool``; true latches the e-stop). Publishes: the robot's command topic
 (``joint_trajectory`` / ``joint_command`` / ``rates_setpoint``; reliable, keep-last 1) and
 ``safety/status`` (``std_msgs/String`` JSON: counts by reason, ``fallback``, ``estopped``, ``tripped``).
-Services: ``~/estop`` and ``~/reset`` (``std_srvs/Trigger``). The watchdog runs at ``tick_hz``; a
+Services (``std_srvs/Trigger``): ``~/estop``; ``~/reset`` (clears the e-stop and any trip); ``~/rearm``
+(clears a state-limit trip only: the sim twin calls it when it starts an episode). The watchdog runs at ``tick_hz``; a
 quadrotor's last accepted setpoint is re-sent at ``stream_hz`` (PX4 offboard needs a continuous stream).
 
 Limits are the :class:`~robolearn.ros_nodes.safety.SafetyConfig` fields as parameters; unset ones
@@ -33,6 +34,10 @@ PANDA_MAX_ACCELERATION = [15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]
 """Franka Panda joint acceleration limits (rad/s^2), from Franka's datasheet."""
 ARM_WORKSPACE = ([0.15, -0.6, -0.005], [0.95, 0.6, 0.9])
 """Default TCP box (m, world frame): in front of the base, above the table top (z = 0)."""
+QUAD_TUMBLE_TILT = 1.2
+"""Quadrotor tilt (rad, 69 deg) that trips the fallback: control is lost, not an envelope limit. Above the
+scripted experts' tilt commands (40 deg hover, 60 deg gates) and the 0.97 rad a refined hover policy flew in
+sim; a 0.8 rad trip stopped that policy in its first second over ROS 2."""
 
 
 def default_safety_config(env_id: str, adapter: Any) -> SafetyConfig:
@@ -41,7 +46,13 @@ def default_safety_config(env_id: str, adapter: Any) -> SafetyConfig:
 
     emb = task(env_id).embodiment
     if emb == "quadrotor":
-        return SafetyConfig(embodiment="quadrotor", size=4, period=adapter.period, hover_thrust=adapter.hover_thrust)
+        import gymnasium as gym
+
+        env = gym.make(env_id)
+        rate = float(env.unwrapped.cfg.max_rate_rp)  # what the vehicle's rate loop accepts (rad/s)
+        env.close()
+        return SafetyConfig(embodiment="quadrotor", size=4, period=adapter.period, hover_thrust=adapter.hover_thrust,
+                            max_rate=rate, max_tilt=QUAD_TUMBLE_TILT)
     model = adapter.model if isinstance(adapter, ArmAdapter) else None
     if isinstance(adapter, ArmAdapter):
         low, high = (model.jnt_range[[model.joint(j).id for j in adapter.joint_names]] + [0.01, -0.01]).T
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                                      QoSProfile(depth=10))
             self.create_service(Trigger, "~/estop", self.on_estop)
             self.create_service(Trigger, "~/reset", self.on_reset)
+            self.create_service(Trigger, "~/rearm", self.on_rearm)
             self.create_timer(1.0 / float(self.get_parameter("tick_hz").value), self.tick)
             self.create_timer(0.5, self.publish_status)
             return TransitionCallbackReturn.SUCCESS
@@ -202,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         def on_reset(self, request: Any, response: Any) -> Any:
             self.filter.reset()
             response.success, response.message = True, "reset"
+            self.publish_status()
+            return response
+
+        def on_rearm(self, request: Any, response: Any) -> Any:
+            reason = self.filter.rearm()
+            response.success = True
+            response.message = ("not tripped" if reason is None else f"re-armed after: {reason}") + (
+                "; the e-stop stays latched" if self.filter.estopped else "")
             self.publish_status()
             return response
 

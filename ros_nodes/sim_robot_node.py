@@ -15,6 +15,11 @@ command it received, and publishes what a robot would:
 It consumes the command message of its embodiment's adapter (:mod:`robolearn.ros_nodes.adapters`) on
 the adapter's topic (reliable, keep-last 1), and for the arm also ``forward_position``. Until the first
 command arrives, and between commands, the joint servos hold their last targets, as a real arm does.
+
+Each new episode puts the robot back in a safe state, as an operator re-placing it would; the twin then
+calls ``rearm_service`` (the safety node's ``~/rearm``, if it is up), so that a state-limit trip in one
+episode (a quadrotor tilted past its limit) does not fly every later episode on the fallback. It never
+clears an e-stop.
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ def _declare(node: Any) -> dict[str, Any]:
         "image_size": (128, "camera frame width and height, pixels"),
         "start_delay": (0.5, "seconds to wait before the first episode (lets subscribers connect)"),
         "wait_for_subscribers": (0, "after start_delay, also wait until 'observation' has this many subscribers"),
+        "rearm_service": ("safety/rearm", "std_srvs/Trigger called at each new episode when it is up (clears a "
+                                          "safety trip, not the e-stop); '' : never"),
     }
     return {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
             for k, (v, d) in params.items()}
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Float64MultiArray, String
+    from std_srvs.srv import Trigger
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("sim_robot")
@@ -150,6 +158,19 @@ def main(argv: list[str] | None = None) -> int:
             Float64MultiArray, "forward_position",
             lambda m: on_command_forward(m, latest, node), QoSProfile(depth=1))
     state = {"started": False, "finished": False}
+    rearm = node.create_client(Trigger, p["rearm_service"]) if p["rearm_service"] else None
+
+    def rearm_safety(episode: int) -> None:
+        """Clear a trip of the previous episode (logged with its reason) now that this one has started."""
+        if rearm is None or not rearm.service_is_ready():
+            return
+
+        def done(future: Any) -> None:
+            reply = future.result()
+            if reply is not None and reply.message.startswith("re-armed"):
+                log.warning(f"episode {episode - 1} tripped the safety; {reply.message}")
+
+        rearm.call_async(Trigger.Request()).add_done_callback(done)
 
     def publish() -> None:
         now = node.get_clock().now().nanoseconds * 1e-9
@@ -186,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 return
             robot.reset()
         publish()
+        if done:
+            rearm_safety(robot.episode)
 
     t0 = time.monotonic()
 

@@ -58,23 +58,29 @@ def refine_stages(cfg: PipelineConfig) -> list[Stage]:
     return [_refine_stage(cfg, branch) for branch in cfg.refine]
 
 
+ROS_STEP_HZ = 20.0
+"""Wall-clock rate of the ROS stage's twin and policy (Hz): slower than real time for the 2-core machine."""
+
+
 def ros_stage(cfg: PipelineConfig) -> Stage:
     """The deployed policy drives the MuJoCo robot twin over ROS 2 through the safety node."""
 
     def run() -> dict[str, Any]:
         from robolearn.ros_nodes.launcher import DeployConfig, run_graph
+        from robolearn.sim.registry import task
 
         run_dir = Path(cfg.run_dir)
         name = cfg.ros.policy
         policy = run_dir / ("base" if name == "base" else f"refine/{name}/policy")
+        episode_s = task(cfg.env_id).max_episode_steps / ROS_STEP_HZ  # wall time of a full-length episode
         deploy = DeployConfig(
             env_id=cfg.env_id, domain_id=int(os.environ.get("ROBOLEARN_ROS_DOMAIN", "77")),
             nodes=["sim_robot", "policy", "safety"], log_dir=str(run_dir / "ros" / "logs"),
-            timeout=60.0 + 10.0 * cfg.ros.episodes,
+            timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
             params={
-                "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": 20.0,
+                "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": ROS_STEP_HZ,
                               "wait_for_subscribers": 1},
-                "policy": {"policy": str(policy), "control_hz": 20.0, "replan_every": 0},
+                "policy": {"policy": str(policy), "control_hz": ROS_STEP_HZ, "replan_every": 0},
                 "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
             },
         )

@@ -83,3 +83,19 @@ def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path
     assert [e["success"] for e in result.episodes] == [True], (result.episodes, logs)
     safety = result.status["safety/status"]
     assert safety["tripped"] is None and not safety["estopped"], safety
+
+
+@pytest.mark.slow
+def test_twin_rearms_a_safety_trip_at_each_new_episode(tmp_path):
+    """A tilt limit the hover expert exceeds on its way to the target trips the safety in every episode; the
+    twin's episode reset re-arms it, so each episode starts under the policy, not on the fallback."""
+    cfg = DeployConfig(env_id="robolearn/QuadHover-v0", domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
+                       params={"sim_robot": {"episodes": 3, "step_hz": 100.0, "wait_for_subscribers": 1},
+                               "policy": {"policy": "expert", "control_hz": 100.0},
+                               "safety": {"limits.max_tilt": 0.05}})
+    result = run_graph(cfg, progress=False)
+    logs = {p.name: p.read_text()[-3000:] for p in tmp_path.glob("*.log")}
+    assert result.reason == "episodes done", (result.reason, logs)
+    counts = result.status["safety/status"]["counts"]
+    assert counts.get("trip:tilt above 0.05 rad", 0) == 3, (counts, logs)  # once per episode
+    assert logs["sim_robot.log"].count("tripped the safety; re-armed after: tilt") == 2, logs["sim_robot.log"]

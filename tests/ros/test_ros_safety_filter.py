@@ -158,6 +158,19 @@ def test_quadrotor_state_limits_trip_hover_then_land(state, reason):
     assert f.filter(Command(3.0, np.array([0.0, 0.0, 0.0, 0.5])), now=3.0).command is not None
 
 
+def test_rearm_clears_a_trip_but_never_the_estop():
+    f = quad_filter()
+    assert f.rearm() is None  # nothing to clear
+    f.update_state(quat=np.array([np.cos(0.5), np.sin(0.5), 0.0, 0.0]))
+    assert f.rearm().startswith("tilt")
+    f.update_state(quat=np.array([1.0, 0.0, 0.0, 0.0]))
+    assert f.filter(Command(1.0, np.array([0.0, 0.0, 0.0, 0.5])), now=1.0).command is not None
+    f.estop()
+    f.update_state(quat=np.array([np.cos(0.5), np.sin(0.5), 0.0, 0.0]))
+    assert f.rearm() is not None and f.estopped
+    assert f.filter(Command(2.0, np.array([0.0, 0.0, 0.0, 0.5])), now=2.0).reason == "e-stop latched"
+
+
 def test_hover_controller_levels_a_tilted_body():
     roll = 0.3
     quat = np.array([np.cos(roll / 2), np.sin(roll / 2), 0.0, 0.0])
