@@ -86,6 +86,31 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
             "env_steps": result.env_steps, "updates": result.updates, "updates_per_s": result.updates_per_s}
 
 
+def rows_from_checkpoints(out: Path) -> list[dict[str, Any]]:
+    """The rows of the finished runs under ``out`` (``<method>-seed<k>/``), rebuilt from their last checkpoint:
+    what ``run_one`` returns, for runs of a pool that was stopped or split over several invocations."""
+    import yaml
+
+    from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
+
+    rows = []
+    for run in sorted(out.glob("*-seed*")):
+        method, _, seed = run.name.rpartition("-seed")
+        ckpt = latest_checkpoint(run)
+        if method not in METHODS or ckpt is None:
+            continue
+        state = load_checkpoint(ckpt, {})
+        counters, total = state["counters"], yaml.safe_load((run / "config.yaml").read_text())["total_env_steps"]
+        if counters["env_steps"] < total:
+            print(f"  {run.name}: stopped at {counters['env_steps']} of {total} env steps, left out", flush=True)
+            continue
+        updates = state["evals"][-1]["updates"]
+        rows.append({"method": method, "seed": int(seed), "evals": state["evals"], "wall_s": counters["wall_s"],
+                     "env_steps": counters["env_steps"], "updates": updates,
+                     "updates_per_s": updates / state["update_s"] if state["update_s"] else 0.0})
+    return rows
+
+
 def curves(rows: list[dict[str, Any]], method: str) -> tuple[np.ndarray, np.ndarray]:
     """Env steps ``(K,)`` and success ``(S, K)`` of one method's seeds (evaluations aligned by index)."""
     runs = [r for r in rows if r["method"] == method]
@@ -175,7 +200,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     p.add_argument("--report-only", action="store_true",
-                   help="no training: report and plot the runs in <out>/results.json again")
+                   help="no training: report and plot the finished runs under --out and --merge again")
+    p.add_argument("--merge", nargs="*", default=[], help="--report-only: also the runs under these directories")
     args = p.parse_args()
     if args.quick:
         args.seeds, args.steps, args.eval_every, args.eval_episodes = [0], 3_000, 1_000, 8
@@ -198,9 +224,10 @@ def main() -> int:
         print(f"base from zero noise (pipeline evaluation): {json.loads(zero_eval.read_text())['success_rate']:.2f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cost = {"rlpd": 0, "residual": 1, "dsrl-na": 2, "dsrl": 3}  # longest first: the pool ends together
+    cost = {"rlpd": 0, "dsrl-na": 1, "residual": 2, "dsrl": 3}  # longest first: the pool ends together
     if args.report_only:
-        rows = json.loads((out / "results.json").read_text())
+        rows = [row for d in [out, *map(Path, args.merge)] for row in rows_from_checkpoints(d)]
+        (out / "results.json").write_text(json.dumps(rows, indent=1))
         args.methods = [m for m in args.methods if any(r["method"] == m for r in rows)]
         args.rlpd_steps = max([r["env_steps"] for r in rows if r["method"] == "rlpd"], default=args.rlpd_steps)
     else:
