@@ -223,6 +223,9 @@ class QuadrotorAdapter:
         self.period = float(period)
         self.hover_thrust = 1.0 / 2.25
         """Normalized thrust that holds the weight (set from the task's vehicle by :func:`make_adapter`)."""
+        self.max_rate = 6.0
+        """Largest roll/pitch rate command the vehicle's rate loop accepts (rad/s; set from the task by
+        :func:`make_adapter`)."""
 
     def reset(self) -> None:
         pass
@@ -295,6 +298,7 @@ def make_adapter(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Adapt
             quad = QuadrotorAdapter(action_order=(1, 2, 3, 0), thrust_scale=float(env.action_space.high[0]),
                                     period=period)
             quad.hover_thrust = float(env.params.hover_thrust) / quad.thrust_scale
+            quad.max_rate = float(env.cfg.max_rate_rp)
             return quad
     finally:
         env.close()

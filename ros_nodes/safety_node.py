@@ -46,13 +46,8 @@ def default_safety_config(env_id: str, adapter: Any) -> SafetyConfig:
 
     emb = task(env_id).embodiment
     if emb == "quadrotor":
-        import gymnasium as gym
-
-        env = gym.make(env_id)
-        rate = float(env.unwrapped.cfg.max_rate_rp)  # what the vehicle's rate loop accepts (rad/s)
-        env.close()
         return SafetyConfig(embodiment="quadrotor", size=4, period=adapter.period, hover_thrust=adapter.hover_thrust,
-                            max_rate=rate, max_tilt=QUAD_TUMBLE_TILT)
+                            max_rate=adapter.max_rate, max_tilt=QUAD_TUMBLE_TILT)
     model = adapter.model if isinstance(adapter, ArmAdapter) else None
     if isinstance(adapter, ArmAdapter):
         low, high = (model.jnt_range[[model.joint(j).id for j in adapter.joint_names]] + [0.01, -0.01]).T
