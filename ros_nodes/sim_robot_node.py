@@ -119,6 +119,8 @@ def _declare(node: Any) -> dict[str, Any]:
         "image_size": (128, "camera frame width and height, pixels"),
         "start_delay": (0.5, "seconds to wait before the first episode (lets subscribers connect)"),
         "wait_for_subscribers": (0, "after start_delay, also wait until 'observation' has this many subscribers"),
+        "wait_for_commander": (True, "after start_delay, also wait until the command topic has a publisher (the "
+                                     "safety node or the policy), so no episode starts with nobody to command it"),
         "rearm_service": ("safety/rearm", "std_srvs/Trigger called at each new episode when it is up (clears a "
                                           "safety trip, not the e-stop); '' : never"),
     }
@@ -152,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             log.warning(f"ignored command: {err}")
 
-    node.create_subscription(adapter.msg_type(), COMMAND_TOPICS[adapter.embodiment], on_command, QoSProfile(depth=1))
+    command_topics = [COMMAND_TOPICS[adapter.embodiment]]
+    node.create_subscription(adapter.msg_type(), command_topics[0], on_command, QoSProfile(depth=1))
     if isinstance(adapter, ArmAdapter):
+        command_topics.append("forward_position")
         node.create_subscription(
             Float64MultiArray, "forward_position",
             lambda m: on_command_forward(m, latest, node), QoSProfile(depth=1))
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() - t0 < float(p["start_delay"]):
             return
         if node.count_subscribers("observation") < int(p["wait_for_subscribers"]):
+            return
+        if p["wait_for_commander"] and not any(node.count_publishers(t) for t in command_topics):
             return
         start.cancel()
         node.create_timer(1.0 / rate, tick)

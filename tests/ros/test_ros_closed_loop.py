@@ -27,12 +27,13 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
     env = gym.make(LIFT)
     direct = evaluate(make_policy("expert", LIFT, env.action_space), LIFT, episodes=EPISODES, num_envs=1,
                       progress=False)
-    # Twice real time (40 Hz wall for a 20 Hz task) keeps the test short and leaves 25 ms per step.
-    cfg = DeployConfig(env_id=LIFT, domain_id=fresh_domain(), timeout=60.0, log_dir=str(tmp_path),
+    # In real time (20 Hz), as deployed: the expert needs 60-75 of the task's 100 steps, so at twice real time
+    # a loaded 2-core CI machine, with 25 ms per step for four nodes, could cost an episode its margin.
+    cfg = DeployConfig(env_id=LIFT, domain_id=fresh_domain(), timeout=90.0, log_dir=str(tmp_path),
                        nodes=["sim_robot", "policy", "safety", "recorder"],
-                       params={"sim_robot": {"episodes": EPISODES, "step_hz": 40.0, "seed": 0,
+                       params={"sim_robot": {"episodes": EPISODES, "seed": 0,
                                              "wait_for_subscribers": 2},  # policy and recorder
-                               "policy": {"policy": "expert", "control_hz": 40.0},
+                               "policy": {"policy": "expert"},
                                "recorder": {"out": str(tmp_path / "dataset"), "mcap": str(tmp_path / "run.mcap")}})
     result = run_graph(cfg, progress=False)
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
@@ -40,7 +41,9 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
     assert len(result.episodes) == EPISODES
     k = sum(e["success"] for e in result.episodes)
     lo, hi = wilson_interval(sum(direct.successes), EPISODES)
-    assert lo <= k / EPISODES <= hi, (k, direct.successes, result.episodes)
+    # a string message: pytest shortens a tuple's dicts, and these are what a CI failure is diagnosed from
+    assert lo <= k / EPISODES <= hi, json.dumps({"over_ros": k, "direct": direct.successes, "episodes": result.episodes,
+                                                 "status": result.status, "logs": logs}, indent=1, default=str)
     assert all(code == 0 for code in result.exit_codes.values()), (result.exit_codes, logs)
     safety = result.status["safety/status"]
     assert not safety["estopped"] and not any(r.startswith(("NaN", "wrong length")) for r in safety["counts"])
