@@ -21,6 +21,7 @@ env steps and gradient updates/s, all measured in this run; writes ``results.jso
     python bench/refine_sample_efficiency.py --quick                  # minutes: 1 seed, 3k steps
     python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps, RLPD 150k (about two hours)
     python bench/refine_sample_efficiency.py --residual-scale 0.2     # the README's run
+    python bench/refine_sample_efficiency.py --methods residual --set residual.updates_per_env_step=1
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
                     out_dir=args.out)
     if method == "residual" and args.residual_scale:
         settings["residual_scale"] = args.residual_scale
+    for key, value in method_overrides(args.set, method).items():
+        *parents, leaf = key.split(".")
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     if method == "rlpd":  # RLPD: SAC from scratch, LayerNorm, a 10-critic ensemble, the same UTD and data
         settings["learner"] = {**settings.get("learner", {}), "algo": "sac", "num_critics": 10,
                                "actor_lr": 3e-4, "zero_init_actor": False}
@@ -64,6 +71,22 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     cfg = refine_config(pipeline, RefineStageConfig(method=method, settings=settings))
     cfg.seed = seed
     return cfg
+
+
+def method_overrides(items: list[str], method: str) -> dict[str, Any]:
+    """``{dotted key: value}`` of the ``--set METHOD.key=value`` items that name ``method`` (values parsed as
+    YAML: ``residual.learner.exploration_noise=0.05``, ``rlpd.n_step=5``)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        name, dot, key = target.partition(".")
+        if not sep or not dot or not key or name not in METHODS:
+            raise SystemExit(f"--set {item!r}: expected METHOD.key=value with METHOD one of {', '.join(METHODS)}")
+        if name == method:
+            out[key] = yaml.safe_load(value)
+    return out
 
 
 def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
@@ -197,6 +220,8 @@ def main() -> int:
     p.add_argument("--na-demos", action="store_true", help="dsrl-na: the demonstrations in its offline buffer")
     p.add_argument("--residual-scale", type=float, default=0.0,
                    help="residual: largest correction, fraction of the action range (0: the pipeline's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="METHOD.KEY=VALUE",
+                   help="a refinement setting of one method, over the pipeline's: residual.updates_per_env_step=1")
     p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     p.add_argument("--report-only", action="store_true",
@@ -207,6 +232,8 @@ def main() -> int:
         args.seeds, args.steps, args.eval_every, args.eval_episodes = [0], 3_000, 1_000, 8
         args.rlpd_steps = args.rlpd_steps or args.steps
     args.rlpd_steps = args.rlpd_steps or 3 * args.steps
+    for method in METHODS:
+        method_overrides(args.set, method)  # a malformed --set fails here, not in a worker hours later
     if args.rlpd_steps < args.steps:
         p.error(f"--rlpd-steps ({args.rlpd_steps}) must be at least --steps ({args.steps}): the methods share a budget")
 
