@@ -5,7 +5,8 @@ PandaLift ``observation`` (and ``joint_states``) at the rate and times the comma
 ``joint_trajectory``, first from a bare rclpy echo node (subscribe, publish a fixed JointTrajectory: the
 floor of Python + DDS on this machine), then from ``policy_node`` (``--policy``: the scripted expert, or a
 policy directory such as a diffusion base or a refined policy, whose chunks are computed in the node's
-worker thread; IK in the adapter) + ``safety_node`` (the full filter), all in separate processes in a
+worker thread; IK in the adapter) + ``safety_node`` (the full filter; ``--safety inline``: the filter in the
+policy node, the safety node its watchdog / e-stop monitor), all in separate processes in a
 private ROS domain on loopback. The stand-in does no physics, so the figures are the nodes' own cost.
 
 * latency: command arrival minus the publish time of the newest observation (ms, p50 / p99);
@@ -14,7 +15,7 @@ private ROS domain on loopback. The stand-in does no physics, so the figures are
 * safety hop: a command's arrival on the robot topic minus the same command's (by stamp) arrival on the
   policy node's own topic, both at the stand-in; and the policy topic's own observation-to-arrival latency.
 
-    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--policy expert|DIR] [--json out.json]
+    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--policy expert|DIR] [--safety inline]
 
 (needs the ros extra: ``pip install -e '.[ros]'``)
 """
@@ -220,16 +221,20 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def deployment_cmds(rate: float, tmp: Path, policy: str, safety: bool = True, tick_hz: float = 100.0,
+def deployment_cmds(rate: float, tmp: Path, policy: str, safety: str = "gate", tick_hz: float = 100.0,
                     inference: str = "auto") -> list[list[str]]:
-    """The policy node (and the safety node in front of the robot topic, unless ``safety`` is False)."""
+    """The policy node and, by ``safety``: ``gate``, the safety node in front of the robot topic; ``inline``,
+    the filter in the policy node and the safety node as its monitor; ``none``, no safety at all."""
     params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY,
                          "inference": inference},
               "safety": {"env_id": LIFT, "tick_hz": float(tick_hz), "rt_priority": RT_PRIORITY}}
-    if not safety:
+    if safety == "none":
         params["policy"]["output_topic"] = "joint_trajectory"
+    elif safety == "inline":
+        params["policy"]["inline_safety"] = True
+        params["safety"]["mode"] = "monitor"
     cmds = []
-    nodes = (("policy", "policy_node"), ("safety", "safety_node")) if safety else (("policy", "policy_node"),)
+    nodes = (("policy", "policy_node"),) + ((("safety", "safety_node"),) if safety != "none" else ())
     for name, module in nodes:
         path = tmp / f"{name}_{rate:g}.yaml"
         path.write_text(yaml.safe_dump({f"/{name}": {"ros__parameters": params[name]}}))
@@ -247,8 +252,9 @@ def main() -> None:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="SCHED_FIFO priority (1-99) for the stand-in, the echo and the deployment nodes "
                              "(the policy's inference worker stays at normal priority); needs root / CAP_SYS_NICE")
-    parser.add_argument("--no-safety", action="store_true",
-                        help="diagnostic: the policy node publishes straight to the robot topic (one hop)")
+    parser.add_argument("--safety", default="gate", choices=["gate", "inline", "none"],
+                        help="gate: policy -> safety node -> robot (two hops); inline: the filter in the policy "
+                             "node, the safety node a monitor (one hop); none: diagnostic, no safety")
     parser.add_argument("--safety-tick-hz", type=float, default=100.0, help="the safety node's watchdog rate")
     parser.add_argument("--inference", default="auto", choices=["auto", "process", "thread"],
                         help="where policy_node runs the policy (its 'inference' parameter)")
@@ -271,13 +277,14 @@ def main() -> None:
 
         set_realtime(RT_PRIORITY)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "policy": args.policy,
+                               "safety": args.safety,
                                "rt_priority": RT_PRIORITY, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for rate in args.rates:
                 row = {}
                 for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
-                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy, not args.no_safety,
+                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy, args.safety,
                                                                args.safety_tick_hz, args.inference))):
                     procs = [spawn(c, env) for c in cmds]
                     try:

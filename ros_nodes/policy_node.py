@@ -18,7 +18,9 @@ adapter and are published on ``output_topic`` (default ``policy/<command topic>`
 filters onto the robot's topic), plus the raw action on ``action`` and timing statistics as JSON on
 ``policy/timing`` every second (command period mean/std/max in ms, missed periods, inference and
 observation-to-command latency percentiles in ms). While ``intervention`` (``std_msgs/Bool``) is true,
-a fresh ``teleop/action`` replaces the policy's action (human in the loop).
+a fresh ``teleop/action`` replaces the policy's action (human in the loop). With ``inline_safety`` the
+safety filter runs in this process and commands go straight to the robot's topic
+(:mod:`robolearn.ros_nodes.inline_safety`; ``safety_node`` then runs as a monitor).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from robolearn.policy_factory import NAMED_POLICIES
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
 from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
+from robolearn.ros_nodes.inline_safety import InlineSafety
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
 from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "inference": ("auto", "where the policy runs: process (a child process: no interpreter lock shared "
                               "with the control path), thread (this process), auto (process for a policy "
                               "directory, thread for a named policy)"),
+        "inline_safety": (False, "filter commands in this process (limits.* parameters) and publish on the robot's "
+                                 "own topic; run safety_node with mode: monitor for the watchdog and e-stop"),
+        "require_monitor": (True, "inline_safety: send nothing until the monitor's safety/state is heard"),
     }
     p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
          for k, (v, d) in defaults.items()}
@@ -77,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if "torch" in sys.modules:  # a torch policy: one intra-op thread; batch-1 inference gains nothing from
         sys.modules["torch"].set_num_threads(1)  # more, and they would compete with the executor for cores
     period = 1.0 / float(p["control_hz"]) if p["control_hz"] else float(getattr(adapter, "period", 0.05))
-    topic = p["output_topic"] or f"policy/{COMMAND_TOPICS[adapter.embodiment]}"
+    guard = InlineSafety(node, p["env_id"], adapter, bool(p["require_monitor"])) if p["inline_safety"] else None
+    robot_topic = COMMAND_TOPICS[adapter.embodiment]
+    topic = p["output_topic"] or (robot_topic if guard is not None else f"policy/{robot_topic}")
     cmd_pub = node.create_publisher(adapter.msg_type(), topic, QoSProfile(depth=1))
     act_pub = node.create_publisher(Float64MultiArray, "action", QoSProfile(depth=10))
     timing_pub = node.create_publisher(String, "policy/timing", QoSProfile(depth=10))
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             state["obs_dt"] += 0.1 * (t - state["obs_time"] - state["obs_dt"])
         state["joint_pos"], state["obs_time"] = obs.get("joint_pos"), t
         state["obs_count"] += 1
+        if guard is not None:
+            guard.update(obs)
         runner.push(obs, meta, wake=False)  # before this step's pop: a chunk from it skips that action
         send("observation")
         runner.wake()  # inference starts after this step's command is out
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         except (MessageError, TypeError, ValueError) as err:
             log.error(f"could not map the action to a command: {err}", throttle_duration_sec=1.0)
             return
+        if guard is not None and (cmd := guard.check(cmd, now)) is None:
+            return  # rejected, or latched: the monitor's fallback holds the robot
         cmd_pub.publish(adapter.to_msg(cmd))
         act_pub.publish(action_msg(action, names))
         stats.published_at(time.perf_counter(), state["obs_time"])
@@ -161,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["inference_p50_ms"] = float(np.percentile(np.asarray(runner.infer_ms), 50))
         summary["dropped_observations"] = runner.dropped
         summary["lead"] = runner.current_lead()
+        if guard is not None:
+            summary["safety"] = guard.summary()
         if runner.error:
             summary["error"] = runner.error
             log.error(f"policy worker: {runner.error}", throttle_duration_sec=5.0)

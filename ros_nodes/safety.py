@@ -253,11 +253,28 @@ class SafetyFilter:
             self.counts[f"clip:{name}"] += 1
         out = replace(cmd, values=verdict.command.values)
         self._last_stamp = cmd.stamp
+        self._accepted(now)
+        return Verdict(out, None, verdict.clipped)
+
+    def observe(self, cmd: Command, now: float) -> None:
+        """Monitor mode: ``cmd`` reached the robot at ``now`` (s) from a filter in the policy's own process
+        (:mod:`robolearn.ros_nodes.inline_safety`); it feeds the watchdog as an accepted command does (and an
+        arm's fallback keeps its gripper closure). One seen while latched is counted and logged: the monitor
+        cannot block it, only report it."""
+        if self.latched:
+            self.counts["command while latched"] += 1
+            self.log("a command reached the robot while latched")
+            return
+        values = np.asarray(cmd.values, np.float64).reshape(-1)
+        if self.cfg.embodiment == "arm" and values.size == self.cfg.size and np.isfinite(values[-1]):
+            self._last_gripper = float(min(max(values[-1], 0.0), 1.0))
+        self._accepted(now)
+
+    def _accepted(self, now: float) -> None:
         self._last_accept_time = now
         if self.fallback_active:
             self.log("commands resumed; fallback off")
         self.fallback_active, self.fallback_since = False, None
-        return Verdict(out, None, verdict.clipped)
 
     def _violation(self, name: str, clipped: list[str]) -> bool:
         """Record a limit violation; True when it rejects the command."""

@@ -13,6 +13,15 @@ quadrotor's last accepted setpoint is re-sent at ``stream_hz`` (PX4 offboard nee
 
 Limits are the :class:`~robolearn.ros_nodes.safety.SafetyConfig` fields as parameters; unset ones
 default to the task's model (:func:`default_safety_config`).
+
+``mode``: ``gate`` (default) filters ``policy/<command topic>`` onto the robot's topic, the only path to
+the robot, one process hop. ``monitor`` serves a policy node that filters its own commands
+(``inline_safety``, :mod:`robolearn.ros_nodes.inline_safety`) and publishes on the robot's topic itself:
+the monitor watches that topic, runs the watchdog and the fallback (a killed policy process still gets
+the robot a fallback within the timeout) and owns the e-stop, which reaches the inline filter on
+``safety/state`` (``std_msgs/String`` JSON ``{"estopped", "epoch", "cleared"}``, reliable, transient
+local, so a policy node started later hears it at once; published in both modes). A monitor cannot block
+a process that ignores the e-stop: it counts each such command (``command while latched``).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -68,6 +78,33 @@ def default_safety_config(env_id: str, adapter: Any) -> SafetyConfig:
                         position_low=low.tolist(), position_high=high.tolist(), max_step=0.5)
 
 
+def declare_limits(node: Any, defaults: SafetyConfig) -> SafetyConfig:
+    """Declare every :class:`SafetyConfig` field as a ``limits.<field>`` parameter of ``node`` (default: the
+    value in ``defaults``) and return the configuration the parameters give."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values = {}
+    for f in dataclasses.fields(SafetyConfig):
+        default = getattr(defaults, f.name)
+        if isinstance(default, list) and not default:
+            desc = ParameterDescriptor(description="limit (unset: none)", dynamic_typing=True)
+            param = node.declare_parameter(f"limits.{f.name}", None, desc)
+            values[f.name] = list(param.value) if param.value is not None else []
+        else:
+            desc = ParameterDescriptor(description="limit", dynamic_typing=True)
+            values[f.name] = node.declare_parameter(f"limits.{f.name}", default, desc).value
+            if isinstance(default, list):
+                values[f.name] = [float(v) for v in values[f.name]]
+    return SafetyConfig(**values)
+
+
+def state_qos() -> Any:
+    """QoS of ``safety/state``: reliable, transient local, depth 1 (a late joiner gets the current state)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     rclpy = require_rclpy()
     from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -88,36 +125,28 @@ def main(argv: list[str] | None = None) -> int:
                 ("stream_hz", 50.0, "quadrotor: re-send the last setpoint at this rate, Hz"),
                 ("input_topic", "", "commands from the policy ('' : policy/<command topic>)"),
                 ("rt_priority", 0, "SCHED_FIFO priority 1-99 of the node's threads (0: off)"),
+                ("mode", "gate", "gate: filter policy/<command topic> onto the robot's topic; monitor: watch the "
+                                 "robot's topic, which an inline-filtering policy node publishes (watchdog, "
+                                 "fallback and e-stop only)"),
             ]:
                 self.declare_parameter(name, value, ParameterDescriptor(description=desc, dynamic_typing=True))
             if int(self.get_parameter("rt_priority").value) > 0:
                 set_realtime(int(self.get_parameter("rt_priority").value))
             self.adapter = make_adapter(self.get_parameter("env_id").value)
-            self.cfg = self._declare_limits(default_safety_config(self.get_parameter("env_id").value, self.adapter))
+            self.cfg = declare_limits(self, default_safety_config(self.get_parameter("env_id").value, self.adapter))
+            self.mode = self.get_parameter("mode").value
+            if self.mode not in ("gate", "monitor"):
+                raise ValueError(f"mode must be gate or monitor, got {self.mode!r}")
             self.filter: SafetyFilter | None = None
             self.active = False
+            self.epoch, self.cleared = 0, ""
+            self._own_stamps: deque[tuple[int, int]] = deque(maxlen=64)
+            """Header stamps of the messages this node sent (monitor mode: not the policy's commands)."""
             self._last_sent: Any = None
             self._last_sent_time = 0.0
             if self.get_parameter("autostart").value:
                 self.trigger_configure()
                 self.trigger_activate()
-
-        def _declare_limits(self, defaults: SafetyConfig) -> SafetyConfig:
-            from rcl_interfaces.msg import ParameterDescriptor
-
-            values = {}
-            for f in dataclasses.fields(SafetyConfig):
-                default = getattr(defaults, f.name)
-                if isinstance(default, list) and not default:
-                    desc = ParameterDescriptor(description="limit (unset: none)", dynamic_typing=True)
-                    param = self.declare_parameter(f"limits.{f.name}", None, desc)
-                    values[f.name] = list(param.value) if param.value is not None else []
-                else:
-                    desc = ParameterDescriptor(description="limit", dynamic_typing=True)
-                    values[f.name] = self.declare_parameter(f"limits.{f.name}", default, desc).value
-                    if isinstance(default, list):
-                        values[f.name] = [float(v) for v in values[f.name]]
-            return SafetyConfig(**values)
 
         def now(self) -> float:
             return self.get_clock().now().nanoseconds * 1e-9
@@ -133,21 +162,26 @@ def main(argv: list[str] | None = None) -> int:
             topic = COMMAND_TOPICS[self.adapter.embodiment]
             self.out = self.create_lifecycle_publisher(self.adapter.msg_type(), topic, QoSProfile(depth=1))
             self.status = self.create_publisher(String, "safety/status", QoSProfile(depth=10))
-            src = self.get_parameter("input_topic").value or f"policy/{topic}"
-            self.create_subscription(self.adapter.msg_type(), src, self.on_command, QoSProfile(depth=1))
+            self.state_pub = self.create_publisher(String, "safety/state", state_qos())
+            if self.mode == "monitor":
+                self.create_subscription(self.adapter.msg_type(), topic, self.on_observed, QoSProfile(depth=10))
+            else:
+                src = self.get_parameter("input_topic").value or f"policy/{topic}"
+                self.create_subscription(self.adapter.msg_type(), src, self.on_command, QoSProfile(depth=1))
             if self.cfg.embodiment == "quadrotor":
                 from nav_msgs.msg import Odometry
 
                 self.create_subscription(Odometry, "odom", self.on_odom, qos_profile_sensor_data)
             else:
                 self.create_subscription(JointState, "joint_states", self.on_joints, qos_profile_sensor_data)
-            self.create_subscription(Bool, "estop", lambda m: m.data and self.filter.estop("estop topic"),
+            self.create_subscription(Bool, "estop", lambda m: m.data and self.latch("estop topic"),
                                      QoSProfile(depth=10))
             self.create_service(Trigger, "~/estop", self.on_estop)
             self.create_service(Trigger, "~/reset", self.on_reset)
             self.create_service(Trigger, "~/rearm", self.on_rearm)
             self.create_timer(1.0 / float(self.get_parameter("tick_hz").value), self.tick)
             self.create_timer(0.5, self.publish_status)
+            self.publish_state()
             return TransitionCallbackReturn.SUCCESS
 
         def on_activate(self, state: Any) -> TransitionCallbackReturn:
@@ -173,7 +207,24 @@ def main(argv: list[str] | None = None) -> int:
 
         def send(self, cmd: Any) -> None:
             self._last_sent, self._last_sent_time = cmd, self.now()
-            self.out.publish(self.adapter.to_msg(cmd))
+            msg = self.adapter.to_msg(cmd)
+            self._own_stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            self.out.publish(msg)
+
+        def on_observed(self, msg: Any) -> None:
+            """Monitor mode: a command on the robot's topic; the policy's (not this node's fallback) feed the
+            watchdog."""
+            if self.filter is None or not self.active:
+                return
+            if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._own_stamps:
+                return
+            try:
+                cmd = self.adapter.from_msg(msg)
+            except ValueError as err:
+                self.filter.counts["malformed"] += 1
+                self.get_logger().warning(f"malformed command on the robot topic: {err}")
+                return
+            self.filter.observe(cmd, self.now())
 
         def on_joints(self, msg: Any) -> None:
             names = getattr(self.adapter, "joint_names", None) or self.adapter.names
@@ -200,25 +251,41 @@ def main(argv: list[str] | None = None) -> int:
                   and now - self._last_sent_time > 1.0 / self.get_parameter("stream_hz").value):
                 self.send(dataclasses.replace(self._last_sent, stamp=now))
 
-        def on_estop(self, request: Any, response: Any) -> Any:
-            self.filter.estop("service")
-            response.success, response.message = True, "e-stop latched"
+        def latch(self, source: str) -> None:
+            self.filter.estop(source)
+            self.publish_state()
             self.publish_status()
+
+        def on_estop(self, request: Any, response: Any) -> Any:
+            self.latch("service")
+            response.success, response.message = True, "e-stop latched"
             return response
 
         def on_reset(self, request: Any, response: Any) -> Any:
             self.filter.reset()
+            self.epoch, self.cleared = self.epoch + 1, "reset"
+            self.publish_state()
             response.success, response.message = True, "reset"
             self.publish_status()
             return response
 
         def on_rearm(self, request: Any, response: Any) -> Any:
             reason = self.filter.rearm()
+            self.epoch, self.cleared = self.epoch + 1, "rearm"
+            self.publish_state()
             response.success = True
             response.message = ("not tripped" if reason is None else f"re-armed after: {reason}") + (
                 "; the e-stop stays latched" if self.filter.estopped else "")
             self.publish_status()
             return response
+
+        def publish_state(self) -> None:
+            """``safety/state``: the e-stop latch, and a counter of resets / re-arms (``epoch``) with the last
+            one's kind, for inline filters to follow."""
+            from std_msgs.msg import String
+
+            self.state_pub.publish(String(data=json.dumps(
+                {"estopped": self.filter.estopped, "epoch": self.epoch, "cleared": self.cleared})))
 
         def publish_status(self) -> None:
             from std_msgs.msg import String
@@ -226,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             f = self.filter
             self.status.publish(String(data=json.dumps({
                 "counts": dict(f.counts), "fallback": f.fallback_active, "estopped": f.estopped,
-                "tripped": f.trip_reason, "active": self.active})))
+                "tripped": f.trip_reason, "active": self.active, "mode": self.mode})))
 
     node = SafetyNode()
     try:

@@ -17,8 +17,13 @@ LIFT = "robolearn/PandaLift-v0"
 EPISODES = 5
 
 
+INLINE = {"policy": {"inline_safety": True}, "safety": {"mode": "monitor"}}
+"""The filter in the policy's process, the safety node a monitor (watchdog, e-stop)."""
+
+
 @pytest.mark.slow
-def test_expert_over_ros_matches_direct_simulation(tmp_path):
+@pytest.mark.parametrize("safety", ["gate", "inline"])
+def test_expert_over_ros_matches_direct_simulation(tmp_path, safety):
     import gymnasium as gym
 
     from robolearn.evaluate import evaluate
@@ -33,7 +38,9 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
                        nodes=["sim_robot", "policy", "safety", "recorder"],
                        params={"sim_robot": {"episodes": EPISODES, "seed": 0,
                                              "wait_for_subscribers": 2},  # policy and recorder
-                               "policy": {"policy": "expert"},
+                               "policy": {"policy": "expert", **INLINE["policy"]} if safety == "inline" else
+                                         {"policy": "expert"},
+                               "safety": INLINE["safety"] if safety == "inline" else {},
                                "recorder": {"out": str(tmp_path / "dataset"), "mcap": str(tmp_path / "run.mcap")}})
     result = run_graph(cfg, progress=False)
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
@@ -45,9 +52,12 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path):
     assert lo <= k / EPISODES <= hi, json.dumps({"over_ros": k, "direct": direct.successes, "episodes": result.episodes,
                                                  "status": result.status, "logs": logs}, indent=1, default=str)
     assert all(code == 0 for code in result.exit_codes.values()), (result.exit_codes, logs)
-    safety = result.status["safety/status"]
-    assert not safety["estopped"] and not any(r.startswith(("NaN", "wrong length")) for r in safety["counts"])
+    status = result.status["safety/status"]
+    assert status["mode"] == ("monitor" if safety == "inline" else "gate")
+    assert not status["estopped"] and not any(r.startswith(("NaN", "wrong length")) for r in status["counts"])
     timing = result.status["policy/timing"]
+    if safety == "inline":  # the policy's own filter passed its commands; the monitor saw none while latched
+        assert timing["safety"]["heard"] and "command while latched" not in status["counts"], (timing, status)
     assert timing["published"] >= sum(e["length"] for e in result.episodes) * 0.8
     # the recorder wrote one dataset episode per twin episode, each step an (observation, action) pair
     from robolearn.datasets.format import read_index

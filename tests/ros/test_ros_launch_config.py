@@ -21,7 +21,7 @@ def test_panda_sim_preset_loads_with_overrides():
     assert cfg.nodes == ["sim_robot", "policy", "safety"] and cfg.params["policy"]["control_hz"] == 50
 
 
-@pytest.mark.parametrize("name", ["panda_sim", "g1_push_recovery_sim", "quad_hover_sim"])
+@pytest.mark.parametrize("name", ["panda_sim", "panda_sim_inline", "g1_push_recovery_sim", "quad_hover_sim"])
 def test_every_embodiment_has_a_deploy_preset_at_its_control_rate(name):
     import gymnasium as gym
 
@@ -113,7 +113,7 @@ def test_loop_stats_summary():
     assert s["latency_p50_ms"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["panda_sim", "g1_push_recovery_sim", "quad_hover_sim"])
+@pytest.mark.parametrize("name", ["panda_sim", "panda_sim_inline", "g1_push_recovery_sim", "quad_hover_sim"])
 def test_colcon_params_and_launch_files_match_the_deploy_presets(name):
     import yaml
 

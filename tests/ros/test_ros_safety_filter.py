@@ -106,6 +106,20 @@ def test_watchdog_holds_measured_position_and_commands_resume():
     assert not f.fallback_active
 
 
+def test_monitor_observing_commands_feeds_the_watchdog_and_counts_them_while_latched():
+    f, logs = arm_filter()
+    f.observe(cmd(1.0, Q0 + 0.01, 0.7), now=1.0)  # an inline filter's command seen on the robot's topic
+    assert f.tick(now=1.05) is None and not f.fallback_active
+    hold = f.tick(now=1.2)  # the observed commands stopped: hold, keeping the gripper the policy last sent
+    assert f.fallback_active and hold.values[-1] == pytest.approx(0.7)
+    f.observe(cmd(1.25, Q0, 0.7), now=1.25)
+    assert not f.fallback_active
+    f.estop()
+    f.observe(cmd(1.3, Q0, 0.7), now=1.3)  # a monitor cannot block it: it counts and logs it
+    assert f.counts["command while latched"] == 1 and any("while latched" in m for m in logs)
+    assert f.tick(now=1.31) is not None and f.fallback_active
+
+
 def test_estop_latches_until_reset():
     f, _ = arm_filter()
     f.estop()

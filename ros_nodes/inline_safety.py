@@ -1,0 +1,88 @@
+"""The safety filter inside the policy node's process (``policy_node`` parameter ``inline_safety``).
+
+With the filter in the policy's own process, a command reaches the robot in one process hop instead of two
+(policy → safety gate → robot), which is most of the deployment path's latency above a bare echo node.
+What one process cannot do for itself stays in ``safety_node`` running in ``mode: monitor``: the watchdog
+(a killed policy process gets the robot a fallback within the timeout) and the e-stop. The monitor's
+``safety/state`` topic (transient local) carries the e-stop latch and each reset / re-arm here, and the
+filter is fail-closed: until that state has been heard, no command goes out, so a policy node started
+while the e-stop is latched never commands the robot before the reset.
+
+The filter's robot state comes from the observations the policy already parses (arm and humanoid:
+``joint_pos`` in command order; quadrotor: ``position``, ``attitude`` wxyz, ``velocity``), not from a
+second subscription to ``joint_states`` / ``odom`` on the control path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from robolearn.ros_nodes.adapters import ArmAdapter
+from robolearn.ros_nodes.safety import Command, SafetyFilter
+
+WAITING = "waiting for safety/state"
+"""Count key of the commands held back before the monitor's state was heard."""
+
+
+class InlineSafety:
+    """A :class:`SafetyFilter` for one policy node: limits from its ``limits.*`` parameters, the e-stop and
+    resets from ``safety/state``.
+
+    Args:
+        node: the policy node (parameters, subscription, logger).
+        env_id: the task whose robot is guarded (default limits).
+        adapter: the node's robot adapter (forward kinematics for the arm's workspace box).
+        require_monitor: hold every command until ``safety/state`` has been heard (fail-closed).
+    """
+
+    def __init__(self, node: Any, env_id: str, adapter: Any, require_monitor: bool = True):
+        from std_msgs.msg import String
+
+        from robolearn.ros_nodes.safety_node import declare_limits, default_safety_config, state_qos
+
+        self.cfg = declare_limits(node, default_safety_config(env_id, adapter))
+        log = node.get_logger()
+        fk = adapter.fk if isinstance(adapter, ArmAdapter) else None
+        self.filter = SafetyFilter(self.cfg, fk=fk, log=lambda m: log.warning(m, throttle_duration_sec=1.0))
+        self.heard = not require_monitor
+        self._epoch: int | None = None
+        node.create_subscription(String, "safety/state", self._on_state, state_qos())
+
+    def update(self, obs: dict[str, np.ndarray]) -> None:
+        """The robot state from an observation (see the module docstring for the keys)."""
+        if self.cfg.embodiment == "quadrotor":
+            self.filter.update_state(position=obs.get("position"), quat=obs.get("attitude"),
+                                     velocity=obs.get("velocity"))
+        elif "joint_pos" in obs:
+            self.filter.update_state(joint_pos=np.asarray(obs["joint_pos"], np.float64))
+
+    def check(self, cmd: Command, now: float) -> Command | None:
+        """The command to publish for ``cmd`` at ``now`` (s), clipped into the limits; None: hold it back."""
+        if not self.heard:
+            self.filter.counts[WAITING] += 1
+            return None
+        return self.filter.filter(cmd, now).command
+
+    def _on_state(self, msg: Any) -> None:
+        try:
+            state = json.loads(msg.data)
+            estopped, epoch, cleared = bool(state["estopped"]), int(state["epoch"]), str(state.get("cleared", ""))
+        except (ValueError, KeyError, TypeError):
+            self.filter.counts["malformed safety/state"] += 1
+            return
+        if self._epoch is not None and epoch != self._epoch:
+            if cleared == "reset":
+                self.filter.reset()
+            elif cleared == "rearm":
+                self.filter.rearm()
+        if estopped and not self.filter.estopped:
+            self.filter.estop("safety node")
+        self._epoch, self.heard = epoch, True
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by reason and the latches, for the policy node's timing report."""
+        f = self.filter
+        return {"counts": dict(f.counts), "estopped": f.estopped, "tripped": f.trip_reason, "heard": self.heard}
