@@ -99,6 +99,9 @@ class Robot:
                                       QoSProfile(depth=1))
         self.node.create_subscription(JointTrajectory, "joint_trajectory", self.on_command, QoSProfile(depth=1))
         self.node.create_subscription(String, "policy/timing", self.on_timing, QoSProfile(depth=10))
+        self.node.create_subscription(String, "safety/status", self.on_safety, QoSProfile(depth=10))
+        self.safety: dict[str, Any] = {}
+        """The safety node's last status (counts by reason, fallback)."""
         self.timing: dict[str, Any] = {}
         """The policy node's own figures (observation arrival to publish, in the node), last report."""
         self.arrivals: list[float] = []
@@ -112,8 +115,10 @@ class Robot:
         self.recording = False
 
     def on_timing(self, msg: Any) -> None:
-        if self.recording:
-            self.timing = json.loads(msg.data)
+        self.timing = json.loads(msg.data)
+
+    def on_safety(self, msg: Any) -> None:
+        self.safety = json.loads(msg.data)
 
     def on_command(self, msg: Any) -> None:
         t = time.perf_counter()
@@ -140,32 +145,47 @@ class Robot:
         self.last_obs = time.perf_counter()
         self.obs_pub.publish(msg)
 
-    def run(self, rate: float, warmup: float, duration: float) -> dict[str, float]:
-        """Publish at ``rate`` for ``warmup + duration`` s; statistics over the last ``duration`` s."""
-        self.arrivals, self.latency, self.recording, self.timing = [], [], False, {}
+    def driven(self, safety: bool) -> bool:
+        """The policy node publishes, and the safety node (if any) has left its start-up fallback."""
+        return self.timing.get("published", 0) > 0 and (not safety or self.safety.get("fallback") is False)
+
+    def run(self, rate: float, warmup: float, duration: float, deploy: bool = False, safety: bool = False,
+            ready_timeout: float = 120.0) -> dict[str, float]:
+        """Publish at ``rate``; statistics over ``duration`` s that start after ``warmup`` s and, for a
+        deployment graph, once the policy node drives the robot (a policy directory loads for seconds, and
+        meanwhile a safety node's fallback, at its tick rate, is not the policy's latency)."""
+        self.arrivals, self.latency, self.recording, self.timing, self.safety = [], [], False, {}, {}
         self.policy_arrival, self.policy_latency, self.hop = {}, [], []
-        period, step = 1.0 / rate, 0
+        period, step, observations = 1.0 / rate, 0, 0
         start = time.perf_counter()
-        next_t = start
+        next_t, began = start, None
         while True:
             now = time.perf_counter()
             if now >= next_t:
                 self.publish(step)
                 step += 1
+                observations += self.recording
                 next_t += period
                 if next_t < now:  # fell behind: skip, do not burst
                     next_t = now + period
-            self.recording = now - start > warmup
-            if now - start > warmup + duration:
+            if began is None and now - start > warmup and (not deploy or self.driven(safety)):
+                began = now
+            if began is None and now - start > warmup + ready_timeout:
+                raise RuntimeError(f"the deployment graph did not drive the robot within {ready_timeout:g} s: "
+                                   f"policy/timing {self.timing}, safety/status {self.safety}")
+            self.recording = began is not None
+            if began is not None and now - began > duration:
                 break
             self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
-        out = summarize(self.arrivals, self.latency, period, duration)
+        out = summarize(self.arrivals, self.latency, period, duration) | {"observations": observations}
         for name, values in (("policy_topic_latency", self.policy_latency), ("safety_hop", self.hop)):
             if len(values) >= 3:  # only with the safety node in the graph
                 ms = np.asarray(values) * 1e3
                 out |= {f"{name}_p50_ms": float(np.percentile(ms, 50)), f"{name}_p99_ms": float(np.percentile(ms, 99))}
-        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations")
-        return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing}
+        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations",
+                "published", "by_source")
+        return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing} | {"node_timing": self.timing,
+                                                                                      "safety_status": self.safety}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -288,7 +308,8 @@ def main() -> None:
                                                                args.safety_tick_hz, args.inference))):
                     procs = [spawn(c, env) for c in cmds]
                     try:
-                        row[graph] = robot.run(rate, args.warmup, args.duration)
+                        row[graph] = robot.run(rate, args.warmup, args.duration, deploy=graph == "deploy",
+                                               safety=args.safety != "none")
                     finally:
                         stop(procs)
                     time.sleep(0.5)

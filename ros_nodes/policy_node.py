@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             return  # rejected, or latched: the monitor's fallback holds the robot
         cmd_pub.publish(adapter.to_msg(cmd))
         act_pub.publish(action_msg(action, names))
-        stats.published_at(time.perf_counter(), state["obs_time"])
+        stats.published_at(time.perf_counter(), state["obs_time"], source)
 
     def on_teleop(msg: Any) -> None:
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -181,10 +181,15 @@ class LoopStats:
         self.latency: deque[float] = deque(maxlen=window)
         self.missed = 0
         self.published = 0
+        self.sources: Counter[str] = Counter()
+        """Commands by what triggered them."""
         self.last: float | None = None
         """perf_counter time (s) of the latest command."""
 
-    def published_at(self, t: float, obs_time: float | None) -> None:
+    def published_at(self, t: float, obs_time: float | None, source: str = "observation") -> None:
+        """A command went out at ``t`` (perf_counter s) for the observation that arrived at ``obs_time``,
+        triggered by ``source`` (observation, chunk or timer)."""
+        self.sources[source] += 1
         if self.last is not None:
             self.intervals.append(1e3 * (t - self.last))
         if obs_time is not None:
@@ -192,9 +197,9 @@ class LoopStats:
         self.last = t
         self.published += 1
 
-    def summary(self) -> dict[str, float]:
-        out: dict[str, float] = {"published": self.published, "missed_periods": self.missed,
-                                 "period_ms": 1e3 * self.period}
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"published": self.published, "by_source": dict(self.sources),
+                               "missed_periods": self.missed, "period_ms": 1e3 * self.period}
         if self.intervals:
             iv = np.asarray(self.intervals)
             out |= {"interval_mean_ms": float(iv.mean()), "interval_std_ms": float(iv.std()),
