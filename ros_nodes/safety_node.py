@@ -192,14 +192,20 @@ def main(argv: list[str] | None = None) -> int:
             self.active = False
             return super().on_deactivate(state)
 
-        def on_command(self, msg: Any) -> None:
+        def parse(self, msg: Any, where: str) -> Any:
+            """The command in ``msg``, or None (inactive, or malformed: counted and logged)."""
             if self.filter is None or not self.active:
-                return
+                return None
             try:
-                cmd = self.adapter.from_msg(msg)
+                return self.adapter.from_msg(msg)
             except ValueError as err:
                 self.filter.counts["malformed"] += 1
-                self.get_logger().warning(f"rejected command: malformed: {err}")
+                self.get_logger().warning(f"malformed command {where}: {err}")
+                return None
+
+        def on_command(self, msg: Any) -> None:
+            cmd = self.parse(msg, "rejected")
+            if cmd is None:
                 return
             verdict = self.filter.filter(cmd, self.now())
             if verdict.command is not None:
@@ -214,17 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         def on_observed(self, msg: Any) -> None:
             """Monitor mode: a command on the robot's topic; the policy's (not this node's fallback) feed the
             watchdog."""
-            if self.filter is None or not self.active:
-                return
             if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._own_stamps:
                 return
-            try:
-                cmd = self.adapter.from_msg(msg)
-            except ValueError as err:
-                self.filter.counts["malformed"] += 1
-                self.get_logger().warning(f"malformed command on the robot topic: {err}")
-                return
-            self.filter.observe(cmd, self.now())
+            cmd = self.parse(msg, "on the robot's topic")
+            if cmd is not None:
+                self.filter.observe(cmd, self.now())
 
         def on_joints(self, msg: Any) -> None:
             names = getattr(self.adapter, "joint_names", None) or self.adapter.names
