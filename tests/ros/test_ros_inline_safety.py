@@ -77,7 +77,8 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
         intervention.publish(Bool(data=False))
         client.spin_for(0.2)
         lead = max(float(np.abs(p[:7] - q).max()) for _, p, q in received)
-        assert np.isfinite([p for _, p, _ in received]).all() and lead <= MAX_STEP + 0.03, lead
+        # against the newest joint_states here, which may be a step older than the filter's (+ one step's motion)
+        assert np.isfinite([p for _, p, _ in received]).all() and lead <= 2 * MAX_STEP, lead
         assert client.spin_until(lambda: inline().get("counts", {}).get("clip:velocity/step", 0) >= 1, 2.0)
 
         # 2. the monitor's e-stop reaches the inline filter: only the monitor's hold reaches the robot
