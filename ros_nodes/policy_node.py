@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "lead": (-1, "start the next chunk when this many actions of the current one are left (hides "
                      "inference); -1: from the measured inference time"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
-        "rt_priority": (0, "SCHED_FIFO priority 1-99 of every thread but the inference worker (0: off)"),
+        "rt_priority": (0, "SCHED_FIFO priority 1-99 of this process's threads; inference keeps normal priority "
+                           "(0: off)"),
         "inference": ("auto", "where the policy runs: process (a child process: no interpreter lock shared "
                               "with the control path), thread (this process), auto (process for a policy "
                               "directory, thread for a named policy)"),
@@ -97,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
                           period=period)
     if int(p["rt_priority"]) > 0:
-        n = set_realtime(int(p["rt_priority"]), exclude={runner.worker_id})
-        log.info(f"SCHED_FIFO {p['rt_priority']} on {n} threads; inference worker at normal priority")
+        # A worker that computes chunks in this process stays at normal priority, so a control step preempts
+        # it. One that only waits on the inference process (remote) runs real-time too: at normal priority
+        # the inference process could preempt it while it holds the interpreter lock, and the control
+        # thread, real-time or not, would wait for both (priority inversion through the GIL).
+        n = set_realtime(int(p["rt_priority"]), exclude=set() if remote else {runner.worker_id})
+        log.info(f"SCHED_FIFO {p['rt_priority']} on {n} threads; inference "
+                 + ("in a normal-priority process" if remote else "worker thread at normal priority"))
 
     def on_obs(msg: Any) -> None:
         try:
