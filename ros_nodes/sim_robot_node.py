@@ -44,9 +44,10 @@ class SimRobot:
         env_id: a registered robolearn task.
         seed: episode ``i`` resets with ``seed + i``.
         env_kwargs: passed to ``gymnasium.make``.
+        max_steps: steps per episode unless the task ends it (0: the task's own limit).
     """
 
-    def __init__(self, env_id: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None):
+    def __init__(self, env_id: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None, max_steps: int = 0):
         import gymnasium as gym
 
         import robolearn  # noqa: F401  (registers the envs)
@@ -56,7 +57,7 @@ class SimRobot:
         self.wrapped = gym.make(env_id, **(env_kwargs or {}))
         self.env = self.wrapped.unwrapped
         self.adapter = make_adapter(env_id, env_kwargs)
-        self.max_steps = self.spec.max_episode_steps
+        self.max_steps = int(max_steps) or self.spec.max_episode_steps
         self.seed, self.episode, self.step_count, self.ret = seed, 0, 0, 0.0
         self.held = 0
         """Steps of this episode that ran without a new command (the servos held their targets)."""
@@ -114,6 +115,8 @@ def _declare(node: Any) -> dict[str, Any]:
         "env_id": ("robolearn/PandaLift-v0", "registered robolearn task"),
         "seed": (0, "episode i resets with seed + i"),
         "episodes": (0, "stop after this many episodes (0: run forever)"),
+        "episode_steps": (0, "steps per episode unless the task ends it (0: the task's own limit); a long one "
+                             "keeps the twin from re-placing the robot mid-experiment"),
         "step_hz": (0.0, "wall-clock stepping rate, Hz (0: the task's control rate, real time)"),
         "camera": ("", "publish image/<camera> from this named camera ('' : none)"),
         "image_size": (128, "camera frame width and height, pixels"),
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("sim_robot")
     p = _declare(node)
-    robot = SimRobot(p["env_id"], seed=int(p["seed"]))
+    robot = SimRobot(p["env_id"], seed=int(p["seed"]), max_steps=int(p["episode_steps"]))
     adapter, log = robot.adapter, node.get_logger()
     rate = float(p["step_hz"]) or float(robot.env.control_hz)
     obs_pub = node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)

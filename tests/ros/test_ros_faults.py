@@ -31,7 +31,7 @@ def test_faults_fallback_rejections_estop_and_restart(tmp_path):
 
     domain = fresh_domain()
     cfg = DeployConfig(env_id=LIFT, domain_id=domain, log_dir=str(tmp_path),
-                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0},
+                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0, "episode_steps": 100_000},  # no re-placing
                                "policy": {"control_hz": 50.0},
                                "safety": {"limits.watchdog_timeout": WATCHDOG}})
     client = Client(domain)

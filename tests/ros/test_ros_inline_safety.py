@@ -30,7 +30,7 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
 
     domain = fresh_domain()
     cfg = DeployConfig(env_id=LIFT, domain_id=domain, log_dir=str(tmp_path),
-                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0},
+                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0, "episode_steps": 100_000},  # no re-placing
                                "policy": {"control_hz": 50.0, "inline_safety": True, "limits.max_step": MAX_STEP},
                                "safety": {"mode": "monitor", "limits.watchdog_timeout": WATCHDOG}})
     client = Client(domain)
