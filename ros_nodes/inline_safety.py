@@ -6,7 +6,9 @@ What one process cannot do for itself stays in ``safety_node`` running in ``mode
 (a killed policy process gets the robot a fallback within the timeout) and the e-stop. The monitor's
 ``safety/state`` topic (transient local) carries the e-stop latch and each reset / re-arm here, and the
 filter is fail-closed: until that state has been heard, no command goes out, so a policy node started
-while the e-stop is latched never commands the robot before the reset.
+while the e-stop is latched never commands the robot before the reset. The e-stop takes one message to
+reach this filter: a command sent before it arrived can still reach the robot after the monitor latched
+(the monitor counts it as ``command while latched``); the gate blocks that one too.
 
 The filter's robot state comes from the observations the policy already parses (arm and humanoid:
 ``joint_pos`` in command order; quadrotor: ``position``, ``attitude`` wxyz, ``velocity``), not from a

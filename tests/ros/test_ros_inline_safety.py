@@ -84,9 +84,15 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
         # 2. the monitor's e-stop reaches the inline filter: only the monitor's hold reaches the robot
         assert client.call(Trigger, "/safety/estop").success
         assert client.spin_until(lambda: inline().get("estopped") and status().get("fallback"), 3.0), inline()
+        # The policy has heard the latch (its report says so): from now on only the monitor's hold arrives. A
+        # command already on its way when the monitor latched may have arrived before (counted: blocking it is
+        # the gate's job); the status is published every 0.5 s, so read it twice, a status period apart.
         t_latched = time.monotonic()
-        client.spin_for(0.5)
-        assert held_still(t_latched) and status()["counts"].get("command while latched", 0) == 0, status()
+        client.spin_for(0.6)
+        in_flight = status()["counts"].get("command while latched", 0)
+        client.spin_for(0.6)
+        assert held_still(t_latched) and status()["counts"].get("command while latched", 0) == in_flight, status()
+        assert in_flight <= 2, status()
 
         # 3. a restarted policy node hears the latched state before its first command (transient local)
         graph.kill_node("policy")
@@ -94,7 +100,7 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
         graph.start_node("policy")
         assert client.spin_until(lambda: inline().get("counts", {}).get("e-stop latched", 0) >= 10, 20.0), inline()
         assert inline()["estopped"] and state["timing"]["published"] == 0 and held_still(t_latched), state["timing"]
-        assert status()["counts"].get("command while latched", 0) == 0, status()
+        assert status()["counts"].get("command while latched", 0) == in_flight, status()
 
         # 4. the reset reaches it too: the policy drives the robot again, the monitor's fallback turns off
         assert client.call(Trigger, "/safety/reset").success
