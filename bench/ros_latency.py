@@ -182,8 +182,7 @@ class Robot:
             if len(values) >= 3:  # only with the safety node in the graph
                 ms = np.asarray(values) * 1e3
                 out |= {f"{name}_p50_ms": float(np.percentile(ms, 50)), f"{name}_p99_ms": float(np.percentile(ms, 99))}
-        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations",
-                "published", "by_source")
+        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations")
         return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing} | {"node_timing": self.timing,
                                                                                       "safety_status": self.safety}
 

@@ -21,7 +21,8 @@ the monitor watches that topic, runs the watchdog and the fallback (a killed pol
 the robot a fallback within the timeout) and owns the e-stop, which reaches the inline filter on
 ``safety/state`` (``std_msgs/String`` JSON ``{"estopped", "epoch", "cleared"}``, reliable, transient
 local, so a policy node started later hears it at once; published in both modes). A monitor cannot block
-a process that ignores the e-stop: it counts each such command (``command while latched``).
+a process that ignores the e-stop: it counts each such command (``command while latched``). A quadrotor's
+setpoint stream is the gate's to keep up; under a monitor the policy node streams its own.
 """
 
 from __future__ import annotations
@@ -247,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             fallback = self.filter.tick(now)
             if fallback is not None:
                 self.send(fallback)
-            elif (self.cfg.embodiment == "quadrotor" and self._last_sent is not None
+            elif (self.mode == "gate" and self.cfg.embodiment == "quadrotor" and self._last_sent is not None
                   and now - self._last_sent_time > 1.0 / self.get_parameter("stream_hz").value):
+                # a monitor's last message is a fallback setpoint: streaming it would fight the policy's own
                 self.send(dataclasses.replace(self._last_sent, stamp=now))
 
         def latch(self, source: str) -> None:
@@ -263,27 +265,27 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_reset(self, request: Any, response: Any) -> Any:
             self.filter.reset()
-            self.epoch, self.cleared = self.epoch + 1, "reset"
-            self.publish_state()
+            self.publish_state(cleared="reset")
             response.success, response.message = True, "reset"
             self.publish_status()
             return response
 
         def on_rearm(self, request: Any, response: Any) -> Any:
             reason = self.filter.rearm()
-            self.epoch, self.cleared = self.epoch + 1, "rearm"
-            self.publish_state()
+            self.publish_state(cleared="rearm")
             response.success = True
             response.message = ("not tripped" if reason is None else f"re-armed after: {reason}") + (
                 "; the e-stop stays latched" if self.filter.estopped else "")
             self.publish_status()
             return response
 
-        def publish_state(self) -> None:
+        def publish_state(self, cleared: str = "") -> None:
             """``safety/state``: the e-stop latch, and a counter of resets / re-arms (``epoch``) with the last
-            one's kind, for inline filters to follow."""
+            one's kind, for inline filters to follow; ``cleared`` (reset, rearm) counts one more."""
             from std_msgs.msg import String
 
+            if cleared:
+                self.epoch, self.cleared = self.epoch + 1, cleared
             self.state_pub.publish(String(data=json.dumps(
                 {"estopped": self.filter.estopped, "epoch": self.epoch, "cleared": self.cleared})))
 

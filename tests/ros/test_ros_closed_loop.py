@@ -32,15 +32,15 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path, safety):
     env = gym.make(LIFT)
     direct = evaluate(make_policy("expert", LIFT, env.action_space), LIFT, episodes=EPISODES, num_envs=1,
                       progress=False)
+    modes = INLINE if safety == "inline" else {}
     # In real time (20 Hz), as deployed: the expert needs 60-75 of the task's 100 steps, so at twice real time
     # a loaded 2-core CI machine, with 25 ms per step for four nodes, could cost an episode its margin.
     cfg = DeployConfig(env_id=LIFT, domain_id=fresh_domain(), timeout=90.0, log_dir=str(tmp_path),
                        nodes=["sim_robot", "policy", "safety", "recorder"],
                        params={"sim_robot": {"episodes": EPISODES, "seed": 0,
                                              "wait_for_subscribers": 2},  # policy and recorder
-                               "policy": {"policy": "expert", **INLINE["policy"]} if safety == "inline" else
-                                         {"policy": "expert"},
-                               "safety": INLINE["safety"] if safety == "inline" else {},
+                               "policy": {"policy": "expert", **modes.get("policy", {})},
+                               "safety": modes.get("safety", {}),
                                "recorder": {"out": str(tmp_path / "dataset"), "mcap": str(tmp_path / "run.mcap")}})
     result = run_graph(cfg, progress=False)
     logs = {p.name: p.read_text()[-2000:] for p in tmp_path.glob("*.log")}
