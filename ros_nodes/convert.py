@@ -9,7 +9,10 @@ Topics and messages used throughout :mod:`robolearn.ros_nodes`:
   composes this topic from the drivers and the perception stack; the MuJoCo twin publishes it directly
   (it is the "privileged state" topic: object poses come from the simulator).
 * ``joint_states`` (``sensor_msgs/JointState``): measured joint positions (rad) / velocities (rad/s).
-* ``action`` (``std_msgs/Float64MultiArray``): the policy's action in env units (labels = action names).
+* ``action`` (``std_msgs/Float64MultiArray``): the policy's action in env units (labels = action names),
+  led by the ``_stamp`` / ``_episode`` / ``_step`` of the observation it answers when the publisher knows
+  it (the policy node does; a recorder pairs each action with that observation, not with whichever
+  observation it happened to receive last).
 * Robot command topics: see :mod:`robolearn.ros_nodes.adapters`.
 """
 
@@ -116,19 +119,34 @@ def image_msg(rgb: np.ndarray, stamp: float, frame_id: str) -> Any:
     return msg
 
 
-def action_msg(action: np.ndarray, names: Sequence[str]) -> Any:
-    """An action ``(Da,)`` as an ``action`` message labelled with ``names``."""
+def action_msg(action: np.ndarray, names: Sequence[str], meta: Mapping[str, float] | None = None) -> Any:
+    """An action ``(Da,)`` as an ``action`` message labelled with ``names``; ``meta`` (``stamp``, ``episode``,
+    ``step`` of the observation it answers, as :func:`parse_observation` returns them) leads it when given."""
     action = np.asarray(action, np.float64).reshape(-1)
     if len(names) != action.size:
         raise MessageError(f"{len(names)} action names for an action of size {action.size}")
-    return labelled_array({n: [a] for n, a in zip(names, action, strict=True)})
+    tags = {f"_{k}": [float(v)] for k, v in (meta or {}).items()}
+    return labelled_array({**tags, **{n: [a] for n, a in zip(names, action, strict=True)}})
+
+
+def parse_tagged_action(msg: Any) -> tuple[np.ndarray, dict[str, float]]:
+    """An ``action`` message -> (float64 action ``(Da,)``, ``{"episode", "step", ...}`` of the observation it
+    answers: empty when the publisher did not tag it). Raises :class:`MessageError` on NaN or a bad layout."""
+    try:  # labelled (action_msg); anything else (no layout, a matrix layout) is untagged plain data
+        values = unpack_labelled(msg) if msg.layout.dim else {"": np.asarray(msg.data, np.float64)}
+    except MessageError:
+        values = {"": np.asarray(msg.data, np.float64)}
+    meta = {k[1:]: float(v[0]) for k, v in values.items() if k.startswith("_") and v.size == 1}
+    action = [v for k, v in values.items() if not k.startswith("_")]
+    data = np.concatenate(action) if action else np.zeros(0)
+    if not np.isfinite(data).all():
+        raise MessageError(f"action contains NaN or inf: {data.tolist()}")
+    return data, meta
 
 
 def parse_action(msg: Any, size: int) -> np.ndarray:
-    """An ``action`` message -> float32 ``(size,)``; raises :class:`MessageError` on size or NaN."""
-    data = np.asarray(msg.data, dtype=np.float64)
+    """An ``action`` message (tags dropped) -> float32 ``(size,)``; raises :class:`MessageError` on size or NaN."""
+    data, _ = parse_tagged_action(msg)
     if data.size != size:
         raise MessageError(f"action of size {data.size}, expected {size}")
-    if not np.isfinite(data).all():
-        raise MessageError(f"action contains NaN or inf: {data.tolist()}")
     return data.astype(np.float32)

@@ -18,6 +18,7 @@ second subscription to ``joint_states`` / ``odom`` on the control path.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,15 @@ class InlineSafety:
         self.filter = SafetyFilter(self.cfg, fk=fk, log=lambda m: log.warning(m, throttle_duration_sec=1.0))
         self.heard = not require_monitor
         self._epoch: int | None = None
+        self._on_ready: list[Callable[[], None]] = []
         node.create_subscription(String, "safety/state", self._on_state, state_qos())
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once commands may go out: now, or when ``safety/state`` is first heard."""
+        if self.heard:
+            callback()
+        else:
+            self._on_ready.append(callback)
 
     def update(self, obs: dict[str, np.ndarray]) -> None:
         """The robot state from an observation (see the module docstring for the keys)."""
@@ -83,6 +92,8 @@ class InlineSafety:
         if estopped and not self.filter.estopped:
             self.filter.estop("safety node")
         self._epoch, self.heard = epoch, True
+        while self._on_ready:
+            self._on_ready.pop(0)()
 
     def summary(self) -> dict[str, Any]:
         """Counts by reason and the latches, for the policy node's timing report."""

@@ -20,7 +20,9 @@ filters onto the robot's topic), plus the raw action on ``action`` and timing st
 observation-to-command latency percentiles in ms). While ``intervention`` (``std_msgs/Bool``) is true,
 a fresh ``teleop/action`` replaces the policy's action (human in the loop). With ``inline_safety`` the
 safety filter runs in this process and commands go straight to the robot's topic
-(:mod:`robolearn.ros_nodes.inline_safety`; ``safety_node`` then runs as a monitor).
+(:mod:`robolearn.ros_nodes.inline_safety`; ``safety_node`` then runs as a monitor), and the node subscribes to
+observations only once the monitor has been heard. Each ``action`` carries the ``_stamp`` / ``_episode`` /
+``_step`` of the observation it answers.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"a{i}" for i in range(adapter.action_size)]
     stats = LoopStats(period)
     state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "obs_dt": period, "obs_count": 0, "obs_at_pub": 0,
-                             "intervention": False, "teleop": None}
+                             "intervention": False, "teleop": None, "meta": None}
     gc = node.create_guard_condition(lambda: send("chunk"))
     runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
                           period=period)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         if state["obs_time"]:
             state["obs_dt"] += 0.1 * (t - state["obs_time"] - state["obs_dt"])
-        state["joint_pos"], state["obs_time"] = obs.get("joint_pos"), t
+        state["joint_pos"], state["obs_time"], state["meta"] = obs.get("joint_pos"), t, meta
         state["obs_count"] += 1
         if guard is not None:
             guard.update(obs)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if guard is not None and (cmd := guard.check(cmd, now)) is None:
             return  # rejected, or latched: the monitor's fallback holds the robot
         cmd_pub.publish(adapter.to_msg(cmd))
-        act_pub.publish(action_msg(action, names))
+        act_pub.publish(action_msg(action, names, state["meta"]))  # tagged with the observation it answers
         stats.published_at(time.perf_counter(), state["obs_time"], source)
 
     def on_teleop(msg: Any) -> None:
@@ -187,7 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         timing_pub.publish(String(data=json.dumps(summary)))
 
     timer = node.create_timer(period, on_timer)
-    node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
+
+    def subscribe() -> None:
+        node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
+
+    if guard is not None:
+        # Observations are taken once commands may go out: a robot that waits for its subscribers (the twin's
+        # wait_for_subscribers) then starts no episode before the monitor has been heard.
+        guard.when_ready(subscribe)
+    else:
+        subscribe()
     node.create_subscription(Bool, "intervention", lambda m: state.update(intervention=bool(m.data)),
                              QoSProfile(depth=1))
     node.create_subscription(Float64MultiArray, "teleop/action", on_teleop, QoSProfile(depth=1))

@@ -1,10 +1,12 @@
 """``recorder_node``: records observation / action / intervention topics into a robolearn dataset.
 
-Each ``action`` message (the command the policy node sent) becomes one step, paired with the newest
-``observation`` and the latest ``intervention`` flag (``std_msgs/Bool``). Episode boundaries come from
-the ``_episode`` counter carried by every observation; outcomes from the ``episode`` topic
-(``std_msgs/String`` JSON from the robot twin, or any episode manager, with ``episode`` and
-``success``). An episode is written once its outcome is known (or at shutdown). The dataset is written with
+Each step is an ``observation`` paired with the ``action`` (the command the policy node sent) that answered it,
+which the policy node names by the observation's ``_episode`` / ``_step`` (an untagged action answers the newest
+observation), and the latest ``intervention`` flag (``std_msgs/Bool``); see :class:`StepRecorder`. Episode
+boundaries come from the ``_episode`` counter carried by every observation; outcomes from the ``episode`` topic
+(``std_msgs/String`` JSON from the robot twin, or any episode manager, with ``episode`` and ``success``; the
+twin's ``{"done": true}`` ends the run). An episode is written once its outcome is known and its last action
+is in (or at shutdown). The dataset is written with
 :class:`~robolearn.datasets.writer.EpisodeWriter` at ``out`` (created, or appended to when it exists).
 With the ``mcap`` parameter set to a file name, the node also records ``mcap_topics`` (as they
 appear: their types come from discovery) into that MCAP file, CDR-serialized as they travel
@@ -19,53 +21,97 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.ros_nodes.convert import MessageError, parse_observation
+from robolearn.ros_nodes.convert import MessageError, parse_observation, parse_tagged_action
 from robolearn.ros_nodes.mcap_log import McapLog, message_class
 from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
 
+Key = tuple[int, int]
+"""A step: ``(episode, step)`` of its observation."""
+
 
 class StepRecorder:
-    """Pairs actions with observations and cuts episodes (no ROS: unit-testable).
+    """Pairs actions with the observations they answer and cuts episodes (no ROS: unit-testable).
 
-    Steps are buffered per episode index and written when the episode's outcome arrives (the
-    ``episode`` message may come before or after the next episode's first observation), or at
-    :meth:`flush` with an unknown outcome.
+    A step is keyed by its observation's ``(episode, step)``: a tagged action (the policy node's; see
+    :mod:`robolearn.ros_nodes.convert`) names that observation, an untagged one answers the newest observation
+    received. When several actions answer one observation (the policy's clock published again while the robot's
+    next observation was late), the last one is kept: that is the command the robot applied at its next step.
+    An observation no action answered (the robot held its previous command) is not a step, and an action whose
+    observation never arrived (best-effort, dropped) is counted in ``unpaired``.
+
+    Episode ``e`` is written once its outcome is known and no more of its actions can be on their way: an action
+    of a later episode has arrived (actions come in order on one topic), the robot has published ``lag``
+    observations of a later episode, :meth:`finish` (the run is over) or :meth:`flush` (shutdown; an unknown
+    outcome then). Actions for an episode already written are counted in ``late`` and dropped.
 
     Args:
         writer: an open :class:`~robolearn.datasets.writer.EpisodeWriter`.
+        lag: observations of the next episode after which an episode with a known outcome is written.
     """
 
-    def __init__(self, writer: Any):
-        self.writer = writer
-        self.obs: dict[str, np.ndarray] | None = None
-        self.episode: int | None = None
+    def __init__(self, writer: Any, lag: int = 5):
+        self.writer, self.lag = writer, int(lag)
+        self.obs: dict[Key, dict[str, np.ndarray]] = {}
+        self.actions: dict[Key, tuple[np.ndarray, bool]] = {}
+        self.newest: Key | None = None
         self.intervention = False
-        self.committed = 0
-        self.steps: dict[int, list[tuple[dict[str, np.ndarray], np.ndarray, bool]]] = {}
         self.outcomes: dict[int, bool] = {}
+        self.written: set[int] = set()
+        self.action_episode = -1  # the latest episode an action answered
+        self.committed = self.late = self.unpaired = 0
 
     def on_observation(self, obs: dict[str, np.ndarray], meta: dict[str, float]) -> None:
-        self.episode = int(meta["episode"])
-        self.obs = obs
-
-    def on_action(self, action: np.ndarray) -> None:
-        if self.obs is None or self.episode is None:
+        key = (int(meta["episode"]), int(meta["step"]))
+        if key[0] in self.written:
             return
-        self.steps.setdefault(self.episode, []).append((self.obs, action.astype(np.float32), self.intervention))
+        self.obs[key] = obs
+        self.newest = key
+        self._write_ready()
+
+    def on_action(self, action: np.ndarray, meta: dict[str, float] | None = None) -> None:
+        """``action`` ``(Da,)``; ``meta``: the ``episode`` / ``step`` it answers (None or empty: the newest)."""
+        key = (int(meta["episode"]), int(meta["step"])) if meta and "episode" in meta else self.newest
+        if key is None:
+            return
+        if key[0] in self.written:
+            self.late += 1
+            return
+        self.actions[key] = (np.asarray(action, np.float32), self.intervention)
+        self.action_episode = max(self.action_episode, key[0])
         self._write_ready()
 
     def on_outcome(self, episode: int, success: bool) -> None:
         self.outcomes[int(episode)] = bool(success)
         self._write_ready()
 
-    def _write_ready(self) -> None:
-        for ep in sorted(e for e in self.steps if e in self.outcomes and e != self.episode):
+    def finish(self) -> None:
+        """The run is over (the robot said so): write every episode whose outcome is known."""
+        for ep in sorted(self.outcomes):
             self._write(ep, self.outcomes.pop(ep))
-        if self.episode in self.outcomes and self.episode in self.steps:
-            self._write(self.episode, self.outcomes.pop(self.episode))
+
+    def flush(self) -> None:
+        """Write every buffered episode (an unknown outcome where none arrived)."""
+        self.finish()
+        for ep in sorted({k[0] for k in self.actions}):
+            self._write(ep, None)
+
+    def _write_ready(self) -> None:
+        newest = self.newest or (-1, 0)
+        for ep in sorted(self.outcomes):
+            over = self.action_episode > ep or (newest[0] > ep and newest[1] >= self.lag)
+            if over:
+                self._write(ep, self.outcomes.pop(ep))
 
     def _write(self, episode: int, success: bool | None) -> None:
-        steps = self.steps.pop(episode, [])
+        self.written.add(episode)
+        keys = sorted(k for k in self.actions if k[0] == episode)
+        steps = [(self.obs[k], *self.actions.pop(k)) for k in keys if k in self.obs]
+        self.unpaired += len(keys) - len(steps)
+        for k in [k for k in self.actions if k[0] == episode]:
+            self.actions.pop(k)
+        pending = {k[0] for k in self.actions}
+        for k in [k for k in self.obs if k[0] == episode or (k[0] < episode and k[0] not in pending)]:
+            self.obs.pop(k)
         if not steps:
             return
         self.writer.begin_episode(meta={"source": "ros", "episode": episode})
@@ -73,11 +119,6 @@ class StepRecorder:
             self.writer.add_step(obs, action, intervention=intervention)
         self.writer.end_episode(success=success)
         self.committed += 1
-
-    def flush(self) -> None:
-        """Write every buffered episode (outcome unknown: the last step's flag)."""
-        for ep in sorted(self.steps):
-            self._write(ep, self.outcomes.pop(ep, None))
 
 
 MCAP_TOPICS = ["observation", "action", "intervention", "episode", "joint_states", "safety/status",
@@ -98,16 +139,21 @@ class McapRecorder:
         for name, types in self.node.get_topic_names_and_types():
             if name not in self.wanted or name in self.subs or len(types) != 1:
                 continue
+            # A topic is listed as soon as anyone subscribes to it (this node's own recorder among them), but its
+            # QoS is the publishers': wait until one has been discovered.
+            pubs = self.node.get_publishers_info_by_topic(name)
+            if not pubs:
+                continue
             self.log.add_topic(name, types[0])
             self.subs[name] = self.node.create_subscription(
-                message_class(types[0]), name, lambda data, n=name: self._on(n, data), self._qos(name), raw=True)
+                message_class(types[0]), name, lambda data, n=name: self._on(n, data), self._qos(pubs), raw=True)
 
-    def _qos(self, topic: str) -> Any:
+    @staticmethod
+    def _qos(pubs: list[Any]) -> Any:
         """Reliable when every publisher is (commands, episodes), else best effort (sensor data): a reliable
         reader would not match a best-effort writer."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        pubs = self.node.get_publishers_info_by_topic(topic)
         reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in pubs)
         return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
                           else ReliabilityPolicy.BEST_EFFORT)
@@ -158,10 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(msg.data)
         if "success" in data and "episode" in data:
             rec.on_outcome(int(data["episode"]), bool(data["success"]))
+        elif data.get("done"):
+            rec.finish()
 
-    node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
-    node.create_subscription(Float64MultiArray, "action",
-                             lambda m: rec.on_action(np.asarray(m.data, np.float64)), QoSProfile(depth=50))
+    def on_action(msg: Any) -> None:
+        try:
+            rec.on_action(*parse_tagged_action(msg))
+        except MessageError as err:
+            log.warning(f"ignored action: {err}", throttle_duration_sec=1.0)
+
+    # best effort as published, but a deep queue: a recorder that falls behind for a moment loses no observation
+    obs_qos = QoSProfile(depth=100, reliability=qos_profile_sensor_data.reliability,
+                         durability=qos_profile_sensor_data.durability)
+    node.create_subscription(Float64MultiArray, "observation", on_obs, obs_qos)
+    node.create_subscription(Float64MultiArray, "action", on_action, QoSProfile(depth=100))
     node.create_subscription(Bool, "intervention", lambda m: setattr(rec, "intervention", bool(m.data)),
                              QoSProfile(depth=1))
     node.create_subscription(String, "episode", on_episode, QoSProfile(depth=50))
@@ -171,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         rec.flush()
         writer.close()
-        print(f"[recorder] {rec.committed} episodes written to {out}", file=sys.stderr)
+        print(f"[recorder] {rec.committed} episodes written to {out} ({rec.late} late and {rec.unpaired} unpaired "
+              "actions dropped)", file=sys.stderr)
         if mcap is not None:
             mcap.close()
         shutdown_node(node)

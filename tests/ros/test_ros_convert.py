@@ -15,6 +15,7 @@ from robolearn.ros_nodes.convert import (  # noqa: E402
     observation_msg,
     parse_action,
     parse_observation,
+    parse_tagged_action,
     sec_to_stamp,
     stamp_to_sec,
 )
@@ -42,6 +43,19 @@ def test_action_parsing_rejects_wrong_size_and_nan():
     msg.data = [0.1, float("nan")]
     with pytest.raises(MessageError, match="NaN"):
         parse_action(msg, 2)
+
+
+def test_a_tagged_action_names_the_observation_it_answers():
+    msg = action_msg(np.array([0.1, 0.2]), ["a", "b"], {"stamp": 12.5, "episode": 3.0, "step": 40.0})
+    action, meta = parse_tagged_action(msg)
+    np.testing.assert_allclose(action, [0.1, 0.2])
+    assert meta == {"stamp": 12.5, "episode": 3.0, "step": 40.0}
+    np.testing.assert_allclose(parse_action(msg, 2), [0.1, 0.2])  # the tags are not part of the action
+    from std_msgs.msg import Float64MultiArray
+
+    plain = Float64MultiArray(data=[1.0, 2.0, 3.0])  # no layout: untagged
+    action, meta = parse_tagged_action(plain)
+    assert meta == {} and action.tolist() == [1.0, 2.0, 3.0]
 
 
 def test_stamp_and_image_conversions():

@@ -29,9 +29,12 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
     from trajectory_msgs.msg import JointTrajectory
 
     domain = fresh_domain()
+    # One long episode that nothing ends: the zero policy holds the arm still (the expert would lift the cube, and
+    # the task's success would end the episode and re-place the arm mid-test: a CI run saw a 0.81 rad "lead").
     cfg = DeployConfig(env_id=LIFT, domain_id=domain, log_dir=str(tmp_path),
-                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0, "episode_steps": 100_000},  # no re-placing
-                               "policy": {"control_hz": 50.0, "inline_safety": True, "limits.max_step": MAX_STEP},
+                       params={"sim_robot": {"episodes": 0, "step_hz": 50.0, "episode_steps": 100_000},
+                               "policy": {"policy": "zero", "control_hz": 50.0, "inline_safety": True,
+                                          "limits.max_step": MAX_STEP},
                                "safety": {"mode": "monitor", "limits.watchdog_timeout": WATCHDOG}})
     client = Client(domain)
     graph = Graph(cfg)
