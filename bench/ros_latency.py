@@ -11,6 +11,8 @@ private ROS domain on loopback. The stand-in does no physics, so the figures are
 
 * latency: command arrival minus the publish time of the newest observation (ms, p50 / p99);
 * jitter: standard deviation of the command inter-arrival time (ms); missed: intervals above 1.5 periods;
+  unanswered: observations after which no command arrived within one period (a control period the graph
+  missed; unlike ``missed`` it does not count a late observation, the stand-in's own scheduling, against it);
 * overhead: deployment p50 / p99 minus the echo's, and their ratio.
 * safety hop: a command's arrival on the robot topic minus the same command's (by stamp) arrival on the
   policy node's own topic, both at the stand-in; and the policy topic's own observation-to-arrival latency.
@@ -112,6 +114,8 @@ class Robot:
         self.hop: list[float] = []
         """Safety-node hop (s): a command's arrival on the robot topic minus its arrival from the policy node."""
         self.last_obs = 0.0
+        self.obs_times: list[float] = []
+        """Publish time (perf_counter s) of each observation while recording."""
         self.recording = False
 
     def on_timing(self, msg: Any) -> None:
@@ -144,6 +148,8 @@ class Robot:
         msg = observation_msg(self.obs, now, 0, step)
         self.last_obs = time.perf_counter()
         self.obs_pub.publish(msg)
+        if self.recording:
+            self.obs_times.append(self.last_obs)
 
     def driven(self, safety: bool) -> bool:
         """The policy node publishes, and the safety node (if any) has left its start-up fallback."""
@@ -155,7 +161,7 @@ class Robot:
         deployment graph, once the policy node drives the robot (a policy directory loads for seconds, and
         meanwhile a safety node's fallback, at its tick rate, is not the policy's latency)."""
         self.arrivals, self.latency, self.recording, self.timing, self.safety = [], [], False, {}, {}
-        self.policy_arrival, self.policy_latency, self.hop = {}, [], []
+        self.policy_arrival, self.policy_latency, self.hop, self.obs_times = {}, [], [], []
         period, step, observations = 1.0 / rate, 0, 0
         start = time.perf_counter()
         next_t, began = start, None
@@ -177,7 +183,8 @@ class Robot:
             if began is not None and now - began > duration:
                 break
             self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
-        out = summarize(self.arrivals, self.latency, period, duration) | {"observations": observations}
+        out = summarize(self.arrivals, self.latency, period, duration) | {
+            "observations": observations, "unanswered": unanswered(self.obs_times, self.arrivals, period)}
         for name, values in (("policy_topic_latency", self.policy_latency), ("safety_hop", self.hop)):
             if len(values) >= 3:  # only with the safety node in the graph
                 ms = np.asarray(values) * 1e3
@@ -207,6 +214,18 @@ def summarize(arrivals: list[float], latency: list[float], period: float, durati
         "jitter_ms": float(iv.std()), "interval_max_ms": float(iv.max()),
         "missed": int(np.sum(iv > 1.5 * period * 1e3)),
     }
+
+
+def unanswered(obs_times: list[float], arrivals: list[float], period: float) -> int:
+    """Observations (publish times, s) after which no command arrived within ``period`` s."""
+    if not obs_times:
+        return 0
+    t, cmd = np.asarray(obs_times), np.asarray(arrivals)
+    first = np.searchsorted(cmd, t)  # the first command at or after each observation
+    answered = np.zeros(len(t), bool)
+    inside = first < len(cmd)
+    answered[inside] = cmd[first[inside]] < t[inside] + period
+    return int((~answered).sum())
 
 
 def fmt(r: dict[str, float]) -> str:
@@ -241,11 +260,11 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def deployment_cmds(rate: float, tmp: Path, policy: str, safety: str = "gate", tick_hz: float = 100.0,
-                    inference: str = "auto") -> list[list[str]]:
+                    inference: str = "auto", extra: dict[str, Any] | None = None) -> list[list[str]]:
     """The policy node and, by ``safety``: ``gate``, the safety node in front of the robot topic; ``inline``,
     the filter in the policy node and the safety node as its monitor; ``none``, no safety at all."""
     params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY,
-                         "inference": inference},
+                         "inference": inference, **(extra or {})},
               "safety": {"env_id": LIFT, "tick_hz": float(tick_hz), "rt_priority": RT_PRIORITY}}
     if safety == "none":
         params["policy"]["output_topic"] = "joint_trajectory"
@@ -277,10 +296,18 @@ def main() -> None:
     parser.add_argument("--safety-tick-hz", type=float, default=100.0, help="the safety node's watchdog rate")
     parser.add_argument("--inference", default="auto", choices=["auto", "process", "thread"],
                         help="where policy_node runs the policy (its 'inference' parameter)")
+    parser.add_argument("--policy-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="another policy_node parameter (YAML value), e.g. gc_freeze=false; repeatable")
     parser.add_argument("--domain-id", type=int, default=77)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    extra = {}
+    for item in args.policy_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--policy-param takes KEY=VALUE, got {item!r}")
+        extra[key] = yaml.safe_load(value)
     if args.echo:
         echo_main()
         return
@@ -296,7 +323,7 @@ def main() -> None:
 
         set_realtime(RT_PRIORITY)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "policy": args.policy,
-                               "safety": args.safety,
+                               "safety": args.safety, "policy_params": extra,
                                "rt_priority": RT_PRIORITY, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -304,7 +331,7 @@ def main() -> None:
                 row = {}
                 for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
                                     ("deploy", deployment_cmds(rate, Path(tmp), args.policy, args.safety,
-                                                               args.safety_tick_hz, args.inference))):
+                                                               args.safety_tick_hz, args.inference, extra))):
                     procs = [spawn(c, env) for c in cmds]
                     try:
                         row[graph] = robot.run(rate, args.warmup, args.duration, deploy=graph == "deploy",
@@ -318,11 +345,13 @@ def main() -> None:
                     row["overhead_p99_ms"] = d["latency_p99_ms"] - e["latency_p99_ms"]
                     row["ratio_p50"] = d["latency_p50_ms"] / e["latency_p50_ms"]
                 results["rates"][f"{rate:g}"] = row
-                print(f"{rate:5g} Hz  echo {fmt(e)} missed {e.get('missed')} | deploy {fmt(d)} missed "
-                      f"{d.get('missed')}/{d.get('expected')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
+                print(f"{rate:5g} Hz  echo {fmt(e)} missed {e.get('missed')} unanswered {e.get('unanswered')} | "
+                      f"deploy {fmt(d)} missed {d.get('missed')}/{d.get('expected')} unanswered "
+                      f"{d.get('unanswered')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
                       f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
                       f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, inference p50 "
-                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms{hop_text(d)}", flush=True)
+                      f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms, collector passes / longest ms "
+                      f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}", flush=True)
         finally:
             robot.close()
     if args.json:

@@ -40,7 +40,7 @@ from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, 
 from robolearn.ros_nodes.inline_safety import InlineSafety
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
-from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import GcPauses, require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         "inline_safety": (False, "filter commands in this process (limits.* parameters) and publish on the robot's "
                                  "own topic; run safety_node with mode: monitor for the watchdog and e-stop"),
         "require_monitor": (True, "inline_safety: send nothing until the monitor's safety/state is heard"),
+        "prepare": (True, "let a policy with a prepare step (the residual: its base's next chunk) do it between "
+                          "commands instead of on the next command's path"),
+        "gc_freeze": (True, "after start-up, move every live object to the collector's permanent generation (full "
+                            "collections then do not rescan the imported modules and the policy)"),
     }
     p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
          for k, (v, d) in defaults.items()}
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"inference must be auto, process or thread, got {p['inference']!r}")
     named = p["policy"].split(":")[0] in NAMED_POLICIES
     remote = p["inference"] == "process" or (p["inference"] == "auto" and not named)
-    policy = RemotePolicy(*spec) if remote else load_policy(*spec)
+    policy = RemotePolicy(*spec, prepare=bool(p["prepare"])) if remote else load_policy(*spec)
     if "torch" in sys.modules:  # a torch policy: one intra-op thread; batch-1 inference gains nothing from
         sys.modules["torch"].set_num_threads(1)  # more, and they would compete with the executor for cores
     period = 1.0 / float(p["control_hz"]) if p["control_hz"] else float(getattr(adapter, "period", 0.05))
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                              "intervention": False, "teleop": None, "meta": None}
     gc = node.create_guard_condition(lambda: send("chunk"))
     runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
-                          period=period)
+                          period=period, prepare=bool(p["prepare"]))
     if int(p["rt_priority"]) > 0:
         # A worker that computes chunks in this process stays at normal priority, so a control step preempts
         # it. One that only waits on the inference process (remote) runs real-time too: at normal priority
@@ -179,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         summary = stats.summary()
         if runner.infer_ms:
             summary["inference_p50_ms"] = float(np.percentile(np.asarray(runner.infer_ms), 50))
+            summary["inference_p99_ms"] = float(np.percentile(np.asarray(runner.infer_ms), 99))
+        if runner.prepare_ms:
+            summary["prepare_p50_ms"] = float(np.percentile(np.asarray(runner.prepare_ms), 50))
         summary["dropped_observations"] = runner.dropped
         summary["lead"] = runner.current_lead()
+        summary["gc"] = gc_pauses.summary()
         if guard is not None:
             summary["safety"] = guard.summary()
         if runner.error:
@@ -203,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                              QoSProfile(depth=1))
     node.create_subscription(Float64MultiArray, "teleop/action", on_teleop, QoSProfile(depth=1))
     node.create_timer(1.0, report)
+    gc_pauses = GcPauses(freeze=bool(p["gc_freeze"]))
     log.info(f"policy '{p['policy']}' for {p['env_id']}: commands on '{topic}' at {1 / period:g} Hz")
     try:
         spin_until_shutdown(node)

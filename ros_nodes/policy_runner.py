@@ -9,6 +9,11 @@ measured inference time: enough control periods to cover 1.25x the 90th percenti
 chunks (at least 1, at most the chunk length - 1). A chunk computed from the observation of step
 ``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
 observation arrived are dropped from its head, so every step gets exactly one action.
+
+A policy with a ``prepare(obs)`` method (the residual policy: base chunk + per-step correction, whose chunks
+are one action long and so computed on the command path) gets it called after each chunk is queued and the
+worker is free for the next observation: the work its next ``act`` would otherwise do first (the base's next
+chunk) happens between commands.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ class PolicyRunner:
         lead: replan when this many actions of the chunk are still to be executed (0: when it is used up;
             -1: from the measured inference time, which needs ``period``).
         period: control period, s (for ``lead=-1``).
+        prepare: call the policy's ``prepare`` (when it has one) after each chunk.
     """
 
     def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
-                 lead: int = 0, period: float | None = None):
+                 lead: int = 0, period: float | None = None, prepare: bool = True):
         if replan_every < 0:
             raise ValueError(f"replan_every must be >= 0, got {replan_every}")
         if lead < -1:
@@ -45,6 +51,7 @@ class PolicyRunner:
             raise ValueError("lead=-1 (auto) needs the control period")
         self.policy, self.replan_every, self.on_chunk, self.lead = policy, int(replan_every), on_chunk, int(lead)
         self.period = period
+        self.prepare = bool(prepare) and hasattr(policy, "prepare")
         self._auto_lead = 1
         self._lock = threading.Lock()
         self._event = threading.Event()
@@ -60,6 +67,8 @@ class PolicyRunner:
         self._episode: float | None = None
         self._worker_episode: float | None = None
         self.infer_ms: deque[float] = deque(maxlen=2000)
+        self.prepare_ms: deque[float] = deque(maxlen=2000)
+        """Durations of the policy's ``prepare`` calls (off the command path), ms."""
         self.handled = 0
         """Observations the worker has finished with (observed, or a chunk computed from)."""
         self.dropped = 0
@@ -136,16 +145,30 @@ class PolicyRunner:
                     self._pending = True
             if item is None:
                 continue
+            acted = None
             try:
-                self._handle(*item)
+                acted = self._handle(*item)
             except Exception as err:  # noqa: BLE001  (reported on the timing topic and the log)
                 self.error = f"{type(err).__name__}: {err}"
             finally:
                 with self._lock:
                     self._pending = False
                     self.handled += 1
+            if acted is not None and self.prepare:
+                self._prepare(acted)
 
-    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], pops: int, due: bool) -> None:
+    def _prepare(self, batch: dict[str, np.ndarray]) -> None:
+        """The policy's between-commands work after acting on ``batch`` (a new observation waits for it)."""
+        t0 = time.perf_counter()
+        try:
+            self.policy.prepare(batch)
+        except Exception as err:  # noqa: BLE001
+            self.error = f"{type(err).__name__}: {err}"
+        self.prepare_ms.append(1e3 * (time.perf_counter() - t0))
+
+    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], pops: int,
+                due: bool) -> dict[str, np.ndarray] | None:
+        """Observe or act on one observation; returns the batch it acted on (None: observed only)."""
         if meta["episode"] != self._worker_episode:
             self.policy.reset()
             self._worker_episode = meta["episode"]
@@ -154,7 +177,7 @@ class PolicyRunner:
         if not due:
             if hasattr(self.policy, "observe"):
                 self.policy.observe(batch)
-            return
+            return None
         t0 = time.perf_counter()
         chunk = np.asarray(self.policy.act(batch))[0]
         self.infer_ms.append(1e3 * (time.perf_counter() - t0))
@@ -164,12 +187,13 @@ class PolicyRunner:
         keep = chunk[: self.replan_every] if self.replan_every else chunk
         with self._lock:
             if meta["episode"] != self._episode:
-                return  # a newer episode started while this chunk was computed
+                return None  # a newer episode started while this chunk was computed
             sent = self._pops - pops  # steps since this observation already answered by the old queue
             self._queue = deque(keep[sent:])
             self._executed, self._chunk_len = sent, len(keep)
         if self.on_chunk is not None:
             self.on_chunk()
+        return batch
 
 
 class LoopStats:

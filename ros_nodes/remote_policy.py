@@ -7,7 +7,8 @@ while holding it, for the worker to be scheduled again). :class:`RemotePolicy` m
 child process (a fresh interpreter, ``python -m robolearn.ros_nodes.remote_policy``, on one end of a socket
 pair: the parent holds DDS threads, which ``fork`` would not carry over, and ``multiprocessing``'s spawn
 would re-import the node's main module) and keeps
-the :class:`~robolearn.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it),
+the :class:`~robolearn.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it; a
+policy's ``prepare`` runs in the child right after each ``act`` reply, between commands),
 so :class:`~robolearn.ros_nodes.policy_runner.PolicyRunner` uses it unchanged. Calls block the calling
 thread (the runner's worker) in a pipe read, which releases the GIL.
 
@@ -28,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+OPTIONAL = ("observe",)
+"""Policy methods taking an observation batch that the proxy has exactly when the served policy does."""
+
 
 def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
     """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``."""
@@ -40,8 +44,9 @@ def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> An
     return load(spec, env_id, seed=seed)
 
 
-def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int) -> None:
-    """The child: load the policy, then answer ``(op, batch)`` requests until the pipe closes."""
+def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, prepare: bool = True) -> None:
+    """The child: load the policy, then answer ``(op, batch)`` requests until the pipe closes. With ``prepare``,
+    a policy's ``prepare`` runs right after each ``act`` reply is sent (between commands, no extra round trip)."""
     if hasattr(os, "sched_setscheduler"):
         try:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -55,7 +60,8 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int) ->
     except Exception as err:  # noqa: BLE001  (sent to the parent, which raises it)
         conn.send(("error", f"{type(err).__name__}: {err}"))
         return
-    conn.send(("ready", hasattr(policy, "observe")))
+    conn.send(("ready", {op: hasattr(policy, op) for op in (*OPTIONAL, "prepare")}))
+    prepare = prepare and hasattr(policy, "prepare")
     while True:
         try:
             op, batch = conn.recv()
@@ -64,8 +70,10 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int) ->
         try:
             if op == "act":
                 conn.send(("ok", np.asarray(policy.act(batch))))
-            elif op == "observe":
-                policy.observe(batch)
+                if prepare:
+                    policy.prepare(batch)
+            elif op in OPTIONAL:
+                getattr(policy, op)(batch)
                 conn.send(("ok", None))
             elif op == "reset":
                 policy.reset()
@@ -82,16 +90,18 @@ class RemotePolicy:
     Args:
         spec, env_id, noise, seed: as :func:`load_policy`.
         timeout: seconds to wait for the child to load the policy.
+        prepare: run the policy's ``prepare`` (when it has one) in the child after each ``act`` reply.
 
     Raises:
         RuntimeError: the child could not load the policy (the child's error is in the message), or did
             not answer within ``timeout``.
     """
 
-    def __init__(self, spec: str, env_id: str, noise: float = 0.0, seed: int = 0, timeout: float = 120.0):
+    def __init__(self, spec: str, env_id: str, noise: float = 0.0, seed: int = 0, timeout: float = 120.0,
+                 prepare: bool = True):
         ours, theirs = socket.socketpair()
         cmd = [sys.executable, "-m", __name__, "--fd", str(theirs.fileno()), "--spec", spec, "--env-id", env_id,
-               "--noise", repr(float(noise)), "--seed", str(int(seed))]
+               "--noise", repr(float(noise)), "--seed", str(int(seed))] + ([] if prepare else ["--no-prepare"])
         self._proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))
         theirs.close()
         self._conn = Connection(ours.detach())
@@ -102,8 +112,11 @@ class RemotePolicy:
         if kind != "ready":
             self.close()
             raise RuntimeError(f"the inference process could not load policy {spec!r}: {value}")
-        if value:
-            self.observe = self._observe
+        for op in OPTIONAL:  # the proxy has observe exactly when the policy does
+            if value.get(op):
+                setattr(self, op, lambda obs, op=op: self._call(op, obs))
+        self.prepares = bool(prepare and value.get("prepare"))
+        """The served policy's ``prepare`` runs in the child after each ``act``."""
 
     @property
     def pid(self) -> int:
@@ -129,9 +142,6 @@ class RemotePolicy:
         """Action chunk ``(1, Ta, Da)`` (or ``(1, Da)``) for a batch of one observation."""
         return self._call("act", obs)
 
-    def _observe(self, obs: dict[str, np.ndarray]) -> None:
-        self._call("observe", obs)
-
     def reset(self) -> None:
         self._call("reset")
 
@@ -153,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env-id", required=True)
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-prepare", action="store_true", help="do not run the policy's prepare after act")
     args = parser.parse_args(argv)
-    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed)
+    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed, not args.no_prepare)
 
 
 if __name__ == "__main__":

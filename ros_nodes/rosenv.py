@@ -141,3 +141,45 @@ def set_realtime(priority: int, exclude: set[int] | None = None) -> int:
             continue
         changed += 1
     return changed
+
+
+class GcPauses:
+    """Times the interpreter's garbage-collector passes (a control loop's stalls that no profiler of the loop's
+    own code shows): count and longest pass (ms) per generation, from ``gc.callbacks``.
+
+    ``freeze=True`` also calls ``gc.freeze()``: every object alive now (the imported modules, the loaded
+    policy, the node's setup) moves to a permanent generation that later full collections do not rescan.
+    """
+
+    def __init__(self, freeze: bool = False):
+        import gc
+
+        self._t0 = 0.0
+        self.count = [0, 0, 0]
+        self.max_ms = [0.0, 0.0, 0.0]
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        self.frozen = gc.get_freeze_count()
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        import time
+
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        gen = int(info["generation"])
+        self.count[gen] += 1
+        self.max_ms[gen] = max(self.max_ms[gen], 1e3 * (time.perf_counter() - self._t0))
+
+    def summary(self) -> dict[str, Any]:
+        """Passes per generation, the longest pass per generation (ms), objects frozen at start."""
+        return {"collections": list(self.count), "max_ms": [round(m, 3) for m in self.max_ms], "frozen": self.frozen}
+
+    def close(self) -> None:
+        """Stop timing (the frozen objects stay frozen)."""
+        import gc
+
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)

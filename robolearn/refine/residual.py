@@ -111,6 +111,12 @@ class ResidualPolicy:
 
     The base chunk is consumed one step per call; the residual is the actor's deterministic action.
     ``noise`` is passed to the base when it replans.
+
+    A control loop that calls :meth:`prepare` after each command has gone out (the ROS policy node's runner)
+    gets the base's next chunk computed there, off the command path: the call for the chunk's last action
+    leaves that observation to :meth:`prepare`, which replans the base from it; the next call then runs only
+    the residual actor. That chunk starts with the action for the step just taken, so its second action is
+    the next one used (as a lead of one step; the base replans every ``Ta - 1`` steps).
     """
 
     def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, scale: float) -> None:
@@ -118,6 +124,10 @@ class ResidualPolicy:
         self.scaler = ActionScaler(action_space)
         self._chunk: np.ndarray | None = None
         self._index = 0
+        self._deferred: Obs | None = None
+        """The observation of a chunk's last action, not yet given to the base (:meth:`prepare` replans from it)."""
+        self._prepared = False
+        """A caller has used :meth:`prepare`: the last action of a chunk defers its observation to it."""
 
     @property
     def noise_shape(self) -> tuple[int, ...] | None:
@@ -126,8 +136,14 @@ class ResidualPolicy:
     @torch.no_grad()
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
         """``(B, 1, Da)`` physical action: base action plus ``scale *`` the actor's correction."""
+        if self._deferred is not None:  # prepare() did not run after the last call: the base still needs it
+            if hasattr(self.base, "observe"):
+                self.base.observe(self._deferred)
+            self._deferred = None
         if self._chunk is None or self._index >= self._chunk.shape[1] or self._chunk.shape[0] != batch_size(obs):
             self._chunk, self._index = np.asarray(self.base.act(obs, noise), np.float32), 0
+        elif self._prepared and self._index == self._chunk.shape[1] - 1 and self._chunk.shape[1] > 1:
+            self._deferred = obs  # the chunk's last action: prepare() replans the base from this observation
         elif hasattr(self.base, "observe"):  # keep the base's observation history step by step
             self.base.observe(obs)
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
@@ -137,6 +153,15 @@ class ResidualPolicy:
         executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
         return executed[:, None].astype(np.float32)
 
+    @torch.no_grad()
+    def prepare(self, obs: Obs) -> None:
+        """After :meth:`act` on ``obs`` and its command went out: replan the base now if the next call needs a
+        new chunk (``obs`` is what that call was given)."""
+        self._prepared = True
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._chunk, self._index = np.asarray(self.base.act(deferred), np.float32), 1
+
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         self.base.reset(env_ids)
-        self._chunk = None
+        self._chunk, self._deferred = None, None

@@ -50,3 +50,59 @@ def test_residual_correction_is_bounded_by_scale():
     assert np.abs(info["critic_action"] - env._base_norm).max() <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="scale"):
         ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), scale=0.0)
+
+
+class NumberedChunks:
+    """A base whose chunk ``c`` (1, 2, ...) is ``(B, 4, 5)`` with action ``i`` = ``0.1 c + 0.01 i``; counts calls."""
+
+    def __init__(self) -> None:
+        self.acts = self.observed = 0
+
+    noise_shape = None
+
+    def act(self, obs, noise=None):
+        self.acts += 1
+        values = 0.1 * self.acts + 0.01 * np.arange(4, dtype=np.float32)
+        return np.broadcast_to(values[None, :, None], (1, 4, 5)).astype(np.float32).copy()
+
+    def observe(self, obs) -> None:
+        self.observed += 1
+
+    def reset(self, env_ids=None) -> None:
+        pass
+
+
+def test_prepare_moves_the_base_replan_off_the_next_call():
+    """With prepare() after each call (the ROS runner), the call for a chunk's last action leaves the base's
+    replan to prepare(), and the next call starts at the new chunk's second action (its first is for the step
+    just taken); the base sees every observation once. Without prepare() nothing changes."""
+    venv = make_vec_env(ENV, 1, seed=0)
+    base = NumberedChunks()
+    env = ResidualVecEnv(venv, base, 0.1)
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[32], zero_init_actor=True), env.obs_shapes,
+                               env.action_dim)
+    obs, _ = venv.reset(seed=0)
+    plain = ResidualPolicy(NumberedChunks(), learner.actor, venv.single_action_space, 0.1)
+    policy = ResidualPolicy(base, learner.actor, venv.single_action_space, 0.1)
+    executed, plain_executed, on_path = [], [], []
+    for _ in range(10):
+        before = base.acts
+        executed.append(round(float(policy.act(obs)[0, 0, -1]), 4))  # the gripper: 0..1
+        on_path.append(base.acts - before)
+        policy.prepare(obs)
+        plain_executed.append(round(float(plain.act(obs)[0, 0, -1]), 4))
+    assert plain_executed == [0.1, 0.11, 0.12, 0.13, 0.2, 0.21, 0.22, 0.23, 0.3, 0.31]  # unchanged without prepare
+    # chunk 1 from the first call; from then on each chunk is computed in prepare() and used from its action 1
+    assert executed == [0.1, 0.11, 0.12, 0.13, 0.21, 0.22, 0.23, 0.31, 0.32, 0.33]
+    assert on_path == [1] + [0] * 9  # the base never replans inside act() once prepare() is in use
+    assert base.acts + base.observed == 10  # every observation reached the base exactly once
+
+    # a caller that stops calling prepare() loses nothing: the next call hands the base the deferred observation
+    base2 = NumberedChunks()
+    policy2 = ResidualPolicy(base2, learner.actor, venv.single_action_space, 0.1)
+    policy2.act(obs)
+    policy2.prepare(obs)
+    for _ in range(3):
+        policy2.act(obs)  # the third is the chunk's last action: its observation is deferred
+    policy2.act(obs)  # no prepare(): the base observes the deferred one, then replans on this call
+    assert base2.acts == 2 and base2.observed == 3

@@ -91,6 +91,35 @@ def test_runner_replans_every_ta_actions_and_observes_in_between():
     assert runner.error is None
 
 
+def test_runner_calls_prepare_after_each_chunk_is_queued():
+    """A one-action-chunk policy with ``prepare`` (the residual): each observation's action is queued (and
+    on_chunk fired) before ``prepare`` runs for it, and an observation arriving meanwhile is acted on after."""
+    events: list[str] = []
+
+    class Prepared:
+        def act(self, obs, noise=None):
+            events.append(f"act {int(obs['x'][0, 0])}")
+            return np.full((1, 1, 2), obs["x"][0, 0], np.float32)
+
+        def prepare(self, obs) -> None:
+            events.append(f"prepare {int(obs['x'][0, 0])}")
+            time.sleep(0.05)  # the base's next chunk
+
+        def reset(self, env_ids=None) -> None:
+            pass
+
+    runner = PolicyRunner(Prepared(), on_chunk=lambda: events.append("chunk"))
+    try:
+        runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: "prepare 0" in events) and runner.pop()[0] == 0.0
+        runner.push({"x": np.ones(3, np.float32)}, {"episode": 0, "step": 1, "stamp": 0.0})  # during prepare 0
+        assert wait_for(lambda: "prepare 1" in events) and runner.pop()[0] == 1.0
+    finally:
+        runner.stop()
+    assert events == ["act 0", "chunk", "prepare 0", "act 1", "chunk", "prepare 1"], events
+    assert runner.error is None and len(runner.prepare_ms) == 2 and min(runner.prepare_ms) >= 50.0
+
+
 def test_runner_reports_a_failing_policy():
     class Broken(CountingChunkPolicy):
         def act(self, obs, noise=None):

@@ -68,3 +68,30 @@ def test_remote_policy_reports_a_dead_child():
             policy.act(_obs(0))
     finally:
         policy.close()
+
+
+def test_the_child_prepares_after_each_act_when_the_served_policy_can(remote, tmp_path):
+    """A refined residual policy (base chunk + per-step correction) runs its ``prepare`` (the base's next chunk)
+    in the child right after each ``act`` reply, between commands and with no round trip of its own; the
+    actions equal those of the same policy in this process called act-then-prepare."""
+    from robolearn.refine.common import save_refined
+    from robolearn.refine.residual import ResidualVecEnv
+    from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
+    from robolearn.sim.vector import make_vec_env
+
+    assert not remote.prepares  # the scripted expert has no prepare step
+    venv = make_vec_env(LIFT, 1, seed=0)
+    env = ResidualVecEnv(venv, load_policy("expert", LIFT), 0.1)
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[32]), env.obs_shapes, env.action_dim)
+    path = save_refined(tmp_path / "policy", "residual", "expert:noise=0", LIFT, learner.actor, env.obs_shapes,
+                        [32], {"scale": 0.1})
+    venv.close()
+    served, local = RemotePolicy(str(path), LIFT), load_policy(str(path), LIFT)
+    try:
+        assert served.prepares and not hasattr(served, "prepare")  # the runner has nothing to call
+        for seed in range(6):
+            batch = _obs(seed % 2)
+            np.testing.assert_allclose(served.act(batch), local.act(batch), rtol=0, atol=1e-6)
+            local.prepare(batch)
+    finally:
+        served.close()
