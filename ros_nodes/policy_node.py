@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
         "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
         "lead": (-1, "start the next chunk when this many actions of the current one are left (hides "
-                     "inference); -1: from the measured inference time"),
+                     "inference); -1: from the measured inference time (0 when a chunk takes under half a "
+                     "period: then planned from the newest observation)"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
         "rt_priority": (0, "SCHED_FIFO priority 1-99 of this process's threads; inference keeps normal priority "
                            "(0: off)"),
@@ -72,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         "inline_safety": (False, "filter commands in this process (limits.* parameters) and publish on the robot's "
                                  "own topic; run safety_node with mode: monitor for the watchdog and e-stop"),
         "require_monitor": (True, "inline_safety: send nothing until the monitor's safety/state is heard"),
-        "prepare": (True, "let a policy with a prepare step (the residual: its base's next chunk) do it between "
-                          "commands instead of on the next command's path"),
+        "prepare": (False, "let a policy with a prepare step (the residual: its base's next chunk) do it between "
+                           "commands instead of on the next command's path; that plans the base one step early "
+                           "(PandaLift residual 20/30 with it, 21/30 without; QuadHover 1/8 against 4/8)"),
+        "act_in_callback": (True, "a policy whose chunks are one action long (the residual) is answered in the "
+                                  "observation callback, not handed to the inference worker and back"),
         "gc_freeze": (True, "after start-up, move every live object to the collector's permanent generation (full "
                             "collections then do not rescan the imported modules and the policy)"),
     }
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             guard.update(obs)
         runner.push(obs, meta, wake=False)  # before this step's pop: a chunk from it skips that action
         send("observation")
+        if p["act_in_callback"] and runner.act_now():  # one-action chunks: this observation's action, here
+            send("chunk")
         runner.wake()  # inference starts after this step's command is out
 
     def on_timer() -> None:
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spin_until_shutdown(node)
     finally:
+        gc_pauses.close()
         runner.stop()
         if isinstance(policy, RemotePolicy):
             policy.close()

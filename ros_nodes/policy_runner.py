@@ -6,14 +6,18 @@ queue pop (no inference on it). The worker thread computes chunks off that path:
 actions of the current chunk remain unexecuted it computes the next chunk from the newest observation,
 so the queue does not run dry while the policy thinks. With ``lead=-1`` (auto) the lead follows the
 measured inference time: enough control periods to cover 1.25x the 90th percentile of the last 50
-chunks (at least 1, at most the chunk length - 1). A chunk computed from the observation of step
+chunks (at most the chunk length - 1), and none when that fits in half a period: the chunk's first command
+then waits for inference but still arrives within its period, and the chunk is planned from the newest
+observation (a one-step-older plan cost the QuadHover diffusion base most of its success: 3/12 against
+9/12 in simulation). A chunk computed from the observation of step
 ``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
 observation arrived are dropped from its head, so every step gets exactly one action.
 
-A policy with a ``prepare(obs)`` method (the residual policy: base chunk + per-step correction, whose chunks
-are one action long and so computed on the command path) gets it called after each chunk is queued and the
-worker is free for the next observation: the work its next ``act`` would otherwise do first (the base's next
-chunk) happens between commands.
+A policy whose chunks are one action long (the residual: base chunk + per-step correction) is computed on the
+command path whatever the lead; :meth:`PolicyRunner.act_now` lets the thread that publishes compute it, saving
+the hand-off to the worker and back. With ``prepare=True``, such a policy's ``prepare(obs)`` is called after
+each action is queued, so the work its next ``act`` would do first (the base's next chunk) happens between
+commands; that plans the base one step early, a trade-off some tasks do not tolerate (see policy_node).
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ class PolicyRunner:
         lead: replan when this many actions of the chunk are still to be executed (0: when it is used up;
             -1: from the measured inference time, which needs ``period``).
         period: control period, s (for ``lead=-1``).
-        prepare: call the policy's ``prepare`` (when it has one) after each chunk.
+        prepare: call the policy's ``prepare`` (when it has one) after each chunk (off by default: the
+            residual's ``prepare`` plans its base one step early, which QuadHover did not tolerate).
     """
 
     def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
-                 lead: int = 0, period: float | None = None, prepare: bool = True):
+                 lead: int = 0, period: float | None = None, prepare: bool = False):
         if replan_every < 0:
             raise ValueError(f"replan_every must be >= 0, got {replan_every}")
         if lead < -1:
@@ -52,6 +57,10 @@ class PolicyRunner:
         self.policy, self.replan_every, self.on_chunk, self.lead = policy, int(replan_every), on_chunk, int(lead)
         self.period = period
         self.prepare = bool(prepare) and hasattr(policy, "prepare")
+        self._policy_lock = threading.Lock()
+        """Serializes policy calls between the worker and :meth:`act_now`'s caller."""
+        self._prepare_next: dict[str, np.ndarray] | None = None
+        """A batch :meth:`act_now` acted on, whose ``prepare`` the worker runs."""
         self._auto_lead = 1
         self._lock = threading.Lock()
         self._event = threading.Event()
@@ -120,14 +129,16 @@ class PolicyRunner:
         self._thread.join(timeout=2.0)
 
     def current_lead(self) -> int:
-        """The lead in actions now: ``lead``, or for auto the periods that 1.25x the p90 inference spans."""
+        """The lead in actions now: ``lead``, or for auto the periods that 1.25x the p90 inference spans (0 when
+        that is under half a period)."""
         return self.lead if self.lead >= 0 else self._auto_lead
 
     def _update_lead(self) -> None:
         """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk)."""
         if self.lead < 0:
             recent = list(self.infer_ms)[-50:]
-            self._auto_lead = max(1, math.ceil(1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)))
+            need = 1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)  # in periods
+            self._auto_lead = 0 if need <= 0.5 else math.ceil(need)
 
     def _due(self) -> bool:
         """Whether the observation arriving now should start a new chunk (lock held)."""
@@ -140,35 +151,68 @@ class PolicyRunner:
                 continue
             self._event.clear()
             with self._lock:
+                after_sync, self._prepare_next = self._prepare_next, None
+            if after_sync is not None:
+                self._prepare(after_sync)
+            with self._lock:
                 item, self._latest = self._latest, None
                 if item is not None and item[3]:
                     self._pending = True
             if item is None:
                 continue
-            acted = None
-            try:
-                acted = self._handle(*item)
-            except Exception as err:  # noqa: BLE001  (reported on the timing topic and the log)
-                self.error = f"{type(err).__name__}: {err}"
-            finally:
-                with self._lock:
-                    self._pending = False
-                    self.handled += 1
+            acted = self._serve(item)
             if acted is not None and self.prepare:
                 self._prepare(acted)
+
+    def act_now(self) -> bool:
+        """Answer the newest observation in the calling thread when the policy's chunks are one action long.
+
+        Such a policy (the residual) computes every command on the command path anyway; answering in the
+        thread that publishes saves the hand-off to the worker and back (two thread wake-ups, and an executor
+        round for the ``on_chunk`` trigger). Its ``prepare`` still runs in the worker. Returns True when an
+        action was queued; False (nothing done) for chunked policies, before the first chunk, when nothing is
+        due or the worker is busy with it.
+        """
+        with self._lock:
+            if self._chunk_len != 1 or self._latest is None or not self._latest[3] or self._pending:
+                return False
+            item, self._latest = self._latest, None
+            self._pending = True
+        acted = self._serve(item, notify=False)
+        if acted is not None and self.prepare:
+            with self._lock:
+                self._prepare_next = acted
+            self._event.set()
+        return acted is not None
+
+    def _serve(self, item: tuple[dict[str, np.ndarray], dict[str, float], int, bool],
+               notify: bool = True) -> dict[str, np.ndarray] | None:
+        """:meth:`_handle` one taken observation, errors reported, the pending flag cleared."""
+        try:
+            with self._policy_lock:
+                return self._handle(*item, notify=notify)
+        except Exception as err:  # noqa: BLE001  (reported on the timing topic and the log)
+            self.error = f"{type(err).__name__}: {err}"
+            return None
+        finally:
+            with self._lock:
+                self._pending = False
+                self.handled += 1
 
     def _prepare(self, batch: dict[str, np.ndarray]) -> None:
         """The policy's between-commands work after acting on ``batch`` (a new observation waits for it)."""
         t0 = time.perf_counter()
         try:
-            self.policy.prepare(batch)
+            with self._policy_lock:
+                self.policy.prepare(batch)
         except Exception as err:  # noqa: BLE001
             self.error = f"{type(err).__name__}: {err}"
         self.prepare_ms.append(1e3 * (time.perf_counter() - t0))
 
-    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], pops: int,
-                due: bool) -> dict[str, np.ndarray] | None:
-        """Observe or act on one observation; returns the batch it acted on (None: observed only)."""
+    def _handle(self, obs: dict[str, np.ndarray], meta: dict[str, float], pops: int, due: bool,
+                notify: bool = True) -> dict[str, np.ndarray] | None:
+        """Observe or act on one observation; returns the batch it acted on (None: observed only); ``notify``:
+        call ``on_chunk`` when a chunk is queued."""
         if meta["episode"] != self._worker_episode:
             self.policy.reset()
             self._worker_episode = meta["episode"]
@@ -191,7 +235,7 @@ class PolicyRunner:
             sent = self._pops - pops  # steps since this observation already answered by the old queue
             self._queue = deque(keep[sent:])
             self._executed, self._chunk_len = sent, len(keep)
-        if self.on_chunk is not None:
+        if notify and self.on_chunk is not None:
             self.on_chunk()
         return batch
 

@@ -7,8 +7,8 @@ while holding it, for the worker to be scheduled again). :class:`RemotePolicy` m
 child process (a fresh interpreter, ``python -m robolearn.ros_nodes.remote_policy``, on one end of a socket
 pair: the parent holds DDS threads, which ``fork`` would not carry over, and ``multiprocessing``'s spawn
 would re-import the node's main module) and keeps
-the :class:`~robolearn.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it; a
-policy's ``prepare`` runs in the child right after each ``act`` reply, between commands),
+the :class:`~robolearn.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it; with
+``prepare``, a policy's ``prepare`` runs in the child right after each ``act`` reply, between commands),
 so :class:`~robolearn.ros_nodes.policy_runner.PolicyRunner` uses it unchanged. Calls block the calling
 thread (the runner's worker) in a pipe read, which releases the GIL.
 
@@ -44,7 +44,7 @@ def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> An
     return load(spec, env_id, seed=seed)
 
 
-def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, prepare: bool = True) -> None:
+def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, prepare: bool = False) -> None:
     """The child: load the policy, then answer ``(op, batch)`` requests until the pipe closes. With ``prepare``,
     a policy's ``prepare`` runs right after each ``act`` reply is sent (between commands, no extra round trip)."""
     if hasattr(os, "sched_setscheduler"):
@@ -98,10 +98,10 @@ class RemotePolicy:
     """
 
     def __init__(self, spec: str, env_id: str, noise: float = 0.0, seed: int = 0, timeout: float = 120.0,
-                 prepare: bool = True):
+                 prepare: bool = False):
         ours, theirs = socket.socketpair()
         cmd = [sys.executable, "-m", __name__, "--fd", str(theirs.fileno()), "--spec", spec, "--env-id", env_id,
-               "--noise", repr(float(noise)), "--seed", str(int(seed))] + ([] if prepare else ["--no-prepare"])
+               "--noise", repr(float(noise)), "--seed", str(int(seed))] + (["--prepare"] if prepare else [])
         self._proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))
         theirs.close()
         self._conn = Connection(ours.detach())
@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env-id", required=True)
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-prepare", action="store_true", help="do not run the policy's prepare after act")
+    parser.add_argument("--prepare", action="store_true", help="run the policy's prepare after each act")
     args = parser.parse_args(argv)
-    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed, not args.no_prepare)
+    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed, args.prepare)
 
 
 if __name__ == "__main__":

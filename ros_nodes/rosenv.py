@@ -153,7 +153,9 @@ class GcPauses:
 
     def __init__(self, freeze: bool = False):
         import gc
+        import time
 
+        self._clock = time.perf_counter  # bound now: the callback also runs during interpreter shutdown
         self._t0 = 0.0
         self.count = [0, 0, 0]
         self.max_ms = [0.0, 0.0, 0.0]
@@ -164,14 +166,12 @@ class GcPauses:
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        import time
-
         if phase == "start":
-            self._t0 = time.perf_counter()
+            self._t0 = self._clock()
             return
         gen = int(info["generation"])
         self.count[gen] += 1
-        self.max_ms[gen] = max(self.max_ms[gen], 1e3 * (time.perf_counter() - self._t0))
+        self.max_ms[gen] = max(self.max_ms[gen], 1e3 * (self._clock() - self._t0))
 
     def summary(self) -> dict[str, Any]:
         """Passes per generation, the longest pass per generation (ms), objects frozen at start."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_runner_calls_prepare_after_each_chunk_is_queued():
         def reset(self, env_ids=None) -> None:
             pass
 
-    runner = PolicyRunner(Prepared(), on_chunk=lambda: events.append("chunk"))
+    runner = PolicyRunner(Prepared(), on_chunk=lambda: events.append("chunk"), prepare=True)
     try:
         runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
         assert wait_for(lambda: "prepare 0" in events) and runner.pop()[0] == 0.0
@@ -118,6 +119,46 @@ def test_runner_calls_prepare_after_each_chunk_is_queued():
         runner.stop()
     assert events == ["act 0", "chunk", "prepare 0", "act 1", "chunk", "prepare 1"], events
     assert runner.error is None and len(runner.prepare_ms) == 2 and min(runner.prepare_ms) >= 50.0
+
+
+def test_act_now_answers_a_one_action_policy_in_the_callers_thread():
+    """act_now (policy_node's act_in_callback): after the first chunk shows the policy's chunks are one action
+    long, the caller computes the next observation's action itself (no on_chunk hand-off) and the worker runs
+    its prepare; a chunked policy is left to the worker."""
+    events: list[str] = []
+
+    class OneStep:
+        def act(self, obs, noise=None):
+            events.append(f"act {int(obs['x'][0, 0])} in {threading.current_thread().name}")
+            return np.full((1, 1, 2), obs["x"][0, 0], np.float32)
+
+        def prepare(self, obs) -> None:
+            events.append(f"prepare {int(obs['x'][0, 0])} in {threading.current_thread().name}")
+
+        def reset(self, env_ids=None) -> None:
+            pass
+
+    runner = PolicyRunner(OneStep(), on_chunk=lambda: events.append("chunk"), prepare=True)
+    try:
+        assert not runner.act_now()  # nothing pushed
+        runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: "prepare 0 in policy-worker" in events) and runner.pop()[0] == 0.0
+        runner.push({"x": np.ones(3, np.float32)}, {"episode": 0, "step": 1, "stamp": 0.0}, wake=False)
+        assert runner.act_now() and runner.pop()[0] == 1.0
+        assert wait_for(lambda: "prepare 1 in policy-worker" in events)
+    finally:
+        runner.stop()
+    main = threading.current_thread().name
+    assert events == ["act 0 in policy-worker", "chunk", "prepare 0 in policy-worker", f"act 1 in {main}",
+                      "prepare 1 in policy-worker"], events
+    chunked = PolicyRunner(CountingChunkPolicy())
+    try:
+        chunked.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: chunked.pop() is not None)
+        chunked.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 1, "stamp": 0.0}, wake=False)
+        assert not chunked.act_now()  # four-action chunks: the worker's job (with lead)
+    finally:
+        chunked.stop()
 
 
 def test_runner_reports_a_failing_policy():
@@ -186,7 +227,7 @@ def test_runner_with_lead_refills_the_queue_before_it_runs_dry():
 
 def test_auto_lead_follows_the_measured_inference_time():
     """lead=-1 at a 10 ms period: a policy that takes ~25 ms per chunk needs 1.25 * 25 ms -> 4 periods of lead
-    (capped at Ta - 1 = 3 by the queue); before any chunk the lead is 1."""
+    (capped at Ta - 1 = 3 by the queue); before any chunk the lead is 1; none where a chunk fits in half a period."""
 
     class Slow(CountingChunkPolicy):
         def act(self, obs, noise=None):
@@ -205,6 +246,13 @@ def test_auto_lead_follows_the_measured_inference_time():
     finally:
         runner.stop()
     assert runner.error is None
+    # at a 200 ms period the same 25 ms chunk fits in half a period: no lead, plans from the newest observation
+    relaxed = PolicyRunner(Slow(), lead=-1, period=0.2)
+    try:
+        relaxed.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: relaxed.handled == 1) and relaxed.current_lead() == 0
+    finally:
+        relaxed.stop()
 
 
 def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():

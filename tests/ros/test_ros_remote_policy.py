@@ -86,7 +86,7 @@ def test_the_child_prepares_after_each_act_when_the_served_policy_can(remote, tm
     path = save_refined(tmp_path / "policy", "residual", "expert:noise=0", LIFT, learner.actor, env.obs_shapes,
                         [32], {"scale": 0.1})
     venv.close()
-    served, local = RemotePolicy(str(path), LIFT), load_policy(str(path), LIFT)
+    served, local = RemotePolicy(str(path), LIFT, prepare=True), load_policy(str(path), LIFT)
     try:
         assert served.prepares and not hasattr(served, "prepare")  # the runner has nothing to call
         for seed in range(6):
