@@ -92,32 +92,43 @@ def test_runner_replans_every_ta_actions_and_observes_in_between():
     assert runner.error is None
 
 
+class OneActionPolicy:
+    """One-action chunks with a ``prepare`` step (the residual's shape); logs each call and its thread."""
+
+    def __init__(self, prepare_s: float = 0.0) -> None:
+        self.events: list[str] = []
+        self.prepare_s = prepare_s
+
+    def _log(self, what: str, obs) -> None:
+        self.events.append(f"{what} {int(obs['x'][0, 0])} in {threading.current_thread().name}")
+
+    def act(self, obs, noise=None):
+        self._log("act", obs)
+        return np.full((1, 1, 2), obs["x"][0, 0], np.float32)
+
+    def prepare(self, obs) -> None:
+        self._log("prepare", obs)
+        time.sleep(self.prepare_s)  # the base's next chunk
+
+    def reset(self, env_ids=None) -> None:
+        pass
+
+
 def test_runner_calls_prepare_after_each_chunk_is_queued():
     """A one-action-chunk policy with ``prepare`` (the residual): each observation's action is queued (and
     on_chunk fired) before ``prepare`` runs for it, and an observation arriving meanwhile is acted on after."""
-    events: list[str] = []
-
-    class Prepared:
-        def act(self, obs, noise=None):
-            events.append(f"act {int(obs['x'][0, 0])}")
-            return np.full((1, 1, 2), obs["x"][0, 0], np.float32)
-
-        def prepare(self, obs) -> None:
-            events.append(f"prepare {int(obs['x'][0, 0])}")
-            time.sleep(0.05)  # the base's next chunk
-
-        def reset(self, env_ids=None) -> None:
-            pass
-
-    runner = PolicyRunner(Prepared(), on_chunk=lambda: events.append("chunk"), prepare=True)
+    policy = OneActionPolicy(prepare_s=0.05)
+    events = policy.events
+    runner = PolicyRunner(policy, on_chunk=lambda: events.append("chunk"), prepare=True)
     try:
         runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
-        assert wait_for(lambda: "prepare 0" in events) and runner.pop()[0] == 0.0
+        assert wait_for(lambda: "prepare 0 in policy-worker" in events) and runner.pop()[0] == 0.0
         runner.push({"x": np.ones(3, np.float32)}, {"episode": 0, "step": 1, "stamp": 0.0})  # during prepare 0
-        assert wait_for(lambda: "prepare 1" in events) and runner.pop()[0] == 1.0
+        assert wait_for(lambda: "prepare 1 in policy-worker" in events) and runner.pop()[0] == 1.0
     finally:
         runner.stop()
-    assert events == ["act 0", "chunk", "prepare 0", "act 1", "chunk", "prepare 1"], events
+    assert [e.removesuffix(" in policy-worker") for e in events] == ["act 0", "chunk", "prepare 0", "act 1", "chunk",
+                                                                    "prepare 1"], events
     assert runner.error is None and len(runner.prepare_ms) == 2 and min(runner.prepare_ms) >= 50.0
 
 
@@ -125,20 +136,9 @@ def test_act_now_answers_a_one_action_policy_in_the_callers_thread():
     """act_now (policy_node's act_in_callback): after the first chunk shows the policy's chunks are one action
     long, the caller computes the next observation's action itself (no on_chunk hand-off) and the worker runs
     its prepare; a chunked policy is left to the worker."""
-    events: list[str] = []
-
-    class OneStep:
-        def act(self, obs, noise=None):
-            events.append(f"act {int(obs['x'][0, 0])} in {threading.current_thread().name}")
-            return np.full((1, 1, 2), obs["x"][0, 0], np.float32)
-
-        def prepare(self, obs) -> None:
-            events.append(f"prepare {int(obs['x'][0, 0])} in {threading.current_thread().name}")
-
-        def reset(self, env_ids=None) -> None:
-            pass
-
-    runner = PolicyRunner(OneStep(), on_chunk=lambda: events.append("chunk"), prepare=True)
+    policy = OneActionPolicy()
+    events = policy.events
+    runner = PolicyRunner(policy, on_chunk=lambda: events.append("chunk"), prepare=True)
     try:
         assert not runner.act_now()  # nothing pushed
         runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
