@@ -65,10 +65,11 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path, safety):
     records, _ = read_index(tmp_path / "dataset")
     assert len(records) == EPISODES, (records, logs)
     assert [r.success for r in records] == [e["success"] for e in result.episodes]
-    # a step per observation the policy answered: the twin's steps that got a new command (held ones did not)
+    # a step per observation the policy answered: at least the twin's steps that got a new command (held ones did
+    # not; a command the gate had not matched yet is answered but held), at most one per step
     lengths = [(r.length, e["length"] - e["held_steps"], e["length"]) for r, e in zip(records, result.episodes,
                                                                                      strict=True)]
-    assert all(abs(r - commanded) <= 3 for r, commanded, _ in lengths), (lengths, logs.get("recorder.log"))
+    assert all(commanded - 3 <= r <= length for r, commanded, length in lengths), (lengths, logs.get("recorder.log"))
     # ... and an MCAP file of the same topics, decodable from its own schemas
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
