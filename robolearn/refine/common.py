@@ -20,9 +20,8 @@ import torch
 import yaml
 
 from robolearn.protocols import Policy
+from robolearn.refine.layout import ACTOR_FILE, REFINED_FILE
 from robolearn.rl.networks import Actor
-
-REFINED_FILE, ACTOR_FILE = "refined.yaml", "actor.pt"
 
 
 class ActionScaler:

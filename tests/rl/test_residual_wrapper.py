@@ -8,6 +8,7 @@ import pytest
 import robolearn  # noqa: F401
 from robolearn.policy_factory import make_policy
 from robolearn.refine.common import load_refined, save_refined
+from robolearn.refine.layout import refined_method
 from robolearn.refine.residual import ResidualPolicy, ResidualVecEnv
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.sim.vector import make_vec_env
@@ -37,6 +38,8 @@ def test_zero_init_residual_executes_base_actions_exactly(tmp_path):
                               env.obs_shapes, [32], {"scale": 0.1})
     refined = load_refined(policy_dir)
     assert isinstance(refined, ResidualPolicy)
+    # the ROS policy node reads the method without torch, to choose where the policy runs
+    assert refined_method(policy_dir) == "residual" and refined_method(tmp_path) is None
     base = make_policy("expert", ENV, venv.single_action_space, noise=0.0, seed=0)
     np.testing.assert_array_equal(refined.act(ref_obs), np.clip(base.act(ref_obs), venv.single_action_space.low,
                                                                  venv.single_action_space.high))
