@@ -8,7 +8,10 @@ observation-to-command path holds no inference. Inference runs in a worker threa
 ``lead`` actions before the current chunk runs out, so a slow chunk never stalls the command stream
 (``inference``: a policy directory runs in a child process by default,
 :class:`~robolearn.ros_nodes.remote_policy.RemotePolicy`, so inference never holds this process's GIL);
-between replans it feeds observations to the policy's ``observe`` (its history). When observations come
+between replans it feeds observations to the policy's ``observe`` (its history). A policy whose chunks are
+one action long (a residual-refined one, which ``inference=auto`` keeps in this process) computes every
+command on the command path; ``act_in_callback`` computes it in the observation callback itself. When
+observations come
 slower than the control rate (or stop), the control timer publishes instead. A period in which nothing
 could be published while observations keep coming is a *missed period* (counted).
 
