@@ -98,17 +98,14 @@ class StepRecorder:
     def _write_ready(self) -> None:
         newest = self.newest or (-1, 0)
         for ep in sorted(self.outcomes):
-            over = self.action_episode > ep or (newest[0] > ep and newest[1] >= self.lag)
-            if over:
+            if self.action_episode > ep or (newest[0] > ep and newest[1] >= self.lag):
                 self._write(ep, self.outcomes.pop(ep))
 
     def _write(self, episode: int, success: bool | None) -> None:
         self.written.add(episode)
-        keys = sorted(k for k in self.actions if k[0] == episode)
-        steps = [(self.obs[k], *self.actions.pop(k)) for k in keys if k in self.obs]
-        self.unpaired += len(keys) - len(steps)
-        for k in [k for k in self.actions if k[0] == episode]:
-            self.actions.pop(k)
+        taken = [(k, self.actions.pop(k)) for k in sorted(k for k in self.actions if k[0] == episode)]
+        steps = [(self.obs[k], *answer) for k, answer in taken if k in self.obs]
+        self.unpaired += len(taken) - len(steps)
         pending = {k[0] for k in self.actions}
         for k in [k for k in self.obs if k[0] == episode or (k[0] < episode and k[0] not in pending)]:
             self.obs.pop(k)
