@@ -15,9 +15,16 @@ private ROS domain on loopback. The stand-in does no physics, so the figures are
   missed; unlike ``missed`` it does not count a late observation, the stand-in's own scheduling, against it);
 * overhead: deployment p50 / p99 minus the echo's, and their ratio.
 * safety hop: a command's arrival on the robot topic minus the same command's (by stamp) arrival on the
-  policy node's own topic, both at the stand-in; and the policy topic's own observation-to-arrival latency.
+  policy node's own topic, both at the stand-in; and the policy topic's own observation-to-arrival latency;
+* CPU steal: the share of CPU time the hypervisor gave to others while each graph was measured (a VM's
+  noise, which moves the echo's own p99 by several ms from one minute to the next).
 
-    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--policy expert|DIR] [--safety inline]
+With ``--blocks N`` each graph's measured time is split into N blocks run alternately (echo, deploy, echo,
+deploy, ...; each graph started afresh per block), so that both graphs sample the same minutes of a shared
+machine rather than one minute each; the figures pool the blocks, and each pair's p99 difference is shown.
+
+    python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--blocks 1] [--policy expert|DIR]
+                                [--safety inline]
 
 (needs the ros extra: ``pip install -e '.[ros]'``)
 """
@@ -156,26 +163,29 @@ class Robot:
         return self.timing.get("published", 0) > 0 and (not safety or self.safety.get("fallback") is False)
 
     def run(self, rate: float, warmup: float, duration: float, deploy: bool = False, safety: bool = False,
-            ready_timeout: float = 120.0) -> dict[str, float]:
-        """Publish at ``rate``; statistics over ``duration`` s that start after ``warmup`` s and, for a
+            ready_timeout: float = 120.0) -> dict[str, Any]:
+        """Publish at ``rate`` and record one block of ``duration`` s that starts after ``warmup`` s and, for a
         deployment graph, once the policy node drives the robot (a policy directory loads for seconds, and
-        meanwhile a safety node's fallback, at its tick rate, is not the policy's latency)."""
+        meanwhile a safety node's fallback, at its tick rate, is not the policy's latency). Returns the raw
+        block (times in perf_counter s) for :func:`summarize`."""
+        drain_until = time.perf_counter() + 0.3  # a stopped graph's last reports must not count for this one
+        while time.perf_counter() < drain_until:
+            self.executor.spin_once(timeout_sec=0.05)
         self.arrivals, self.latency, self.recording, self.timing, self.safety = [], [], False, {}, {}
         self.policy_arrival, self.policy_latency, self.hop, self.obs_times = {}, [], [], []
-        period, step, observations = 1.0 / rate, 0, 0
+        period, step = 1.0 / rate, 0
         start = time.perf_counter()
-        next_t, began = start, None
+        next_t, began, steal = start, None, (0, 0)
         while True:
             now = time.perf_counter()
             if now >= next_t:
                 self.publish(step)
                 step += 1
-                observations += self.recording
                 next_t += period
                 if next_t < now:  # fell behind: skip, do not burst
                     next_t = now + period
             if began is None and now - start > warmup and (not deploy or self.driven(safety)):
-                began = now
+                began, steal = now, cpu_steal()
             if began is None and now - start > warmup + ready_timeout:
                 raise RuntimeError(f"the deployment graph did not drive the robot within {ready_timeout:g} s: "
                                    f"policy/timing {self.timing}, safety/status {self.safety}")
@@ -183,15 +193,11 @@ class Robot:
             if began is not None and now - began > duration:
                 break
             self.executor.spin_once(timeout_sec=max(0.0, min(next_t - time.perf_counter(), 0.002)))
-        out = summarize(self.arrivals, self.latency, period, duration) | {
-            "observations": observations, "unanswered": unanswered(self.obs_times, self.arrivals, period)}
-        for name, values in (("policy_topic_latency", self.policy_latency), ("safety_hop", self.hop)):
-            if len(values) >= 3:  # only with the safety node in the graph
-                ms = np.asarray(values) * 1e3
-                out |= {f"{name}_p50_ms": float(np.percentile(ms, 50)), f"{name}_p99_ms": float(np.percentile(ms, 99))}
-        keys = ("latency_p50_ms", "latency_p99_ms", "missed_periods", "inference_p50_ms", "dropped_observations")
-        return out | {f"node_{k}": self.timing[k] for k in keys if k in self.timing} | {"node_timing": self.timing,
-                                                                                      "safety_status": self.safety}
+        self.recording = False
+        end = cpu_steal()
+        return {"arrivals": self.arrivals, "latency": self.latency, "obs_times": self.obs_times,
+                "policy_topic_latency": self.policy_latency, "safety_hop": self.hop, "timing": self.timing,
+                "safety": self.safety, "steal": (end[0] - steal[0], end[1] - steal[1])}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -204,16 +210,59 @@ def stamp_ns(msg: Any) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
-def summarize(arrivals: list[float], latency: list[float], period: float, duration: float) -> dict[str, float]:
-    if len(arrivals) < 3:
-        return {"commands": len(arrivals)}
-    iv, lat = np.diff(arrivals) * 1e3, np.asarray(latency) * 1e3
-    return {
-        "commands": len(arrivals), "expected": int(duration / period),
-        "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
-        "jitter_ms": float(iv.std()), "interval_max_ms": float(iv.max()),
-        "missed": int(np.sum(iv > 1.5 * period * 1e3)),
-    }
+def cpu_steal() -> tuple[int, int]:
+    """``(steal, total)`` CPU time of all CPUs so far, in jiffies, from ``/proc/stat`` ((0, 0) without it).
+    Steal is time the hypervisor ran something else while this VM's CPUs were ready to run."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def summarize(blocks: list[dict[str, Any]], period: float, duration: float) -> dict[str, Any]:
+    """One graph's figures pooled over its blocks (:meth:`Robot.run`): latency percentiles over every
+    command; intervals, ``missed`` and ``unanswered`` within each block (never across the gap between two);
+    the node's own counts summed and its p99 the largest of the blocks'; CPU steal over the measured time."""
+    latency = np.concatenate([b["latency"] for b in blocks]) * 1e3 if blocks else np.zeros(0)
+    intervals = [np.diff(b["arrivals"]) * 1e3 for b in blocks if len(b["arrivals"]) > 1]
+    out: dict[str, Any] = {"commands": int(sum(len(b["arrivals"]) for b in blocks)),
+                           "expected": int(round(duration / period)),
+                           "observations": int(sum(len(b["obs_times"]) for b in blocks)),
+                           "unanswered": int(sum(unanswered(b["obs_times"], b["arrivals"], period) for b in blocks)),
+                           "blocks": len(blocks)}
+    steal, total = (sum(b["steal"][i] for b in blocks) for i in (0, 1))
+    if total:
+        out["cpu_steal_pct"] = 100.0 * steal / total
+    if len(latency) < 3 or not intervals:
+        return out
+    iv = np.concatenate(intervals)
+    out |= {"latency_p50_ms": float(np.percentile(latency, 50)), "latency_p99_ms": float(np.percentile(latency, 99)),
+            "jitter_ms": float(iv.std()), "interval_max_ms": float(iv.max()),
+            "missed": int(np.sum(iv > 1.5 * period * 1e3))}
+    for name in ("policy_topic_latency", "safety_hop"):
+        values = np.concatenate([b[name] for b in blocks]) * 1e3
+        if len(values) >= 3:  # only with the safety node in the graph
+            out |= {f"{name}_p50_ms": float(np.percentile(values, 50)),
+                    f"{name}_p99_ms": float(np.percentile(values, 99))}
+    timings = [b["timing"] for b in blocks if b["timing"]]
+    if timings:
+        for key in ("missed_periods", "dropped_observations"):
+            if all(key in t for t in timings):
+                out[f"node_{key}"] = int(sum(t[key] for t in timings))
+        for key in ("latency_p50_ms", "inference_p50_ms"):
+            if all(key in t for t in timings):
+                out[f"node_{key}"] = float(np.median([t[key] for t in timings]))
+        if all("latency_p99_ms" in t for t in timings):
+            out["node_latency_p99_ms"] = float(max(t["latency_p99_ms"] for t in timings))
+        out["node_timing"] = timings[-1]
+        out["safety_status"] = blocks[-1]["safety"]
+    return out
+
+
+def block_p99_ms(block: dict[str, Any]) -> float:
+    """One block's observation-to-command p99 latency (ms; NaN with fewer than 3 commands)."""
+    return float(np.percentile(np.asarray(block["latency"]) * 1e3, 99)) if len(block["latency"]) >= 3 else float("nan")
 
 
 def unanswered(obs_times: list[float], arrivals: list[float], period: float) -> int:
@@ -241,6 +290,17 @@ def hop_text(r: dict[str, float]) -> str:
     return (f" | policy topic at the robot p50 {r['policy_topic_latency_p50_ms']:.3f} p99 "
             f"{r['policy_topic_latency_p99_ms']:.3f} ms, safety hop p50 {r['safety_hop_p50_ms']:.3f} "
             f"p99 {r['safety_hop_p99_ms']:.3f} ms")
+
+
+def blocks_text(row: dict[str, Any], echo: dict[str, Any], deploy: dict[str, Any]) -> str:
+    """The paired-block p99 overheads and the CPU steal of each graph ('' for a single block)."""
+    paired = row.get("block_overhead_p99_ms")
+    steal = (f" | CPU steal echo {echo['cpu_steal_pct']:.1f}% deploy {deploy['cpu_steal_pct']:.1f}%"
+             if "cpu_steal_pct" in echo and "cpu_steal_pct" in deploy else "")
+    if not paired or len(paired) < 2:
+        return steal
+    return (" | p99 overhead per block pair " + " ".join(f"{v:+.2f}" for v in paired)
+            + f" ms, median {row['median_block_overhead_p99_ms']:+.2f}" + steal)
 
 
 def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -285,6 +345,10 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 500.0])
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per rate and graph")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring (node start-up)")
+    parser.add_argument("--blocks", type=int, default=1,
+                        help="split each graph's --duration into this many blocks run alternately (echo, deploy, "
+                             "echo, ...), each graph restarted per block, so that both see the same minutes of a "
+                             "shared machine; figures pool the blocks, and each pair's p99 difference is shown")
     parser.add_argument("--policy", default="expert",
                         help="policy_node's policy: expert, or a policy directory (diffusion base, refined policy)")
     parser.add_argument("--rt-priority", type=int, default=0,
@@ -302,6 +366,8 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.blocks < 1:
+        parser.error(f"--blocks must be at least 1, got {args.blocks}")
     extra = {}
     for item in args.policy_param:
         key, sep, value = item.partition("=")
@@ -322,36 +388,45 @@ def main() -> None:
         from robolearn.ros_nodes.rosenv import set_realtime
 
         set_realtime(RT_PRIORITY)
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "policy": args.policy,
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "blocks": args.blocks,
+                               "policy": args.policy,
                                "safety": args.safety, "policy_params": extra,
                                "rt_priority": RT_PRIORITY, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for rate in args.rates:
-                row = {}
-                for graph, cmds in (("echo", [[sys.executable, __file__, "--echo"]]),
-                                    ("deploy", deployment_cmds(rate, Path(tmp), args.policy, args.safety,
-                                                               args.safety_tick_hz, args.inference, extra))):
-                    procs = [spawn(c, env) for c in cmds]
-                    try:
-                        row[graph] = robot.run(rate, args.warmup, args.duration, deploy=graph == "deploy",
-                                               safety=args.safety != "none")
-                    finally:
-                        stop(procs)
-                    time.sleep(0.5)
+                graphs = {"echo": [[sys.executable, __file__, "--echo"]],
+                          "deploy": deployment_cmds(rate, Path(tmp), args.policy, args.safety,
+                                                    args.safety_tick_hz, args.inference, extra)}
+                blocks: dict[str, list[dict[str, Any]]] = {"echo": [], "deploy": []}
+                for _ in range(args.blocks):  # echo, deploy, echo, deploy, ...: both see the same minutes
+                    for graph, cmds in graphs.items():
+                        procs = [spawn(c, env) for c in cmds]
+                        try:
+                            blocks[graph].append(robot.run(rate, args.warmup, args.duration / args.blocks,
+                                                           deploy=graph == "deploy", safety=args.safety != "none"))
+                        finally:
+                            stop(procs)
+                        time.sleep(0.5)
+                row = {graph: summarize(b, 1.0 / rate, args.duration) for graph, b in blocks.items()}
                 e, d = row["echo"], row["deploy"]
                 if "latency_p50_ms" in e and "latency_p50_ms" in d:
                     row["overhead_p50_ms"] = d["latency_p50_ms"] - e["latency_p50_ms"]
                     row["overhead_p99_ms"] = d["latency_p99_ms"] - e["latency_p99_ms"]
                     row["ratio_p50"] = d["latency_p50_ms"] / e["latency_p50_ms"]
+                    pairs = zip(blocks["echo"], blocks["deploy"], strict=True)
+                    paired = [block_p99_ms(db) - block_p99_ms(eb) for eb, db in pairs]
+                    row["block_overhead_p99_ms"] = paired
+                    row["median_block_overhead_p99_ms"] = float(np.nanmedian(paired))
                 results["rates"][f"{rate:g}"] = row
                 print(f"{rate:5g} Hz  echo {fmt(e)} missed {e.get('missed')} unanswered {e.get('unanswered')} | "
                       f"deploy {fmt(d)} missed {d.get('missed')}/{d.get('expected')} unanswered "
                       f"{d.get('unanswered')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
                       f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
-                      f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, inference p50 "
+                      f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, missed periods "
+                      f"{d.get('node_missed_periods')}, inference p50 "
                       f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms, collector passes / longest ms "
-                      f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}", flush=True)
+                      f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}{blocks_text(row, e, d)}", flush=True)
         finally:
             robot.close()
     if args.json:
