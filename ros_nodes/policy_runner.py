@@ -6,7 +6,8 @@ queue pop (no inference on it). The worker thread computes chunks off that path:
 actions of the current chunk remain unexecuted it computes the next chunk from the newest observation,
 so the queue does not run dry while the policy thinks. With ``lead=-1`` (auto) the lead follows the
 measured inference time: enough control periods to cover 1.25x the 90th percentile of the last 50
-chunks (at most the chunk length - 1), and none when that fits in half a period: the chunk's first command
+chunks and the slowest of them (at most the chunk length - 1), and none when the former fits in half a
+period: the chunk's first command
 then waits for inference but still arrives within its period, and the chunk is planned from the newest
 observation (a one-step-older plan cost the QuadHover diffusion base most of its success: 3/12 against
 9/12 in simulation). A chunk computed from the observation of step
@@ -134,11 +135,14 @@ class PolicyRunner:
         return self.lead if self.lead >= 0 else self._auto_lead
 
     def _update_lead(self) -> None:
-        """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk)."""
+        """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk): none
+        when 1.25x their p90 fits in half a period, else enough periods for that and for the slowest of them
+        (a one-off slow chunk, a scheduling hiccup of the machine, would otherwise empty the queue)."""
         if self.lead < 0:
-            recent = list(self.infer_ms)[-50:]
-            need = 1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)  # in periods
-            self._auto_lead = 0 if need <= 0.5 else math.ceil(need)
+            recent = np.asarray(list(self.infer_ms)[-50:])
+            typical = 1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)  # in periods
+            need = max(typical, float(recent.max()) / (1e3 * self.period))
+            self._auto_lead = 0 if typical <= 0.5 else math.ceil(need)
 
     def _due(self) -> bool:
         """Whether the observation arriving now should start a new chunk (lock held)."""

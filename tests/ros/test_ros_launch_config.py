@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
@@ -253,6 +254,31 @@ def test_auto_lead_follows_the_measured_inference_time():
         assert wait_for(lambda: relaxed.handled == 1) and relaxed.current_lead() == 0
     finally:
         relaxed.stop()
+
+
+def test_auto_lead_covers_the_slowest_recent_chunk():
+    """Twenty 6 ms chunks and one of 45 ms at a 10 ms period: 1.25x the p90 alone asks for one period of lead,
+    which the slow chunk would overrun (the queue runs dry, a period is missed); the lead covers 45 ms."""
+
+    class Spiky(CountingChunkPolicy):
+        def act(self, obs, noise=None):
+            time.sleep(0.045 if self.calls == 10 else 0.006)
+            return super().act(obs, noise)
+
+    runner = PolicyRunner(Spiky(), lead=-1, period=0.01)
+    try:
+        for step in range(21):
+            runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": step, "stamp": 0.0})
+            assert wait_for(lambda s=step: runner.handled == s + 1)
+            while runner.pop() is not None:  # an empty queue: the next observation starts a chunk
+                pass
+        recent = np.asarray(runner.infer_ms)
+        assert len(recent) == 21 and recent.max() >= 45.0
+        typical = math.ceil(1.25 * np.percentile(recent, 90) / 10.0)
+        assert runner.current_lead() == math.ceil(recent.max() / 10.0) > typical
+    finally:
+        runner.stop()
+    assert runner.error is None
 
 
 def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
