@@ -175,7 +175,7 @@ class Robot:
         self.policy_arrival, self.policy_latency, self.hop, self.obs_times = {}, [], [], []
         period, step = 1.0 / rate, 0
         start = time.perf_counter()
-        next_t, began, steal = start, None, (0, 0)
+        next_t, began, steal, node_missed = start, None, (0, 0), [0, 0]
         while True:
             now = time.perf_counter()
             if now >= next_t:
@@ -186,6 +186,7 @@ class Robot:
                     next_t = now + period
             if began is None and now - start > warmup and (not deploy or self.driven(safety)):
                 began, steal = now, cpu_steal()
+                node_missed = [self.timing.get(k, 0) for k in ("missed_periods", "missed_starved")]
             if began is None and now - start > warmup + ready_timeout:
                 raise RuntimeError(f"the deployment graph did not drive the robot within {ready_timeout:g} s: "
                                    f"policy/timing {self.timing}, safety/status {self.safety}")
@@ -197,7 +198,9 @@ class Robot:
         end = cpu_steal()
         return {"arrivals": self.arrivals, "latency": self.latency, "obs_times": self.obs_times,
                 "policy_topic_latency": self.policy_latency, "safety_hop": self.hop, "timing": self.timing,
-                "safety": self.safety, "steal": (end[0] - steal[0], end[1] - steal[1])}
+                "safety": self.safety, "steal": (end[0] - steal[0], end[1] - steal[1]),
+                "node_missed": [self.timing.get(k, 0) - n for k, n in zip(("missed_periods", "missed_starved"),
+                                                                           node_missed, strict=True)]}
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -223,7 +226,10 @@ def cpu_steal() -> tuple[int, int]:
 def summarize(blocks: list[dict[str, Any]], period: float, duration: float) -> dict[str, Any]:
     """One graph's figures pooled over its blocks (:meth:`Robot.run`): latency percentiles over every
     command; intervals, ``missed`` and ``unanswered`` within each block (never across the gap between two);
-    the node's own counts summed and its p99 the largest of the blocks'; CPU steal over the measured time."""
+    the node's own counts summed and its p99 the largest of the blocks'; CPU steal over the measured time.
+    ``node_missed_in_window``: the node's missed periods between its last reports (one a second) before the
+    block began and before it ended, so not its start-up's; ``node_missed_starved_in_window``: those of them
+    in which the action queue was empty (inference late)."""
     latency = np.concatenate([b["latency"] for b in blocks]) * 1e3 if blocks else np.zeros(0)
     intervals = [np.diff(b["arrivals"]) * 1e3 for b in blocks if len(b["arrivals"]) > 1]
     out: dict[str, Any] = {"commands": int(sum(len(b["arrivals"]) for b in blocks)),
@@ -255,6 +261,8 @@ def summarize(blocks: list[dict[str, Any]], period: float, duration: float) -> d
                 out[f"node_{key}"] = float(np.median([t[key] for t in timings]))
         if all("latency_p99_ms" in t for t in timings):
             out["node_latency_p99_ms"] = float(max(t["latency_p99_ms"] for t in timings))
+        out["node_missed_in_window"] = int(sum(b["node_missed"][0] for b in blocks))
+        out["node_missed_starved_in_window"] = int(sum(b["node_missed"][1] for b in blocks))
         out["node_timing"] = timings[-1]
         out["safety_status"] = blocks[-1]["safety"]
     return out
@@ -424,7 +432,9 @@ def main() -> None:
                       f"{d.get('unanswered')} | ratio p50 {row.get('ratio_p50', float('nan')):.2f}"
                       f" | in the policy node: p50 {d.get('node_latency_p50_ms', float('nan')):.3f} p99 "
                       f"{d.get('node_latency_p99_ms', float('nan')):.3f} ms, missed periods "
-                      f"{d.get('node_missed_periods')}, inference p50 "
+                      f"{d.get('node_missed_in_window')} measured ({d.get('node_missed_starved_in_window')} with the "
+                      f"queue empty; {d.get('node_missed_periods')} from start-up), "
+                      f"inference p50 "
                       f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms, collector passes / longest ms "
                       f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}{blocks_text(row, e, d)}", flush=True)
         finally:

@@ -13,7 +13,8 @@ one action long (a residual-refined one, which ``inference=auto`` keeps in this 
 command on the command path; ``act_in_callback`` computes it in the observation callback itself. When
 observations come
 slower than the control rate (or stop), the control timer publishes instead. A period in which nothing
-could be published while observations keep coming is a *missed period* (counted).
+could be published while observations keep coming is a *missed period* (counted, and counted apart when an
+observation in it found the action queue empty: inference was late, rather than this process).
 
 The policy is a named one (``expert``, ``random``, ``zero``; :func:`robolearn.policy_factory.make_policy`)
 or a policy directory (:func:`robolearn.policies.checkpoint.load`). Actions go through the embodiment's
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
         "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
         "lead": (-1, "start the next chunk when this many actions of the current one are left (hides "
-                     "inference); -1: from the measured inference time (0 when a chunk takes under half a "
-                     "period: then planned from the newest observation)"),
+                     "inference); -1: from the measured inference time, covering 1.25x its p90 and the slowest "
+                     "recent chunk (0 when a chunk takes under half a period: then planned from the newest "
+                     "observation)"),
         "output_topic": ("", "command topic ('' : policy/<the embodiment's command topic>)"),
         "rt_priority": (0, "SCHED_FIFO priority 1-99 of this process's threads; inference keeps normal priority "
                            "(0: off)"),
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"a{i}" for i in range(adapter.action_size)]
     stats = LoopStats(period)
     state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "obs_dt": period, "obs_count": 0, "obs_at_pub": 0,
-                             "intervention": False, "teleop": None, "meta": None}
+                             "intervention": False, "teleop": None, "meta": None, "starved": False}
     gc = node.create_guard_condition(lambda: send("chunk"))
     runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
                           period=period, prepare=bool(p["prepare"]))
@@ -165,13 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             return  # this observation has its command already
         action = runner.pop()
         if action is None:
+            state["starved"] |= source == "observation"  # an observation found the queue empty
             return
         if source != "timer":
             timer.reset()  # re-phase the clock on the observation stream
         if stats.last is not None and state["obs_count"] - state["obs_at_pub"] >= 2:
             # observations kept coming but no command went out for whole periods
-            stats.missed += max(0, round((t - stats.last) / period) - 1)
-        state["obs_at_pub"] = state["obs_count"]
+            stats.count_missed(max(0, round((t - stats.last) / period) - 1), starved=state["starved"])
+        state["obs_at_pub"], state["starved"] = state["obs_count"], False
         teleop = state["teleop"]
         if state["intervention"] and teleop is not None and t - teleop[1] < 0.2:
             action = teleop[0]

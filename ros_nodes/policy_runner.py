@@ -6,8 +6,8 @@ queue pop (no inference on it). The worker thread computes chunks off that path:
 actions of the current chunk remain unexecuted it computes the next chunk from the newest observation,
 so the queue does not run dry while the policy thinks. With ``lead=-1`` (auto) the lead follows the
 measured inference time: enough control periods to cover 1.25x the 90th percentile of the last 50
-chunks and the slowest of them (at most the chunk length - 1), and none when the former fits in half a
-period: the chunk's first command
+chunks (at most the chunk length - 1) and the slowest of them (at most half the chunk), and none when the
+former fits in half a period: the chunk's first command
 then waits for inference but still arrives within its period, and the chunk is planned from the newest
 observation (a one-step-older plan cost the QuadHover diffusion base most of its success: 3/12 against
 9/12 in simulation). A chunk computed from the observation of step
@@ -134,15 +134,17 @@ class PolicyRunner:
         that is under half a period)."""
         return self.lead if self.lead >= 0 else self._auto_lead
 
-    def _update_lead(self) -> None:
-        """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk): none
-        when 1.25x their p90 fits in half a period, else enough periods for that and for the slowest of them
-        (a one-off slow chunk, a scheduling hiccup of the machine, would otherwise empty the queue)."""
+    def _update_lead(self, chunk_len: int) -> None:
+        """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk of
+        ``chunk_len`` actions): none when 1.25x their p90 fits in half a period; else enough periods for that,
+        and for the slowest of them (one slow chunk, a hiccup of the machine, would otherwise empty the queue)
+        as long as that lead is at most half the chunk: a larger one replans so often that inference load
+        feeds on itself (at 500 Hz the queue ran dry in 56% of periods)."""
         if self.lead < 0:
-            recent = np.asarray(list(self.infer_ms)[-50:])
-            typical = 1.25 * float(np.percentile(recent, 90)) / (1e3 * self.period)  # in periods
-            need = max(typical, float(recent.max()) / (1e3 * self.period))
-            self._auto_lead = 0 if typical <= 0.5 else math.ceil(need)
+            recent = np.asarray(list(self.infer_ms)[-50:]) / (1e3 * self.period)  # in periods
+            typical = 1.25 * float(np.percentile(recent, 90))
+            cover = min(math.ceil(float(recent.max())), chunk_len // 2)
+            self._auto_lead = 0 if typical <= 0.5 else max(math.ceil(typical), cover)
 
     def _due(self) -> bool:
         """Whether the observation arriving now should start a new chunk (lock held)."""
@@ -229,10 +231,10 @@ class PolicyRunner:
         t0 = time.perf_counter()
         chunk = np.asarray(self.policy.act(batch))[0]
         self.infer_ms.append(1e3 * (time.perf_counter() - t0))
-        self._update_lead()
         if chunk.ndim != 2 or not len(chunk):
             raise ValueError(f"policy returned a chunk of shape {chunk.shape}, expected (Ta, Da)")
         keep = chunk[: self.replan_every] if self.replan_every else chunk
+        self._update_lead(len(keep))
         with self._lock:
             if meta["episode"] != self._episode:
                 return None  # a newer episode started while this chunk was computed
@@ -252,6 +254,8 @@ class LoopStats:
         self.intervals: deque[float] = deque(maxlen=window)
         self.latency: deque[float] = deque(maxlen=window)
         self.missed = 0
+        self.missed_starved = 0
+        """Of ``missed``, periods in which an observation found the action queue empty (inference late)."""
         self.published = 0
         self.sources: Counter[str] = Counter()
         """Commands by what triggered them."""
@@ -269,9 +273,15 @@ class LoopStats:
         self.last = t
         self.published += 1
 
+    def count_missed(self, periods: int, starved: bool) -> None:
+        """``periods`` control periods went by without a command; ``starved``: the queue was empty in them."""
+        self.missed += periods
+        self.missed_starved += periods if starved else 0
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"published": self.published, "by_source": dict(self.sources),
-                               "missed_periods": self.missed, "period_ms": 1e3 * self.period}
+                               "missed_periods": self.missed, "missed_starved": self.missed_starved,
+                               "period_ms": 1e3 * self.period}
         if self.intervals:
             iv = np.asarray(self.intervals)
             out |= {"interval_mean_ms": float(iv.mean()), "interval_std_ms": float(iv.std()),

@@ -256,14 +256,17 @@ def test_auto_lead_follows_the_measured_inference_time():
         relaxed.stop()
 
 
-def test_auto_lead_covers_the_slowest_recent_chunk():
-    """Twenty 6 ms chunks and one of 45 ms at a 10 ms period: 1.25x the p90 alone asks for one period of lead,
-    which the slow chunk would overrun (the queue runs dry, a period is missed); the lead covers 45 ms."""
+@pytest.mark.parametrize("chunk", [16, 4])
+def test_auto_lead_covers_the_slowest_recent_chunk(chunk):
+    """Twenty 5 ms chunks and one of 45 ms at a 10 ms period: 1.25x the p90 alone asks for one period of lead,
+    which the slow chunk would overrun (the queue runs dry, a period is missed); the lead covers 45 ms as long
+    as that is at most half the chunk (16 actions: 5; 4 actions: 2, so that inference does not run nonstop)."""
 
     class Spiky(CountingChunkPolicy):
         def act(self, obs, noise=None):
-            time.sleep(0.045 if self.calls == 10 else 0.006)
-            return super().act(obs, noise)
+            time.sleep(0.045 if self.calls == 10 else 0.005)
+            self.calls += 1
+            return np.full((1, chunk, 2), float(self.calls), np.float32)
 
     runner = PolicyRunner(Spiky(), lead=-1, period=0.01)
     try:
@@ -275,7 +278,9 @@ def test_auto_lead_covers_the_slowest_recent_chunk():
         recent = np.asarray(runner.infer_ms)
         assert len(recent) == 21 and recent.max() >= 45.0
         typical = math.ceil(1.25 * np.percentile(recent, 90) / 10.0)
-        assert runner.current_lead() == math.ceil(recent.max() / 10.0) > typical
+        assert typical < chunk // 2
+        assert runner.current_lead() == max(typical, min(math.ceil(recent.max() / 10.0), chunk // 2))
+        assert runner.current_lead() >= 5 if chunk == 16 else runner.current_lead() == 2
     finally:
         runner.stop()
     assert runner.error is None
@@ -306,3 +311,17 @@ def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
         assert "CAP_SYS_NICE" in out.stdout
     else:
         assert int(words[0]) >= 1 and words[1:] == ["True", "True"], out.stdout
+
+
+def test_loop_stats_tells_starved_missed_periods_apart():
+    """Missed periods are counted, and those in which the action queue was empty (inference late) apart."""
+    stats = LoopStats(period=0.01)
+    for t in (0.0, 0.01, 0.02):
+        stats.published_at(t, t - 0.001)
+    stats.count_missed(2, starved=True)
+    stats.published_at(0.05, 0.049)
+    stats.count_missed(1, starved=False)
+    stats.published_at(0.07, 0.069)
+    out = stats.summary()
+    assert out["published"] == 5 and out["missed_periods"] == 3 and out["missed_starved"] == 2
+    assert out["interval_max_ms"] == pytest.approx(30.0) and out["latency_p50_ms"] == pytest.approx(1.0)
