@@ -43,12 +43,20 @@ class ChunkPolicy(nn.Module):
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self._history: dict[str, torch.Tensor] | None = None
         self._fresh: torch.Tensor | None = None
+        self._ahead = False
 
     # ----------------------------------------------------------------- protocol
     @property
     def noise_shape(self) -> tuple[int, ...] | None:
         """``(Tp, Da)`` for generative policies; None here."""
         return None
+
+    def predict_ahead(self, enabled: bool = True) -> int:
+        """Make ``act`` return the whole predicted chunk, ``(B, Tp, Da)``, not only its first ``Ta`` actions:
+        for a caller that executes ``Ta`` of them and keeps the rest as a reserve for when its next chunk is
+        late (the ROS policy node). Returns ``Ta``, the actions to execute per chunk."""
+        self._ahead = bool(enabled)
+        return self.cfg.n_action_steps
 
     @property
     def device(self) -> torch.device:
@@ -98,9 +106,10 @@ class ChunkPolicy(nn.Module):
         return actions.cpu().numpy().astype(np.float32)
 
     def infer(self, history: Mapping[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Tensor-level ``act``: history ``{key: (B, To, *shape)}`` physical -> ``(B, Ta, Da)`` physical."""
+        """Tensor-level ``act``: history ``{key: (B, To, *shape)}`` physical -> ``(B, Ta, Da)`` physical
+        (``(B, Tp, Da)`` after :meth:`predict_ahead`)."""
         chunk = self.predict_normalized(self.normalize_obs(history), noise)
-        return self.normalizer.unnormalize("action", chunk[:, : self.cfg.n_action_steps])
+        return self.normalizer.unnormalize("action", chunk if self._ahead else chunk[:, : self.cfg.n_action_steps])
 
     # ----------------------------------------------------------------- training
     def normalize_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         "noise": (0.0, "expert sub-optimality (named policies only)"),
         "seed": (0, "policy random seed"),
         "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
-        "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk"),
+        "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk (the "
+                            "policy's Ta with reserve)"),
+        "reserve": (True, "a policy that predicts past the Ta actions it executes (BC, diffusion) keeps the rest "
+                          "of each chunk in reserve, sent when the next chunk is late instead of missing the period"),
         "lead": (-1, "start the next chunk when this many actions of the current one are left (hides "
                      "inference); -1: from the measured inference time, covering 1.25x its p90 and the slowest "
                      "recent chunk (0 when a chunk takes under half a period: then planned from the newest "
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     residual = not named and refined_method(p["policy"]) == "residual"
     remote = p["inference"] == "process" or (p["inference"] == "auto" and not named and not residual)
     policy = RemotePolicy(*spec, prepare=bool(p["prepare"])) if remote else load_policy(*spec)
+    replan_every, reserve = int(p["replan_every"]), bool(p["reserve"]) and hasattr(policy, "predict_ahead")
+    if reserve:  # chunks carry the whole predicted horizon; Ta of them are executed, the rest kept in reserve
+        replan_every = replan_every or int(policy.predict_ahead())
     if "torch" in sys.modules:  # a torch policy: one intra-op thread; batch-1 inference gains nothing from
         sys.modules["torch"].set_num_threads(1)  # more, and they would compete with the executor for cores
     period = 1.0 / float(p["control_hz"]) if p["control_hz"] else float(getattr(adapter, "period", 0.05))
@@ -115,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     state: dict[str, Any] = {"joint_pos": None, "obs_time": 0.0, "obs_dt": period, "obs_count": 0, "obs_at_pub": 0,
                              "intervention": False, "teleop": None, "meta": None, "starved": False}
     gc = node.create_guard_condition(lambda: send("chunk"))
-    runner = PolicyRunner(policy, int(p["replan_every"]), on_chunk=gc.trigger, lead=int(p["lead"]),
-                          period=period, prepare=bool(p["prepare"]))
+    runner = PolicyRunner(policy, replan_every, on_chunk=gc.trigger, lead=int(p["lead"]), period=period,
+                          prepare=bool(p["prepare"]), reserve=reserve)
     if int(p["rt_priority"]) > 0:
         # A worker that computes chunks in this process stays at normal priority, so a control step preempts
         # it. One that only waits on the inference process (remote) runs real-time too: at normal priority
@@ -205,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["prepare_p50_ms"] = float(np.percentile(np.asarray(runner.prepare_ms), 50))
         summary["dropped_observations"] = runner.dropped
         summary["lead"] = runner.current_lead()
+        if runner.reserve:
+            summary["reserve_used"] = runner.reserve_used
         summary["gc"] = gc_pauses.summary()
         if guard is not None:
             summary["safety"] = guard.summary()

@@ -12,7 +12,10 @@ then waits for inference but still arrives within its period, and the chunk is p
 observation (a one-step-older plan cost the QuadHover diffusion base most of its success: 3/12 against
 9/12 in simulation). A chunk computed from the observation of step
 ``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
-observation arrived are dropped from its head, so every step gets exactly one action.
+observation arrived are dropped from its head, so every step gets exactly one action. With ``reserve``, a
+policy that predicts past the ``Ta`` actions it executes (BC and diffusion predict ``Tp``; see
+``predict_ahead``) leaves those predictions in a reserve that is popped when its next chunk is late, so a
+slow chunk costs the robot a step of an older plan instead of a missed period.
 
 A policy whose chunks are one action long (the residual: base chunk + per-step correction) is computed on the
 command path whatever the lead; :meth:`PolicyRunner.act_now` lets the thread that publishes compute it, saving
@@ -45,10 +48,12 @@ class PolicyRunner:
         period: control period, s (for ``lead=-1``).
         prepare: call the policy's ``prepare`` (when it has one) after each chunk (off by default: the
             residual's ``prepare`` plans its base one step early, which QuadHover did not tolerate).
+        reserve: keep a chunk's actions beyond ``replan_every`` (a policy that predicts ahead returns its whole
+            horizon) and pop them when the queue runs dry before the next chunk is in, rather than nothing.
     """
 
     def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
-                 lead: int = 0, period: float | None = None, prepare: bool = False):
+                 lead: int = 0, period: float | None = None, prepare: bool = False, reserve: bool = False):
         if replan_every < 0:
             raise ValueError(f"replan_every must be >= 0, got {replan_every}")
         if lead < -1:
@@ -67,6 +72,11 @@ class PolicyRunner:
         self._event = threading.Event()
         self._latest: tuple[dict[str, np.ndarray], dict[str, float], int, bool] | None = None
         self._queue: deque[np.ndarray] = deque()
+        self.reserve = bool(reserve)
+        self._reserve: deque[np.ndarray] = deque()
+        """The current chunk's predictions past ``replan_every`` (with ``reserve``)."""
+        self.reserve_used = 0
+        """Actions popped from the reserve (the next chunk was late)."""
         self._executed = 0
         """Actions of the current chunk popped so far."""
         self._chunk_len = 0
@@ -104,6 +114,7 @@ class PolicyRunner:
             if meta["episode"] != self._episode:
                 self._episode = meta["episode"]
                 self._queue.clear()
+                self._reserve.clear()
                 self._executed = self._chunk_len = 0
             if self._latest is not None:
                 self.dropped += 1
@@ -116,13 +127,17 @@ class PolicyRunner:
         self._event.set()
 
     def pop(self) -> np.ndarray | None:
-        """The next queued action ``(Da,)``, or None when the queue is empty."""
+        """The next queued action ``(Da,)`` (from the reserve when the queue has run dry), or None."""
         with self._lock:
-            if not self._queue:
-                return None
-            self._executed += 1
-            self._pops += 1
-            return self._queue.popleft()
+            if self._queue:
+                self._executed += 1
+                self._pops += 1
+                return self._queue.popleft()
+            if self._reserve:
+                self.reserve_used += 1
+                self._pops += 1
+                return self._reserve.popleft()
+            return None
 
     def stop(self) -> None:
         self._stop = True
@@ -233,14 +248,15 @@ class PolicyRunner:
         self.infer_ms.append(1e3 * (time.perf_counter() - t0))
         if chunk.ndim != 2 or not len(chunk):
             raise ValueError(f"policy returned a chunk of shape {chunk.shape}, expected (Ta, Da)")
-        keep = chunk[: self.replan_every] if self.replan_every else chunk
-        self._update_lead(len(keep))
+        n = min(self.replan_every, len(chunk)) if self.replan_every else len(chunk)
+        self._update_lead(n)
         with self._lock:
             if meta["episode"] != self._episode:
                 return None  # a newer episode started while this chunk was computed
             sent = self._pops - pops  # steps since this observation already answered by the old queue
-            self._queue = deque(keep[sent:])
-            self._executed, self._chunk_len = sent, len(keep)
+            self._queue = deque(chunk[sent:n])
+            self._reserve = deque(chunk[max(sent, n):] if self.reserve else ())
+            self._executed, self._chunk_len = sent, n
         if notify and self.on_chunk is not None:
             self.on_chunk()
         return batch

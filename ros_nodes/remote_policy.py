@@ -60,7 +60,7 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, pr
     except Exception as err:  # noqa: BLE001  (sent to the parent, which raises it)
         conn.send(("error", f"{type(err).__name__}: {err}"))
         return
-    conn.send(("ready", {op: hasattr(policy, op) for op in (*OPTIONAL, "prepare")}))
+    conn.send(("ready", {op: hasattr(policy, op) for op in (*OPTIONAL, "prepare", "predict_ahead")}))
     prepare = prepare and hasattr(policy, "prepare")
     while True:
         try:
@@ -78,6 +78,8 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, pr
             elif op == "reset":
                 policy.reset()
                 conn.send(("ok", None))
+            elif op == "predict_ahead" and hasattr(policy, "predict_ahead"):
+                conn.send(("ok", int(policy.predict_ahead())))
             else:
                 conn.send(("error", f"unknown request {op!r}"))
         except Exception as err:  # noqa: BLE001
@@ -115,6 +117,8 @@ class RemotePolicy:
         for op in OPTIONAL:  # the proxy has observe exactly when the policy does
             if value.get(op):
                 setattr(self, op, lambda obs, op=op: self._call(op, obs))
+        if value.get("predict_ahead"):  # the proxy has predict_ahead exactly when the policy does
+            self.predict_ahead = lambda: self._call("predict_ahead")
         self.prepares = bool(prepare and value.get("prepare"))
         """The served policy's ``prepare`` runs in the child after each ``act``."""
 

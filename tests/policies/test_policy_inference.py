@@ -43,6 +43,22 @@ def test_diffusion_is_deterministic_given_noise(scheduler):
     assert np.abs(a - c).max() > 1e-6
 
 
+@pytest.mark.parametrize("kind", ["bc", "diffusion"])
+def test_predict_ahead_returns_the_whole_predicted_chunk(kind):
+    """After predict_ahead the chunk is all Tp predicted actions, its first Ta the ones act returns without it."""
+    policy = fitted(kind)
+    obs = make_obs(np.random.default_rng(1))
+    noise = np.random.default_rng(2).normal(size=(2, TP, DA)).astype(np.float32)
+    short = policy.act(obs, noise if kind == "diffusion" else None)
+    policy.reset()
+    assert policy.predict_ahead() == TA
+    whole = policy.act(obs, noise if kind == "diffusion" else None)
+    assert short.shape == (2, TA, DA) and whole.shape == (2, TP, DA)
+    np.testing.assert_allclose(whole[:, :TA], short, atol=1e-6)
+    policy.predict_ahead(False)
+    policy.reset()
+    assert policy.act(obs, noise if kind == "diffusion" else None).shape == (2, TA, DA)
+
 def test_noise_is_clipped_to_configured_range():
     policy = fitted()
     policy.cfg.diffusion.noise_clip = 1.0

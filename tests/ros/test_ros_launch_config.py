@@ -313,6 +313,43 @@ def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
         assert int(words[0]) >= 1 and words[1:] == ["True", "True"], out.stdout
 
 
+def test_reserve_fills_in_while_the_next_chunk_is_late():
+    """Chunks of 8 predicted actions (100 * call + index), 4 executed per chunk, lead 0: while the second chunk
+    is held back, the first chunk's predictions 4..7 go out instead of nothing; the late chunk then starts at
+    the step after the last one served (its head dropped), and its own rest becomes the reserve."""
+    release = threading.Event()
+
+    class Ahead(CountingChunkPolicy):
+        def act(self, obs, noise=None):
+            self.calls += 1
+            if self.calls == 2:
+                assert release.wait(5.0)
+            return (100.0 * self.calls + np.arange(8, dtype=np.float32))[None, :, None]
+
+    chunks = []
+    runner = PolicyRunner(Ahead(), replan_every=4, reserve=True, on_chunk=lambda: chunks.append(1))
+    sent = []
+    try:
+        for step in range(7):
+            runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": step, "stamp": 0.0})
+            if step == 0:
+                assert wait_for(lambda: len(chunks) == 1)
+            if step == 4:  # the worker has taken step 4's observation and is planning from it
+                assert wait_for(lambda: runner.policy.calls == 2)
+            action = runner.pop()
+            assert action is not None, f"step {step}: nothing to send"
+            sent.append(float(action[0]))
+        assert sent == [100, 101, 102, 103, 104, 105, 106] and runner.reserve_used == 3
+        release.set()  # the second chunk, planned from step 4's observation, arrives 3 steps late
+        assert wait_for(lambda: len(chunks) == 2)
+        rest = [float(runner.pop()[0]) for _ in range(5)]
+        assert rest == [203, 204, 205, 206, 207] and runner.pop() is None and runner.reserve_used == 7
+    finally:
+        release.set()
+        runner.stop()
+    assert runner.error is None
+
+
 def test_loop_stats_tells_starved_missed_periods_apart():
     """Missed periods are counted, and those in which the action queue was empty (inference late) apart."""
     stats = LoopStats(period=0.01)

@@ -95,3 +95,33 @@ def test_the_child_prepares_after_each_act_when_the_served_policy_can(remote, tm
             local.prepare(batch)
     finally:
         served.close()
+
+
+def test_a_served_chunk_policy_predicts_ahead(tmp_path):
+    """A BC policy directory served from the child: ``predict_ahead`` reaches the policy there (Ta back), and its
+    chunks then hold all Tp predicted actions, the first Ta of them those the policy in this process executes."""
+    from robolearn.policies.checkpoint import make_policy, save
+    from robolearn.policies.configuration import BCConfig, PolicyConfig
+
+    env = gym.make(LIFT)
+    keys = ["joint_pos", "object_pos", "goal_pos"]
+    shapes = {k: list(env.observation_space[k].shape) for k in keys}
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    env.close()
+    cfg = PolicyConfig(type="bc", obs_shapes=shapes, action_dim=len(low), n_obs_steps=2, horizon=8, n_action_steps=4,
+                       bc=BCConfig(hidden_dims=[32]))
+    policy = make_policy(cfg)
+    stats = {k: {"min": -np.ones(s), "max": np.ones(s), "mean": np.zeros(s), "std": np.ones(s)}
+             for k, s in ((k, v[0]) for k, v in shapes.items())}
+    policy.set_stats(stats | {"action": {"min": low, "max": high, "mean": (low + high) / 2, "std": (high - low) / 4}})
+    path = save(policy, tmp_path / "bc")
+    served, local = RemotePolicy(str(path), LIFT), load_policy(str(path), LIFT)
+    try:
+        batch = {k: v for k, v in _obs(0).items() if k in keys}
+        short = local.act(batch)
+        assert served.predict_ahead() == 4 and short.shape == (1, 4, len(low))
+        whole = served.act(batch)
+        assert whole.shape == (1, 8, len(low))
+        np.testing.assert_allclose(whole[:, :4], short, rtol=0, atol=1e-6)
+    finally:
+        served.close()
