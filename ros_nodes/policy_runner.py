@@ -14,8 +14,10 @@ observation (a one-step-older plan cost the QuadHover diffusion base most of its
 ``t`` starts with the action for step ``t``; the actions that went out from the old queue since that
 observation arrived are dropped from its head, so every step gets exactly one action. With ``reserve``, a
 policy that predicts past the ``Ta`` actions it executes (BC and diffusion predict ``Tp``; see
-``predict_ahead``) leaves those predictions in a reserve that is popped when its next chunk is late, so a
-slow chunk costs the robot a step of an older plan instead of a missed period.
+``predict_ahead``) leaves those predictions in a reserve that is popped when its next chunk is late (with a
+lead above 0: it should have been in before this step), so a slow chunk costs the robot a step of an older
+plan instead of a missed period. With lead 0 the chunk boundary waits for the chunk planned from the newest
+observation, as intended.
 
 A policy whose chunks are one action long (the residual: base chunk + per-step correction) is computed on the
 command path whatever the lead; :meth:`PolicyRunner.act_now` lets the thread that publishes compute it, saving
@@ -49,7 +51,8 @@ class PolicyRunner:
         prepare: call the policy's ``prepare`` (when it has one) after each chunk (off by default: the
             residual's ``prepare`` plans its base one step early, which QuadHover did not tolerate).
         reserve: keep a chunk's actions beyond ``replan_every`` (a policy that predicts ahead returns its whole
-            horizon) and pop them when the queue runs dry before the next chunk is in, rather than nothing.
+            horizon) and pop them when the queue runs dry before the next chunk is in, rather than nothing
+            (only with a lead above 0; with none the boundary waits for the fresh chunk).
     """
 
     def __init__(self, policy: Any, replan_every: int = 0, on_chunk: Callable[[], None] | None = None,
@@ -133,8 +136,8 @@ class PolicyRunner:
                 self._executed += 1
                 self._pops += 1
                 return self._queue.popleft()
-            if self._reserve:
-                self.reserve_used += 1
+            if self._reserve and self.current_lead() > 0:  # late: it was due before this step (with lead 0 the
+                self.reserve_used += 1                     # boundary waits for a chunk from this observation)
                 self._pops += 1
                 return self._reserve.popleft()
             return None

@@ -314,9 +314,10 @@ def test_set_realtime_puts_threads_on_fifo_but_the_excluded_worker():
 
 
 def test_reserve_fills_in_while_the_next_chunk_is_late():
-    """Chunks of 8 predicted actions (100 * call + index), 4 executed per chunk, lead 0: while the second chunk
-    is held back, the first chunk's predictions 4..7 go out instead of nothing; the late chunk then starts at
-    the step after the last one served (its head dropped), and its own rest becomes the reserve."""
+    """Chunks of 8 predicted actions (100 * call + index), 4 executed per chunk, lead 1: while the second chunk
+    (planned from step 3) is held back, the first chunk's predictions 4..7 go out instead of nothing; the late
+    chunk then starts at the step after the last one served, from its own reserve. With lead 0 the boundary
+    waits for the fresh chunk instead (planned from the newest observation)."""
     release = threading.Event()
 
     class Ahead(CountingChunkPolicy):
@@ -327,27 +328,35 @@ def test_reserve_fills_in_while_the_next_chunk_is_late():
             return (100.0 * self.calls + np.arange(8, dtype=np.float32))[None, :, None]
 
     chunks = []
-    runner = PolicyRunner(Ahead(), replan_every=4, reserve=True, on_chunk=lambda: chunks.append(1))
+    runner = PolicyRunner(Ahead(), replan_every=4, lead=1, reserve=True, on_chunk=lambda: chunks.append(1))
     sent = []
     try:
         for step in range(7):
             runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": step, "stamp": 0.0})
             if step == 0:
                 assert wait_for(lambda: len(chunks) == 1)
-            if step == 4:  # the worker has taken step 4's observation and is planning from it
+            if step == 3:  # one action left: the worker has taken step 3's observation and is planning from it
                 assert wait_for(lambda: runner.policy.calls == 2)
             action = runner.pop()
             assert action is not None, f"step {step}: nothing to send"
             sent.append(float(action[0]))
         assert sent == [100, 101, 102, 103, 104, 105, 106] and runner.reserve_used == 3
-        release.set()  # the second chunk, planned from step 4's observation, arrives 3 steps late
+        release.set()  # the second chunk arrives 3 steps late: its actions 0-3 are for steps 3-6, already served
         assert wait_for(lambda: len(chunks) == 2)
-        rest = [float(runner.pop()[0]) for _ in range(5)]
-        assert rest == [203, 204, 205, 206, 207] and runner.pop() is None and runner.reserve_used == 7
+        rest = [float(runner.pop()[0]) for _ in range(4)]
+        assert rest == [204, 205, 206, 207] and runner.pop() is None and runner.reserve_used == 7
     finally:
         release.set()
         runner.stop()
     assert runner.error is None
+    on_time = PolicyRunner(CountingChunkPolicy(), replan_every=2, lead=0, reserve=True)
+    try:
+        on_time.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": 0, "stamp": 0.0})
+        assert wait_for(lambda: on_time.handled == 1)
+        assert [float(on_time.pop()[0]) for _ in range(2)] == [1, 1] and on_time._reserve
+        assert on_time.pop() is None and on_time.reserve_used == 0
+    finally:
+        on_time.stop()
 
 
 def test_loop_stats_tells_starved_missed_periods_apart():
