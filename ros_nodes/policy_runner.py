@@ -149,8 +149,10 @@ class PolicyRunner:
 
     def current_lead(self) -> int:
         """The lead in actions now: ``lead``, or for auto the periods that 1.25x the p90 inference spans (0 when
-        that is under half a period)."""
-        return self.lead if self.lead >= 0 else self._auto_lead
+        that is under half a period); at most the current chunk's length - 1 (the next chunk starts once the
+        current one's first action has gone out, at the earliest)."""
+        lead = self.lead if self.lead >= 0 else self._auto_lead
+        return min(lead, self._chunk_len - 1) if self._chunk_len > 0 else lead
 
     def _update_lead(self, chunk_len: int) -> None:
         """Recompute the auto lead from the last 50 inference times (worker thread, after each chunk of

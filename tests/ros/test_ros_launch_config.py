@@ -243,7 +243,7 @@ def test_auto_lead_follows_the_measured_inference_time():
         for step in range(3):
             runner.push({"x": np.zeros(3, np.float32)}, {"episode": 0, "step": step, "stamp": 0.0})
             assert wait_for(lambda s=step: runner.handled == s + 1)
-        assert runner.infer_ms and runner.current_lead() >= 4
+        assert runner.infer_ms and runner.current_lead() == 3  # 4 periods needed, capped by the chunk
     finally:
         runner.stop()
     assert runner.error is None
