@@ -168,7 +168,7 @@ class PolicyRunner:
 
     def _due(self) -> bool:
         """Whether the observation arriving now should start a new chunk (lock held)."""
-        lead = min(self.current_lead(), self._chunk_len - 1)  # a one-action chunk is always computed fresh
+        lead = self.current_lead()  # capped at the chunk length - 1: a one-action chunk is always computed fresh
         return not self._pending and (not self._queue or self._executed >= self._chunk_len - lead)
 
     def _run(self) -> None:
