@@ -52,7 +52,7 @@ class RefineConfig:
     warm_start_episodes: int = 0
     """WSRL: base-policy episodes put in the online buffer before updates; then no offline data is kept."""
     eval_every: int = 5_000
-    """Evaluate every this many env steps (and at the start and the end)."""
+    """Evaluate every this many env steps (and at the start and the end; 0: only there)."""
     eval_episodes: int = 32
     """Episodes per evaluation (deterministic actor, seeds 10_000 + i)."""
     eval_envs: int = 8
@@ -62,7 +62,7 @@ class RefineConfig:
     ties; robomimic's best-rollout checkpoint) instead of the last one. Off-policy RL on sparse rewards can
     rise and then fall; the evaluations use their own seeds, so judge the choice on held-out episodes."""
     checkpoint_every: int = 5_000
-    """Checkpoint every this many env steps (and at the end)."""
+    """Checkpoint every this many env steps (and at the end; 0: only there)."""
     out_dir: str = "runs"
     """Parent of the run directory."""
     run_name: str = ""

@@ -218,7 +218,12 @@ def _evaluate(cfg: RefineConfig, eval_env: Any, learner: OffPolicyLearner, count
         result.best = {"env_steps": counters["env_steps"], "success_rate": scores["success_rate"],
                        "actor": copy.deepcopy(learner.actor.state_dict())}
     log.scalars({f"eval/{k}": v for k, v in scores.items()}, counters["env_steps"], record=True)
-    counters["next_eval"] = counters["env_steps"] + cfg.eval_every
+    counters["next_eval"] = counters["env_steps"] + _period(cfg.eval_every, cfg)
+
+
+def _period(every: int, cfg: RefineConfig) -> int:
+    """Env steps to the next periodic evaluation / checkpoint; ``every`` 0: none until the end of training."""
+    return every if every > 0 else cfg.total_env_steps
 
 
 def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = False,
@@ -228,6 +233,9 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     ``base_factory`` (tests, benchmarks) builds base instances instead of ``cfg.base`` (one for training
     envs, one for evaluation envs); the saved refined policy still names ``cfg.base``.
     """
+    for key in ("eval_every", "checkpoint_every", "total_env_steps"):
+        if getattr(cfg, key) < 0:
+            raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(cfg, key)}")
     run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"refine-{cfg.method}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
     make_base = base_factory or (lambda: None)
@@ -238,7 +246,8 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     offline = fill_offline(cfg, env)
     acc = NStepAccumulator(env.num_envs, cfg.n_step, cfg.learner.gamma)
     rng, result, log = np.random.default_rng(cfg.seed), RefineResult(str(run)), _Logger(run)
-    counters: dict[str, Any] = {"env_steps": 0, "owed": 0.0, "next_eval": 0, "next_ckpt": cfg.checkpoint_every,
+    counters: dict[str, Any] = {"env_steps": 0, "owed": 0.0, "next_eval": 0,
+                                "next_ckpt": _period(cfg.checkpoint_every, cfg),
                                 "episodes": 0, "successes": 0, "wall_s": 0.0}
     ckpt = latest_checkpoint(run) if resume else None
     if ckpt is not None:
@@ -269,7 +278,7 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
                     log.scalars({f"train/{k}": v for k, v in stats.items()}, counters["env_steps"])
             if counters["env_steps"] >= counters["next_ckpt"]:
                 counters["wall_s"] = result.wall_s + time.perf_counter() - t0
-                counters["next_ckpt"] = counters["env_steps"] + cfg.checkpoint_every
+                counters["next_ckpt"] = counters["env_steps"] + _period(cfg.checkpoint_every, cfg)
                 _checkpoint(run, learner, counters, rng, result, online, offline)
     finally:
         bar.close()

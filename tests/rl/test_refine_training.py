@@ -72,6 +72,17 @@ def test_noise_steering_loop_with_generative_base(method, tmp_path):
     assert all(0.0 <= e["success_rate"] <= 1.0 for e in result.evals)
 
 
+def test_zero_eval_and_checkpoint_periods_mean_only_at_the_ends(tmp_path):
+    """0 disables the periodic evaluations / checkpoints (as ``eval.every: 0`` in training), not every step."""
+    result = train(small_cfg("residual", steps=120, random_steps=200, eval_every=0, checkpoint_every=0),
+                   run_dir=tmp_path, progress=False)
+    assert [e["env_steps"] for e in result.evals] == [0, 120]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_120"]
+    with pytest.raises(ValueError, match="eval_every must be >= 0"):
+        train(small_cfg("residual", eval_every=-1), run_dir=tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_dsrl_rejects_a_deterministic_base(tmp_path):
     with pytest.raises(ValueError, match="generative"):
         train(small_cfg("dsrl", base="expert:noise=0"), run_dir=tmp_path, progress=False)
