@@ -40,3 +40,38 @@ print(json.dumps({"slow": slow, "fast": after.summary()["max_ms"][2], "summary":
     r = json.loads(out.stdout)
     assert r["summary"]["collections"][2] == 1 and r["summary"]["frozen"] > 300_000, r
     assert r["fast"] < r["slow"] / 3, r  # the frozen start-up objects are not traversed again
+
+
+SPIN = """
+import sys, threading
+import rclpy
+from robolearn.ros_nodes.rosenv import spin_until_shutdown, use_ros_env
+use_ros_env(int(sys.argv[1]))
+rclpy.init()
+node = rclpy.create_node("spin_test")
+fired = []
+def take_fails():  # a take that fails while (or without) a shutdown is under way
+    if fired:
+        return
+    fired.append(1)
+    if sys.argv[2] == "shutdown":
+        threading.Timer(0.2, rclpy.try_shutdown).start()
+    raise RuntimeError("Unable to convert call argument '0' to Python object")
+node.create_timer(0.05, take_fails)
+spin_until_shutdown(node)
+print("spin ended")
+"""
+
+
+def test_an_error_racing_the_shutdown_ends_the_spin_cleanly_and_any_other_error_is_raised() -> None:
+    """The SIGINT shutdown race of a clean-clone CI run: a RuntimeError followed within the grace period by
+    the shutdown is the shutdown; the same error with no shutdown after it is still an error."""
+    from ros_helpers import fresh_domain
+
+    raced = subprocess.run([sys.executable, "-c", SPIN, str(fresh_domain()), "shutdown"], capture_output=True,
+                           text=True, timeout=60)
+    assert raced.returncode == 0 and "spin ended" in raced.stdout, raced.stderr
+    plain = subprocess.run([sys.executable, "-c", SPIN, str(fresh_domain()), "none"], capture_output=True,
+                           text=True, timeout=60)
+    assert plain.returncode != 0 and "Unable to convert call argument" in plain.stderr
+    assert "spin ended" not in plain.stdout
