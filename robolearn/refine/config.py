@@ -71,3 +71,9 @@ class RefineConfig:
     """Torch device of the learner."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Off-policy learner settings."""
+
+    def validate(self) -> None:
+        """Raise a ValueError that names the first bad setting (before a run directory is made)."""
+        for key in ("eval_every", "checkpoint_every", "total_env_steps"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")

@@ -233,9 +233,7 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     ``base_factory`` (tests, benchmarks) builds base instances instead of ``cfg.base`` (one for training
     envs, one for evaluation envs); the saved refined policy still names ``cfg.base``.
     """
-    for key in ("eval_every", "checkpoint_every", "total_env_steps"):
-        if getattr(cfg, key) < 0:
-            raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(cfg, key)}")
+    cfg.validate()
     run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"refine-{cfg.method}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
     make_base = base_factory or (lambda: None)
