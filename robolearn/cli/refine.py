@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, run_dir=args.run_dir, resume=args.resume)
     for row in result.evals:
         print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "
-              f"return {row['mean_return']:.3f}")
+              f"return {row['mean_return']:.3f}  length {row.get('mean_length', float('nan')):.1f}")
     per_10k = result.wall_s / max(result.env_steps, 1) * 1e4
     print(f"{result.env_steps} env steps in {result.wall_s:.0f} s ({per_10k:.0f} s per 10k steps), "
           f"{result.updates} updates at {result.updates_per_s:.1f} updates/s")

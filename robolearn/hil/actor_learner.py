@@ -50,7 +50,7 @@ class HILResult:
     """Every ``log_every`` env steps: env_steps, success_rate and intervention_rate (last 20 training
     episodes), takeovers and intervention_steps (cumulative), updates, weights_version."""
     evals: list[dict[str, float]] = field(default_factory=list)
-    """Policy alone (no person): env_steps, success_rate, mean_return."""
+    """Policy alone (no person): env_steps, success_rate, mean_return, mean_length."""
     faults: list[str] = field(default_factory=list)
     learner_restarts: list[dict[str, int]] = field(default_factory=list)
     """Per restart: env_steps when the fault was seen, env_steps when the new learner answered, and the

@@ -38,7 +38,7 @@ class RefineResult:
 
     run_dir: str
     evals: list[dict[str, float]] = field(default_factory=list)
-    """One entry per evaluation: env_steps, success_rate, mean_return, wall_s."""
+    """One entry per evaluation: env_steps, success_rate, mean_return, mean_length, wall_s."""
     env_steps: int = 0
     updates: int = 0
     wall_s: float = 0.0
@@ -95,7 +95,8 @@ def make_learner(cfg: RefineConfig, env: Any) -> OffPolicyLearner:
 
 def evaluate_wrapper(env: Any, learner: OffPolicyLearner, episodes: int, seed: int = EVAL_SEED
                      ) -> dict[str, float]:
-    """Success rate and mean return of the deterministic actor over ``episodes`` episodes.
+    """Success rate, mean return and mean episode length (wrapper steps: env steps for a residual, chunks for
+    DSRL) of the deterministic actor over ``episodes`` episodes.
 
     Env ``i`` contributes a fixed quota of its own episodes (``episodes // B``, the first ``episodes % B``
     envs one more), whatever their length. Counting the first ``episodes`` episodes to *finish* instead
@@ -105,19 +106,23 @@ def evaluate_wrapper(env: Any, learner: OffPolicyLearner, episodes: int, seed: i
     quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
     outcomes: list[list[bool]] = [[] for _ in range(b)]
     returns: list[list[float]] = [[] for _ in range(b)]
-    running = np.zeros(b)
+    lengths: list[list[int]] = [[] for _ in range(b)]
+    running, steps = np.zeros(b), np.zeros(b, int)
     obs = env.reset(seed=seed)
     while any(len(o) < q for o, q in zip(outcomes, quota, strict=True)):
         nxt, reward, term, trunc, info = env.step(learner.act(obs, deterministic=True))
         running += reward
+        steps += 1
         for i in np.nonzero(term | trunc)[0]:
             if len(outcomes[i]) < quota[i]:
                 outcomes[i].append(bool(info["is_success"][i]))
                 returns[i].append(float(running[i]))
-            running[i] = 0.0
+                lengths[i].append(int(steps[i]))
+            running[i], steps[i] = 0.0, 0
         obs = nxt
-    flat_o, flat_r = sum(outcomes, []), sum(returns, [])
-    return {"success_rate": float(np.mean(flat_o)), "mean_return": float(np.mean(flat_r))}
+    flat_o, flat_r, flat_l = sum(outcomes, []), sum(returns, []), sum(lengths, [])
+    return {"success_rate": float(np.mean(flat_o)), "mean_return": float(np.mean(flat_r)),
+            "mean_length": float(np.mean(flat_l))}
 
 
 def fill_offline(cfg: RefineConfig, env: Any) -> ReplayBuffer | None:

@@ -39,6 +39,7 @@ def test_evaluation_does_not_favour_short_episodes():
     # The old protocol (first 8 episodes to finish) counted only the 1-step successes: 8/8.
     result = evaluate_wrapper(_LengthBiasedEnv(), _ZeroLearner(), episodes=8)
     assert result["success_rate"] == 0.5
+    assert result["mean_length"] == (1 + 1 + 10 + 10) / 4  # each env's quota of 2 episodes: 1, 1, 10, 10 steps
 
 
 def test_obs_normalization_is_fit_once_and_saved_with_the_actor():
