@@ -14,9 +14,10 @@ episodes seeded 10_000 + i, every ``--eval-every`` steps):
     run to ``--rlpd-steps`` (default 3x the budget) so that a 3x step ratio can be shown or refuted: a method
     that reaches its level at n steps is 3x faster if RLPD needs 3n or more, or never gets there in 3n.
 
-Prints per-method curves (mean and min-max over seeds), the env steps each method needs to reach the
-levels of the targets (90% for residual; base + 20 points for DSRL) against RLPD's, wall-clock per 10k
-env steps and gradient updates/s, all measured in this run; writes ``results.json`` and a PNG.
+Prints per-method curves (mean and min-max over seeds, and the mean episode length), the env steps each
+method needs to reach the levels of the targets (90% for residual; base + 20 points for DSRL) against
+RLPD's, wall-clock per 10k env steps and gradient updates/s, all measured in this run; writes
+``results.json`` and a PNG.
 
     python bench/refine_sample_efficiency.py --quick                  # minutes: 1 seed, 3k steps
     python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps, RLPD 150k (about two hours)
@@ -142,6 +143,13 @@ def curves(rows: list[dict[str, Any]], method: str) -> tuple[np.ndarray, np.ndar
     return steps, np.array([[r["evals"][i]["success_rate"] for i in range(k)] for r in runs])
 
 
+def mean_length(rows: list[dict[str, Any]], method: str, index: int) -> float | None:
+    """Seed-mean episode length (wrapper steps) of one method's ``index``-th evaluation (None: not recorded,
+    as in runs made before evaluations recorded it)."""
+    values = [r["evals"][index].get("mean_length") for r in rows if r["method"] == method]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def steps_to(rows: list[dict[str, Any]], method: str, level: float) -> float | None:
     """First evaluation's env steps at which the seed-mean success reaches ``level`` (None: never)."""
     steps, success = curves(rows, method)
@@ -184,11 +192,13 @@ def ratio_text(mine: float | None, rlpd: float | None, rlpd_budget: int) -> str:
 
 
 def report(rows: list[dict[str, Any]], methods: list[str], base_success: float, rlpd_budget: int) -> None:
-    print(f"\n{'method':<10}{'env steps':>10}{'success mean':>14}{'min':>7}{'max':>7}")
+    print(f"\n{'method':<10}{'env steps':>10}{'success mean':>14}{'min':>7}{'max':>7}{'length':>8}")
     for method in methods:
         steps, success = curves(rows, method)
-        for s, col in zip(steps, success.T, strict=True):
-            print(f"{method:<10}{s:>10.0f}{col.mean():>14.3f}{col.min():>7.2f}{col.max():>7.2f}")
+        for i, (s, col) in enumerate(zip(steps, success.T, strict=True)):
+            length = mean_length(rows, method, i)
+            print(f"{method:<10}{s:>10.0f}{col.mean():>14.3f}{col.min():>7.2f}{col.max():>7.2f}"
+                  f"{'-' if length is None else f'{length:.1f}':>8}")
     print(f"\n{'method':<10}{'s / 10k env steps':>18}{'updates/s':>11}")
     for method in methods:
         runs = [r for r in rows if r["method"] == method]
