@@ -44,7 +44,7 @@ class InlineSafety:
     def __init__(self, node: Any, env_id: str, adapter: Any, require_monitor: bool = True):
         from std_msgs.msg import String
 
-        from robolearn.ros_nodes.safety_node import declare_limits, default_safety_config, state_qos
+        from robolearn.ros_nodes.safety_params import declare_limits, default_safety_config, state_qos
 
         self.cfg = declare_limits(node, default_safety_config(env_id, adapter))
         log = node.get_logger()
