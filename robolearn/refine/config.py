@@ -29,8 +29,10 @@ class RefineConfig:
     """Environment steps (transitions of single envs) to train for."""
     seed: int = 0
     """Seeds envs, networks and sampling."""
-    residual_scale: float = 0.1
-    """Residual: largest correction, as a fraction of the normalized action range."""
+    residual_scale: float | list[float] = 0.1
+    """Residual: largest correction, as a fraction of the normalized action range; one for every action
+    dimension, or a list with one per dimension (e.g. a gripper the residual may fully override:
+    ``[0.2, 0.2, 0.2, 0.2, 1.0]`` on the Panda's ``ee_delta`` actions)."""
     noise_bound: float = 1.5
     """DSRL: the actor's noise lies in [-bound, bound]."""
     n_step: int = 3

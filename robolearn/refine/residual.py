@@ -4,9 +4,9 @@ The base chunk ``(B, Ta, Da)`` is executed step by step; all envs replan togethe
 or an episode ends (replanning early is always valid for a chunking policy). At each step the residual
 actor sees the env observation plus ``base_action`` (the current base action, normalized to ``[-1, 1]``)
 and outputs ``a in [-1, 1]^Da``; the executed normalized action is ``clip(base_action + scale * a, -1, 1)``
-(``scale`` is a fraction of the normalized range; the actor's tanh makes the correction
-``scale * tanh(.)``). The critic scores the executed action, so demonstrations and interventions are
-stored with the action that was really executed.
+(``scale`` is a fraction of the normalized range, one for all dimensions or one per dimension; the actor's
+tanh makes the correction ``scale * tanh(.)``). The critic scores the executed action, so demonstrations and
+interventions are stored with the action that was really executed.
 """
 
 from __future__ import annotations
@@ -25,16 +25,28 @@ from robolearn.rl.networks import Actor
 BASE_KEY = "base_action"
 
 
+def residual_scales(scale: float | Sequence[float], action_dim: int) -> np.ndarray:
+    """The largest correction per action dimension, ``(Da,)`` fractions of the normalized range, from one
+    fraction for all dimensions or a list of ``Da``; each must lie in (0, 2]."""
+    scales = np.asarray(scale, np.float32)
+    if scales.ndim > 1 or (scales.ndim == 1 and scales.shape[0] != action_dim):
+        raise ValueError(f"residual scale must be one number or {action_dim} (one per action dimension), "
+                         f"got {np.asarray(scale).tolist()}")
+    if not np.all((scales > 0) & (scales <= 2)):
+        raise ValueError(f"residual scale must be in (0, 2], got {np.asarray(scale).tolist()}")
+    return np.broadcast_to(scales, (action_dim,)).copy()
+
+
 class ResidualVecEnv:
     """Wraps a same-step-autoreset vector env and a frozen base policy; the action is the residual."""
 
-    def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float = 0.1) -> None:
-        if not 0 < scale <= 2:
-            raise ValueError(f"residual scale must be in (0, 2], got {scale}")
-        self.venv, self.base, self.scale = venv, base, float(scale)
+    def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float | Sequence[float] = 0.1) -> None:
+        self.venv, self.base = venv, base
         self.num_envs = venv.num_envs
         self.scaler = ActionScaler(venv.single_action_space)
         self.action_dim = self.critic_action_dim = int(np.prod(venv.single_action_space.shape))
+        self.scale = residual_scales(scale, self.action_dim)
+        self._scale_t = torch.as_tensor(self.scale)
         spaces = venv.single_observation_space.spaces
         self.obs_shapes = {k: tuple(s.shape) for k, s in spaces.items()} | {BASE_KEY: (self.action_dim,)}
         self._chunk: np.ndarray | None = None
@@ -44,7 +56,7 @@ class ResidualVecEnv:
 
     def critic_action_fn(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """Executed normalized action ``(B, Da)`` for residual ``action`` ``(B, Da)``."""
-        return (obs[BASE_KEY] + self.scale * action).clamp(-1.0, 1.0)
+        return (obs[BASE_KEY] + self._scale_t.to(action.device) * action).clamp(-1.0, 1.0)
 
     def correct(self, base_phys: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Physical executed action ``(B, Da)``: ``base + scale * half_range * clip(action)``, clipped to bounds.
@@ -121,9 +133,11 @@ class ResidualPolicy:
     the QuadHover diffusion base did not (3/12 against 9/12 for the base alone planned one step early).
     """
 
-    def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, scale: float) -> None:
-        self.base, self.actor, self.scale = base, actor, float(scale)
+    def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box,
+                 scale: float | Sequence[float]) -> None:
+        self.base, self.actor = base, actor
         self.scaler = ActionScaler(action_space)
+        self.scale = residual_scales(scale, int(np.prod(action_space.shape)))
         self._chunk: np.ndarray | None = None
         self._index = 0
         self._deferred: Obs | None = None

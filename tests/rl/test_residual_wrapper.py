@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import robolearn  # noqa: F401
 from robolearn.policy_factory import make_policy
@@ -53,6 +54,40 @@ def test_residual_correction_is_bounded_by_scale():
     assert np.abs(info["critic_action"] - env._base_norm).max() <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="scale"):
         ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), scale=0.0)
+
+
+def test_per_dimension_scales_bound_each_dimension_and_survive_save_and_load(tmp_path):
+    """A residual may override the gripper fully while the arm stays within 0.2: each dimension's correction
+    is bounded by its own scale in the wrapper, in the critic's action and in the saved policy."""
+    venv = make_vec_env(ENV, 2, seed=0)
+    scales = [0.2, 0.2, 0.2, 0.2, 1.0]
+    env = ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), scale=scales)
+    obs = env.reset(seed=0)
+    push = np.full((2, 5), -1.0, np.float32)
+    _, _, _, _, info = env.step(push)
+    np.testing.assert_allclose(info["critic_action"] - obs["base_action"],
+                               np.clip(obs["base_action"] - scales, -1, 1) - obs["base_action"], atol=1e-6)
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[16]), env.obs_shapes, env.action_dim,
+                               critic_action_fn=env.critic_action_fn)
+    critic_action = learner.critic_action_fn({k: torch.as_tensor(v) for k, v in obs.items()}, torch.as_tensor(push))
+    np.testing.assert_allclose(critic_action.numpy(), info["critic_action"], atol=1e-6)
+    with torch.no_grad():  # an actor that always pushes every dimension to -1
+        learner.actor.net[-1].weight.zero_()
+        learner.actor.net[-1].bias.fill_(-20.0)
+    policy_dir = save_refined(tmp_path / "policy", "residual", "zero", ENV, learner.actor, env.obs_shapes, [16],
+                              {"scale": scales})
+    refined = load_refined(policy_dir)
+    raw, _ = venv.reset(seed=0)
+    half = (venv.single_action_space.high - venv.single_action_space.low) / 2
+    base = np.clip(make_policy("zero", ENV, venv.single_action_space).act(raw)[:, 0], venv.single_action_space.low,
+                   venv.single_action_space.high)
+    np.testing.assert_allclose(refined.act(raw)[:, 0], np.clip(base - np.array(scales) * half,
+                                                               venv.single_action_space.low,
+                                                               venv.single_action_space.high), atol=1e-5)
+    with pytest.raises(ValueError, match="one per action dimension"):
+        ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), scale=[0.2, 0.2])
+    with pytest.raises(ValueError, match="scale must be in"):
+        ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), scale=[0.2, 0.2, 0.2, 0.0, 1.0])
 
 
 class NumberedChunks:
