@@ -19,7 +19,7 @@ from robolearn.hil.config import HILConfig
 from robolearn.hil.intervention import InterventionVecEnv, SuccessLabeler
 from robolearn.hil.modes import ModeSpec, TransitionBuilder, mode_spec, mode_updates, route
 from robolearn.hil.sim_human import Intervener, SimHuman
-from robolearn.refine.residual import BASE_KEY, ResidualVecEnv
+from robolearn.refine.residual import ResidualVecEnv, residual_critic_action
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robolearn.rl.learner import OffPolicyLearner
 from robolearn.rl.networks import Actor
@@ -27,12 +27,6 @@ from robolearn.rl.replay import Batch, ReplayBuffer
 
 Weights = dict[str, np.ndarray]
 """An actor state dict as numpy arrays (picklable across processes)."""
-
-
-def residual_critic_action(obs: Mapping[str, torch.Tensor], action: torch.Tensor, scale: float) -> torch.Tensor:
-    """Executed normalized action ``(B, Da)`` of residual ``action`` (as ``ResidualVecEnv.critic_action_fn``;
-    a module-level function so that a learner process can rebuild it without an env)."""
-    return (obs[BASE_KEY] + scale * action).clamp(-1.0, 1.0)
 
 
 def make_residual_env(cfg: HILConfig, num_envs: int, seed: int, classifier: bool = False) -> ResidualVecEnv:

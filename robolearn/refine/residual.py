@@ -37,6 +37,14 @@ def residual_scales(scale: float | Sequence[float], action_dim: int) -> np.ndarr
     return np.broadcast_to(scales, (action_dim,)).copy()
 
 
+def residual_critic_action(obs: Mapping[str, torch.Tensor], action: torch.Tensor,
+                           scale: float | torch.Tensor) -> torch.Tensor:
+    """Executed normalized action ``(B, Da)`` of residual ``action`` ``(B, Da)``: ``base + scale * action``,
+    clipped to ``[-1, 1]`` (``scale`` one number or ``(Da,)``). Module-level so that a learner process (HIL)
+    can rebuild it without an env."""
+    return (obs[BASE_KEY] + scale * action).clamp(-1.0, 1.0)
+
+
 class ResidualVecEnv:
     """Wraps a same-step-autoreset vector env and a frozen base policy; the action is the residual."""
 
@@ -56,7 +64,7 @@ class ResidualVecEnv:
 
     def critic_action_fn(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """Executed normalized action ``(B, Da)`` for residual ``action`` ``(B, Da)``."""
-        return (obs[BASE_KEY] + self._scale_t.to(action.device) * action).clamp(-1.0, 1.0)
+        return residual_critic_action(obs, action, self._scale_t.to(action.device))
 
     def correct(self, base_phys: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Physical executed action ``(B, Da)``: ``base + scale * half_range * clip(action)``, clipped to bounds.
