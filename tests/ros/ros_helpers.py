@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 _counter = itertools.count()
 
 
@@ -50,6 +52,23 @@ class Client:
         future = client.call_async(srv_type.Request())
         assert self.spin_until(future.done, timeout), f"service {name} did not answer"
         return future.result()
+
+    def now(self) -> float:
+        """The node's ROS clock (s): the time base of the header stamps the graph's nodes write."""
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def largest_stamp_gap(self, received: list[tuple], start: float, span: float, timeout: float = 5.0) -> float:
+        """Largest gap (s) between the messages ``received`` (a subscription appends records whose first item
+        is the header stamp, s) stamped in ``(start, start + span]``, counting from ``start`` to its end.
+
+        Spins until a message stamped after the window has arrived (or ``timeout``), so the window is complete.
+        A stamp is when the sender made the message: a stall of this test process between reads is not a gap
+        (a CI run's 2 cores once held it 0.9 s while the safety node kept sending).
+        """
+        end = start + span
+        self.spin_until(lambda: any(r[0] > end for r in received), timeout)
+        inside = sorted(r[0] for r in received if start < r[0] <= end)
+        return float(np.diff([start, *inside, end]).max())
 
     def close(self) -> None:
         self.executor.shutdown()
