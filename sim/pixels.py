@@ -7,7 +7,10 @@ intensity and geom colours (image-level domain randomization), reproducibly from
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -102,16 +105,33 @@ class PixelRenderer:
             self._local.renderer = renderer
             self._all.append(renderer)
         frames = {}
-        for cam in self.cfg.cameras:
-            renderer.update_scene(data, camera=cam, scene_option=self._option)
-            frames[f"pixels/{cam}"] = renderer.render()
+        with self._released_after():
+            for cam in self.cfg.cameras:
+                renderer.update_scene(data, camera=cam, scene_option=self._option)
+                frames[f"pixels/{cam}"] = renderer.render()
         return frames
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _released_after() -> Iterator[None]:
+        """Outside the main thread, leave no EGL context current once rendering is done.
+
+        A context still current in a (pool) thread cannot be made current by another one (EGL_BAD_ACCESS), so
+        :meth:`close` from the main thread, or the renderer's own finalizer, could not free it. (OSMesa and
+        GLFW contexts have no such tie; GLFW renders on the main thread only.)
+        """
+        try:
+            yield
+        finally:
+            egl_backend = os.environ.get("MUJOCO_GL", "").lower() == "egl"
+            if egl_backend and threading.current_thread() is not threading.main_thread():
+                from mujoco import egl
+
+                egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE,
+                                       egl.EGL.EGL_NO_CONTEXT)
+
     def close(self) -> None:
-        for renderer in self._all:
-            try:
-                renderer.close()
-            except Exception:  # a context still current in a pool thread: freed when that thread ends
-                pass
+        for renderer in self._all:  # none is current in another thread (see _released_after)
+            renderer.close()
         self._all.clear()
         self._local = threading.local()

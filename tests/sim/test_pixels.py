@@ -63,3 +63,5 @@ def test_renderer_per_thread():
     thread.join()
     frames.append(base.pixels.render(base.data)["pixels/front"])
     assert len(frames) == 2 and np.array_equal(frames[0], frames[1])
+    env.close()  # frees the thread's context from this one: it is left current nowhere (no EGL_BAD_ACCESS)
+    assert base.pixels._all == []
