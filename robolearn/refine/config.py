@@ -45,6 +45,11 @@ class RefineConfig:
     """Warm-up env steps with uniform actor actions (base + uniform noise for residual)."""
     critic_warmup_updates: int = 500
     """Critic-only updates after the warm-up, before the actor starts learning."""
+    critic_warmup_burst: bool = False
+    """Do the ``critic_warmup_updates`` all at once when updates begin (after ``random_steps``, on that data
+    and the demonstrations), so they spend no env steps and the actor learns from then on. Off: they are
+    interleaved with collection at ``updates_per_env_step``, and the actor starts
+    ``critic_warmup_updates / updates_per_env_step`` env steps later."""
     demos: str = ""
     """Offline data: a robolearn dataset directory, or a named policy like 'expert:noise=0' rolled out."""
     demo_episodes: int = 20

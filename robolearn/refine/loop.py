@@ -274,6 +274,8 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
             if counters["env_steps"] >= cfg.random_steps and has_data:  # transitions land a few steps late
                 counters["owed"] += cfg.updates_per_env_step * env.num_envs
                 n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
+                if cfg.critic_warmup_burst and learner.num_updates == 0:  # free critic-only updates, once
+                    n += cfg.critic_warmup_updates
                 tu = time.perf_counter()
                 stats = _do_updates(learner, online, offline, n, cfg, rng)
                 result.update_s += time.perf_counter() - tu

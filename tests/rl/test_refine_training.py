@@ -88,6 +88,20 @@ def test_dsrl_rejects_a_deterministic_base(tmp_path):
         train(small_cfg("dsrl", base="expert:noise=0"), run_dir=tmp_path, progress=False)
 
 
+def test_critic_warmup_burst_spends_no_env_steps(tmp_path):
+    """The burst does the critic-only warm-up at once: the actor has learned by a step count at which the
+    interleaved warm-up (one update per collect step here) is still under way."""
+    runs = {}
+    for burst in (False, True):
+        cfg = small_cfg("residual", steps=140, random_steps=100, critic_warmup_updates=40,
+                        critic_warmup_burst=burst, eval_every=0, checkpoint_every=0)
+        runs[burst] = train(cfg, run_dir=tmp_path / str(burst), progress=False)
+    assert runs[True].updates - runs[False].updates == 40
+    last = {b: load_checkpoint(latest_checkpoint(tmp_path / str(b)), {})["learner"]["actor"] for b in runs}
+    head = [k for k in last[True] if k.endswith(".weight")][-1]  # the zero-initialised output layer
+    assert not last[False][head].any() and last[True][head].abs().sum() > 0
+
+
 @pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(tmp_path):
     train(small_cfg("residual", steps=200), run_dir=tmp_path, progress=False)
