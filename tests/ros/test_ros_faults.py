@@ -51,7 +51,7 @@ def test_faults_fallback_rejections_estop_and_restart(tmp_path):
 
     def command(positions: list[float], names_: list[str] = names) -> None:
         msg = JointTrajectory(joint_names=names_, points=[JointTrajectoryPoint(positions=positions)])
-        msg.header.stamp = sec_to_stamp(node.get_clock().now().nanoseconds * 1e-9)
+        msg.header.stamp = sec_to_stamp(client.now())
         inject.publish(msg)
 
     def counts() -> dict:
