@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                            "(PandaLift residual 20/30 with it, 21/30 without; QuadHover 1/8 against 4/8)"),
         "act_in_callback": (True, "a policy whose chunks are one action long (the residual) is answered in the "
                                   "observation callback, not handed to the inference worker and back"),
+        "wait_for_listener": (True, "take observations only once the command topic has a subscriber (the safety "
+                                    "node or the robot): a robot that waits for its subscribers then starts no "
+                                    "episode while discovery still drops its commands"),
         "gc_freeze": (True, "after start-up, move every live object to the collector's permanent generation (full "
                             "collections then do not rescan the imported modules and the policy)"),
     }
@@ -226,12 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     def subscribe() -> None:
         node.create_subscription(Float64MultiArray, "observation", on_obs, qos_profile_sensor_data)
 
+    def when_heard() -> None:
+        """Subscribe once the command topic has a subscriber: until DDS discovery has matched it, commands are
+        lost (a CI run: the twin's G1 spent its first 0.5 s on the limp fallback and fell)."""
+        if not p["wait_for_listener"] or node.count_subscribers(topic) > 0:
+            subscribe()
+            return
+
+        def poll() -> None:
+            if node.count_subscribers(topic) > 0:
+                node.destroy_timer(listen)
+                subscribe()
+
+        listen = node.create_timer(0.02, poll)
+
+    # Observations are taken once commands may go out: a robot that waits for its subscribers (the twin's
+    # wait_for_subscribers) then starts no episode before its commands can arrive (and, inline, before the
+    # monitor has been heard).
     if guard is not None:
-        # Observations are taken once commands may go out: a robot that waits for its subscribers (the twin's
-        # wait_for_subscribers) then starts no episode before the monitor has been heard.
-        guard.when_ready(subscribe)
+        guard.when_ready(when_heard)
     else:
-        subscribe()
+        when_heard()
     node.create_subscription(Bool, "intervention", lambda m: state.update(intervention=bool(m.data)),
                              QoSProfile(depth=1))
     node.create_subscription(Float64MultiArray, "teleop/action", on_teleop, QoSProfile(depth=1))

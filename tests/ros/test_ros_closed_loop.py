@@ -92,9 +92,11 @@ def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path
     safety_node, in real time (50 Hz). At twice real time the G1's standing controller, whose commands then
     arrive with half the slack, sometimes fell at the end of its episode on a loaded 2-core machine.
 
-    The watchdog is 0.5 s here (0.1 s by default; test_ros_faults checks it): this test is about the adapters,
-    and a stalled policy process on CI's 2 cores would switch a humanoid to its fallback, damping with kp = 0,
-    in which it falls (a CI run: the G1 down at step 129)."""
+    The G1's fallback is damping with kp = 0, in which it falls: two CI runs saw it down at steps 129 and 136
+    after its first 0.5 s on the fallback, the policy's first commands lost to DDS discovery (safety had not yet
+    matched the policy's publisher; the policy itself missed no period). The policy node now takes observations
+    only once its command topic has a listener (test_ros_startup). The watchdog is 0.5 s here (0.1 s by default;
+    test_ros_faults checks it): this test is about the adapters, not about stalls of a loaded 2-core machine."""
     cfg = DeployConfig(env_id=env_id, domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
                        params={"sim_robot": {"episodes": 1, "step_hz": 50.0, "wait_for_subscribers": 1},
                                "policy": {"policy": "expert", "control_hz": 50.0},
