@@ -36,6 +36,11 @@ def stamp_to_sec(stamp: Any) -> float:
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
 
 
+def clock_sec(node: Any) -> float:
+    """``node``'s ROS clock now, in seconds: the time base of the header stamps the nodes write."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
 def sec_to_stamp(t: float) -> Any:
     """Seconds -> ``builtin_interfaces/Time``."""
     from builtin_interfaces.msg import Time

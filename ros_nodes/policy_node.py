@@ -41,7 +41,7 @@ import numpy as np
 from robolearn.policy_factory import NAMED_POLICIES
 from robolearn.refine.layout import refined_method
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, make_adapter
-from robolearn.ros_nodes.convert import MessageError, action_msg, parse_action, parse_observation
+from robolearn.ros_nodes.convert import MessageError, action_msg, clock_sec, parse_action, parse_observation
 from robolearn.ros_nodes.inline_safety import InlineSafety
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         teleop = state["teleop"]
         if state["intervention"] and teleop is not None and t - teleop[1] < 0.2:
             action = teleop[0]
-        now = node.get_clock().now().nanoseconds * 1e-9
+        now = clock_sec(node)
         try:
             cmd = adapter.command(action, state["joint_pos"], now)
         except (MessageError, TypeError, ValueError) as err:

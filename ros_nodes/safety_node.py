@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, make_adapter
+from robolearn.ros_nodes.convert import clock_sec
 from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
 from robolearn.ros_nodes.safety import SafetyFilter
 from robolearn.ros_nodes.safety_params import declare_limits, default_safety_config, state_qos
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 self.trigger_activate()
 
         def now(self) -> float:
-            return self.get_clock().now().nanoseconds * 1e-9
+            return clock_sec(self)
 
         def on_configure(self, state: Any) -> TransitionCallbackReturn:
             from rclpy.qos import QoSProfile, qos_profile_sensor_data

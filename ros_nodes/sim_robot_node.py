@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, HumanoidAdapter, QuadrotorAdapter, make_adapter
-from robolearn.ros_nodes.convert import image_msg, joint_state_msg, observation_msg, sec_to_stamp
+from robolearn.ros_nodes.convert import clock_sec, image_msg, joint_state_msg, observation_msg, sec_to_stamp
 from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
 from robolearn.ros_nodes.safety import Command
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         rearm.call_async(Trigger.Request()).add_done_callback(done)
 
     def publish() -> None:
-        now = node.get_clock().now().nanoseconds * 1e-9
+        now = clock_sec(node)
         obs_pub.publish(observation_msg(robot.obs, now, robot.episode, robot.step_count))
         joints = robot.joints()
         if joints is not None:
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def on_command_forward(msg: Any, latest: dict[str, Command | None], node: Any) -> None:
     """A forward-position command (no stamp: stamped on arrival)."""
-    latest["cmd"] = Command(node.get_clock().now().nanoseconds * 1e-9, np.asarray(msg.data, np.float64))
+    latest["cmd"] = Command(clock_sec(node), np.asarray(msg.data, np.float64))
 
 
 class _QuadrotorState:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.ros_nodes.convert import clock_sec
+
 _counter = itertools.count()
 
 
@@ -55,7 +57,7 @@ class Client:
 
     def now(self) -> float:
         """The node's ROS clock (s): the time base of the header stamps the graph's nodes write."""
-        return self.node.get_clock().now().nanoseconds * 1e-9
+        return clock_sec(self.node)
 
     def largest_stamp_gap(self, received: list[tuple], start: float, span: float, timeout: float = 5.0) -> float:
         """Largest gap (s) between the messages ``received`` (a subscription appends records whose first item
