@@ -86,7 +86,7 @@ def load_refined(directory: str | Path, env_id: str | None = None, seed: int = 0
     if meta["method"] == "residual":
         from robolearn.refine.residual import ResidualPolicy
 
-        return ResidualPolicy(base, actor, space, meta["params"]["scale"])
+        return ResidualPolicy(base, actor, space, meta["params"]["scale"], int(meta["params"].get("plan_steps", 0)))
     from robolearn.refine.noise_steering import NoiseSteeredPolicy
 
     return NoiseSteeredPolicy(base, actor, float(meta["params"]["bound"]))

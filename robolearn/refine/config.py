@@ -33,6 +33,9 @@ class RefineConfig:
     """Residual: largest correction, as a fraction of the normalized action range; one for every action
     dimension, or a list with one per dimension (e.g. a gripper the residual may fully override:
     ``[0.2, 0.2, 0.2, 0.2, 1.0]`` on the Panda's ``ee_delta`` actions)."""
+    residual_plan_steps: int = 0
+    """Residual: how many of the base chunk's next actions the actor and critic see besides the current one
+    (``base_plan``; 0: the current one only, as ResFiT; ``n_action_steps - 1`` covers a whole chunk)."""
     noise_bound: float = 1.5
     """DSRL: the actor's noise lies in [-bound, bound]."""
     n_step: int = 3
@@ -84,3 +87,6 @@ class RefineConfig:
         for key in ("eval_every", "checkpoint_every", "total_env_steps"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
+        if self.residual_plan_steps < 0:
+            raise ValueError(f"residual_plan_steps must be >= 0 (0: the current base action only), "
+                             f"got {self.residual_plan_steps}")

@@ -67,7 +67,7 @@ def make_wrapper(cfg: RefineConfig, num_envs: int, seed: int, base: Policy | Non
     if cfg.method == "residual":
         from robolearn.refine.residual import ResidualVecEnv
 
-        return ResidualVecEnv(venv, base, cfg.residual_scale)
+        return ResidualVecEnv(venv, base, cfg.residual_scale, cfg.residual_plan_steps)
     from robolearn.refine.noise_steering import NoiseSteeringVecEnv
 
     if cfg.method == "dsrl":
@@ -331,7 +331,8 @@ def _save_policy(cfg: RefineConfig, run: Path, env: Any, learner: OffPolicyLearn
     """The refined policy (base + actor) under ``run/policy`` (not for rlpd, which has no base)."""
     if cfg.method == "rlpd":
         return
-    params = {"scale": cfg.residual_scale} if cfg.method == "residual" else {"bound": cfg.noise_bound}
+    params = ({"scale": cfg.residual_scale, "plan_steps": cfg.residual_plan_steps} if cfg.method == "residual"
+              else {"bound": cfg.noise_bound})
     method = "residual" if cfg.method == "residual" else "dsrl"
     save_refined(run / "policy", method, cfg.base, cfg.env_id, learner.actor, env.obs_shapes,
                  cfg.learner.hidden, params)

@@ -7,6 +7,11 @@ and outputs ``a in [-1, 1]^Da``; the executed normalized action is ``clip(base_a
 (``scale`` is a fraction of the normalized range, one for all dimensions or one per dimension; the actor's
 tanh makes the correction ``scale * tanh(.)``). The critic scores the executed action, so demonstrations and
 interventions are stored with the action that was really executed.
+
+With ``plan_steps = K > 0`` actor and critic also see ``base_plan``: the base's next ``K`` actions of the
+current chunk (normalized), each with a 1 that marks it as planned, zeros past the chunk's end. The base's
+remaining chunk is part of the residual MDP's state (it decides the next actions); without it the critic
+averages over the chunks the base might still be executing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,28 @@ from robolearn.refine.common import ActionScaler, batch_size, torch_obs
 from robolearn.rl.networks import Actor
 
 BASE_KEY = "base_action"
+PLAN_KEY = "base_plan"
+
+
+def plan_dim(plan_steps: int, action_dim: int) -> int:
+    """Width of the ``base_plan`` observation: ``plan_steps`` rows of ``action_dim`` actions plus a flag."""
+    return plan_steps * (action_dim + 1)
+
+
+def normalized_chunk(chunk: np.ndarray, scaler: ActionScaler) -> np.ndarray:
+    """The physical chunk ``(B, Ta, Da)`` clipped to the action bounds and normalized to ``[-1, 1]``."""
+    return np.clip(scaler.normalize(np.clip(chunk, scaler.low, scaler.high)), -1.0, 1.0)
+
+
+def base_plan(chunk_norm: np.ndarray, index: int, plan_steps: int) -> np.ndarray:
+    """``(B, plan_steps * (Da + 1))``: the actions after ``index`` of the normalized chunk ``(B, Ta, Da)``,
+    each followed by a 1, row-major; rows past the chunk's end are all zero."""
+    b, _, da = chunk_norm.shape
+    plan = np.zeros((b, plan_steps, da + 1), np.float32)
+    upcoming = chunk_norm[:, index + 1 : index + 1 + plan_steps]
+    plan[:, : upcoming.shape[1], :da] = upcoming
+    plan[:, : upcoming.shape[1], da] = 1.0
+    return plan.reshape(b, -1)
 
 
 def residual_scales(scale: float | Sequence[float], action_dim: int) -> np.ndarray:
@@ -48,8 +75,11 @@ def residual_critic_action(obs: Mapping[str, torch.Tensor], action: torch.Tensor
 class ResidualVecEnv:
     """Wraps a same-step-autoreset vector env and a frozen base policy; the action is the residual."""
 
-    def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float | Sequence[float] = 0.1) -> None:
-        self.venv, self.base = venv, base
+    def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float | Sequence[float] = 0.1,
+                 plan_steps: int = 0) -> None:
+        if plan_steps < 0:
+            raise ValueError(f"residual plan_steps must be >= 0 (0: the current base action only), got {plan_steps}")
+        self.venv, self.base, self.plan_steps = venv, base, int(plan_steps)
         self.num_envs = venv.num_envs
         self.scaler = ActionScaler(venv.single_action_space)
         self.action_dim = self.critic_action_dim = int(np.prod(venv.single_action_space.shape))
@@ -57,10 +87,13 @@ class ResidualVecEnv:
         self._scale_t = torch.as_tensor(self.scale)
         spaces = venv.single_observation_space.spaces
         self.obs_shapes = {k: tuple(s.shape) for k, s in spaces.items()} | {BASE_KEY: (self.action_dim,)}
+        if self.plan_steps:
+            self.obs_shapes[PLAN_KEY] = (plan_dim(self.plan_steps, self.action_dim),)
         self._chunk: np.ndarray | None = None
         self._index = 0
         self._base_norm = np.zeros((self.num_envs, self.action_dim), np.float32)
         self._base_phys = np.zeros((self.num_envs, self.action_dim), np.float32)
+        self._plan = np.zeros((self.num_envs, plan_dim(self.plan_steps, self.action_dim)), np.float32)
 
     def critic_action_fn(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """Executed normalized action ``(B, Da)`` for residual ``action`` ``(B, Da)``."""
@@ -84,7 +117,11 @@ class ResidualVecEnv:
             self.base.observe(obs)
         self._base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         self._base_norm = np.clip(self.scaler.normalize(self._base_phys), -1.0, 1.0)
-        return {**{k: np.asarray(v) for k, v in obs.items()}, BASE_KEY: self._base_norm.copy()}
+        out = {**{k: np.asarray(v) for k, v in obs.items()}, BASE_KEY: self._base_norm.copy()}
+        if self.plan_steps:
+            self._plan = base_plan(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
+            out[PLAN_KEY] = self._plan
+        return out
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         obs, _ = self.venv.reset(seed=seed)
@@ -100,6 +137,7 @@ class ResidualVecEnv:
         physical = np.clip(np.asarray(physical, np.float32), self.scaler.low, self.scaler.high)
         executed = np.clip(self.scaler.normalize(physical), -1, 1)
         prev_base = self._base_norm.copy()
+        prev_plan = self._plan
         obs, reward, terminated, truncated, infos = self.venv.step(physical)
         done = np.logical_or(terminated, truncated)
         final = {k: np.array(v, copy=True) for k, v in obs.items()}
@@ -117,6 +155,8 @@ class ResidualVecEnv:
         # The base action at a final observation would advance the base's per-env state; the last executed
         # base action stands in for it (it only matters for time-out bootstraps).
         final[BASE_KEY] = np.where(done[:, None], prev_base, next_obs[BASE_KEY])
+        if self.plan_steps:  # likewise the plan as it stood before the last step
+            final[PLAN_KEY] = np.where(done[:, None], prev_plan, next_obs[PLAN_KEY])
         info = {"final_obs": final, "critic_action": executed.astype(np.float32), "executed": physical,
                 "is_success": success,
                 "residual_abs": float(np.abs(executed - prev_base).mean())}
@@ -142,8 +182,8 @@ class ResidualPolicy:
     """
 
     def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box,
-                 scale: float | Sequence[float]) -> None:
-        self.base, self.actor = base, actor
+                 scale: float | Sequence[float], plan_steps: int = 0) -> None:
+        self.base, self.actor, self.plan_steps = base, actor, int(plan_steps)
         self.scaler = ActionScaler(action_space)
         self.scale = residual_scales(scale, int(np.prod(action_space.shape)))
         self._chunk: np.ndarray | None = None
@@ -172,8 +212,11 @@ class ResidualPolicy:
             self.base.observe(obs)
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         base_norm = np.clip(self.scaler.normalize(base_phys), -1, 1)
+        extra = {BASE_KEY: base_norm}
+        if self.plan_steps:
+            extra[PLAN_KEY] = base_plan(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
         self._index += 1
-        residual = self.actor.mode(torch_obs(obs) | {BASE_KEY: torch.as_tensor(base_norm)}).numpy()
+        residual = self.actor.mode(torch_obs({**obs, **extra})).numpy()
         executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
         return executed[:, None].astype(np.float32)
 

@@ -9,8 +9,9 @@ import torch
 import robolearn  # noqa: F401
 from robolearn.policy_factory import make_policy
 from robolearn.refine.common import load_refined, save_refined
+from robolearn.refine.config import RefineConfig
 from robolearn.refine.layout import refined_method
-from robolearn.refine.residual import ResidualPolicy, ResidualVecEnv
+from robolearn.refine.residual import PLAN_KEY, ResidualPolicy, ResidualVecEnv
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.sim.vector import make_vec_env
 
@@ -144,3 +145,56 @@ def test_prepare_moves_the_base_replan_off_the_next_call():
         policy2.act(obs)  # the third is the chunk's last action: its observation is deferred
     policy2.act(obs)  # no prepare(): the base observes the deferred one, then replans on this call
     assert base2.acts == 2 and base2.observed == 3
+
+
+def test_base_plan_shows_the_rest_of_the_chunk_and_the_saved_policy_sees_the_same():
+    """With plan_steps=3 the learner sees the base chunk's next 3 actions (normalized, flag 1), zero rows past
+    the chunk's end; a policy with the same actor, rebuilt from its saved files, executes what the wrapper did."""
+    venv, ref_venv = make_vec_env(ENV, 1, seed=0), make_vec_env(ENV, 1, seed=0)
+    env = ResidualVecEnv(venv, NumberedChunks(), 0.1, plan_steps=3)
+    assert env.obs_shapes[PLAN_KEY] == (3 * 6,)
+    space = venv.single_action_space
+
+    def normalized(value: float) -> np.ndarray:  # every dimension of NumberedChunks' action holds the same value
+        return np.clip(env.scaler.normalize(np.clip(np.full(5, value, np.float32), space.low, space.high)), -1, 1)
+
+    torch.manual_seed(0)  # a random (not zero-initialised) actor, so its output depends on the plan
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[32]), env.obs_shapes, env.action_dim,
+                               critic_action_fn=env.critic_action_fn)
+    policy = ResidualPolicy(NumberedChunks(), learner.actor, space, 0.1, plan_steps=3)
+    obs, (raw, _) = env.reset(seed=0), ref_venv.reset(seed=0)
+    for t in range(6):
+        chunk, index = 1 + t // 4, t % 4
+        plan = obs[PLAN_KEY].reshape(3, 6)
+        for row in range(3):
+            if index + 1 + row < 4:
+                np.testing.assert_allclose(plan[row, :5], normalized(0.1 * chunk + 0.01 * (index + 1 + row)), atol=1e-6)
+                assert plan[row, 5] == 1.0
+            else:
+                assert not plan[row].any()
+        obs, _, _, _, info = env.step(learner.act(obs, deterministic=True))
+        executed = policy.act(raw)[:, 0]
+        np.testing.assert_allclose(executed, info["executed"], atol=1e-6)
+        raw, *_ = ref_venv.step(executed)
+    blind = ResidualPolicy(NumberedChunks(), learner.actor, space, 0.1)  # no plan: the actor's input is incomplete
+    with pytest.raises(KeyError, match=PLAN_KEY):
+        blind.act(raw)
+
+
+def test_plan_steps_survive_save_and_load_and_bad_values_are_refused(tmp_path):
+    venv = make_vec_env(ENV, 1, seed=0)
+    env = ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), 0.1, plan_steps=2)
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[16], zero_init_actor=True), env.obs_shapes,
+                               env.action_dim, critic_action_fn=env.critic_action_fn)
+    policy_dir = save_refined(tmp_path / "policy", "residual", "zero", ENV, learner.actor, env.obs_shapes, [16],
+                              {"scale": 0.1, "plan_steps": 2})
+    refined = load_refined(policy_dir)
+    assert refined.plan_steps == 2
+    raw, _ = venv.reset(seed=0)
+    np.testing.assert_array_equal(refined.act(raw)[:, 0], np.clip(make_policy("zero", ENV, venv.single_action_space)
+                                                                  .act(raw)[:, 0], venv.single_action_space.low,
+                                                                  venv.single_action_space.high))
+    with pytest.raises(ValueError, match="plan_steps must be >= 0"):
+        ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), 0.1, plan_steps=-1)
+    with pytest.raises(ValueError, match="residual_plan_steps must be >= 0"):
+        RefineConfig(residual_plan_steps=-1).validate()
