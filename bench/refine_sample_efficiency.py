@@ -101,7 +101,7 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     torch.set_num_threads(1)
     pipeline_path, method, seed, arg_dict = job
     args = argparse.Namespace(**arg_dict)
-    pipeline = load_config(PipelineConfig, Path(pipeline_path))
+    pipeline = load_config(PipelineConfig, Path(pipeline_path), args.pipeline_set)
     cfg = method_config(pipeline, method, args, seed)
     result = train(cfg, run_dir=Path(args.out) / f"{method}-seed{seed}", progress=False)
     print(f"  {method} seed {seed}: final success {result.evals[-1]['success_rate']:.2f} "
@@ -220,6 +220,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default="configs/pipelines/panda_lift.yaml",
                    help="pipeline preset whose run directory holds the base (base/) and demonstrations (data/)")
+    p.add_argument("--pipeline-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="dotted overrides of the pipeline preset, as `robolearn pipeline` takes them: "
+                        "run_dir=runs/pipeline-b5k reads the base and data of a pipeline run made with them")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=50_000)
@@ -250,10 +253,11 @@ def main() -> int:
     from robolearn.config import load_config
     from robolearn.pipeline.config import PipelineConfig
 
-    pipeline = load_config(PipelineConfig, Path(args.pipeline))
+    pipeline = load_config(PipelineConfig, Path(args.pipeline), args.pipeline_set)
     run_dir = Path(pipeline.run_dir)
     if not (run_dir / "base").is_dir() or not (run_dir / "data").is_dir():
-        p.error(f"{run_dir} has no base/ and data/: run `robolearn pipeline {args.pipeline}` (or make demo) first")
+        p.error(f"{run_dir} has no base/ and data/: run `robolearn pipeline {args.pipeline} "
+                f"{' '.join(args.pipeline_set)}` (or make demo) first")
     base_eval = run_dir / "eval" / "base__nominal.json"
     base_success = json.loads(base_eval.read_text())["success_rate"] if base_eval.exists() else float("nan")
     zero_eval = run_dir / "eval" / "base (zero noise)__nominal.json"
