@@ -52,6 +52,15 @@ def base_plan(chunk_norm: np.ndarray, index: int, plan_steps: int) -> np.ndarray
     return plan.reshape(b, -1)
 
 
+def base_inputs(chunk_norm: np.ndarray, index: int, plan_steps: int) -> dict[str, np.ndarray]:
+    """The base's part of the learner observation at action ``index`` of the normalized chunk ``(B, Ta, Da)``:
+    ``base_action`` ``(B, Da)`` and, with ``plan_steps > 0``, ``base_plan`` (see :func:`base_plan`)."""
+    inputs = {BASE_KEY: chunk_norm[:, index].copy()}
+    if plan_steps:
+        inputs[PLAN_KEY] = base_plan(chunk_norm, index, plan_steps)
+    return inputs
+
+
 def residual_scales(scale: float | Sequence[float], action_dim: int) -> np.ndarray:
     """The largest correction per action dimension, ``(Da,)`` fractions of the normalized range, from one
     fraction for all dimensions or a list of ``Da``; each must lie in (0, 2]."""
@@ -91,9 +100,15 @@ class ResidualVecEnv:
             self.obs_shapes[PLAN_KEY] = (plan_dim(self.plan_steps, self.action_dim),)
         self._chunk: np.ndarray | None = None
         self._index = 0
-        self._base_norm = np.zeros((self.num_envs, self.action_dim), np.float32)
         self._base_phys = np.zeros((self.num_envs, self.action_dim), np.float32)
-        self._plan = np.zeros((self.num_envs, plan_dim(self.plan_steps, self.action_dim)), np.float32)
+        self._inputs = {k: np.zeros((self.num_envs, *self.obs_shapes[k]), np.float32)
+                        for k in (BASE_KEY, PLAN_KEY) if k in self.obs_shapes}
+        """The base's part of the current learner observation (:func:`base_inputs`)."""
+
+    @property
+    def _base_norm(self) -> np.ndarray:
+        """The current base action ``(B, Da)``, normalized."""
+        return self._inputs[BASE_KEY]
 
     def critic_action_fn(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """Executed normalized action ``(B, Da)`` for residual ``action`` ``(B, Da)``."""
@@ -116,12 +131,8 @@ class ResidualVecEnv:
         elif hasattr(self.base, "observe"):  # keep the base's observation history step by step
             self.base.observe(obs)
         self._base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
-        self._base_norm = np.clip(self.scaler.normalize(self._base_phys), -1.0, 1.0)
-        out = {**{k: np.asarray(v) for k, v in obs.items()}, BASE_KEY: self._base_norm.copy()}
-        if self.plan_steps:
-            self._plan = base_plan(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
-            out[PLAN_KEY] = self._plan
-        return out
+        self._inputs = base_inputs(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
+        return {**{k: np.asarray(v) for k, v in obs.items()}, **self._inputs}
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         obs, _ = self.venv.reset(seed=seed)
@@ -136,8 +147,7 @@ class ResidualVecEnv:
         physical = override if override is not None else self.correct(self._base_phys, action)
         physical = np.clip(np.asarray(physical, np.float32), self.scaler.low, self.scaler.high)
         executed = np.clip(self.scaler.normalize(physical), -1, 1)
-        prev_base = self._base_norm.copy()
-        prev_plan = self._plan
+        prev = self._inputs  # _augment() below replaces it, never writes into it
         obs, reward, terminated, truncated, infos = self.venv.step(physical)
         done = np.logical_or(terminated, truncated)
         final = {k: np.array(v, copy=True) for k, v in obs.items()}
@@ -153,13 +163,12 @@ class ResidualVecEnv:
             self._index += 1
         next_obs = self._augment(obs)
         # The base action at a final observation would advance the base's per-env state; the last executed
-        # base action stands in for it (it only matters for time-out bootstraps).
-        final[BASE_KEY] = np.where(done[:, None], prev_base, next_obs[BASE_KEY])
-        if self.plan_steps:  # likewise the plan as it stood before the last step
-            final[PLAN_KEY] = np.where(done[:, None], prev_plan, next_obs[PLAN_KEY])
+        # base action (and the plan as it stood then) stands in for it (it only matters for time-out bootstraps).
+        for k, value in prev.items():
+            final[k] = np.where(done[:, None], value, next_obs[k])
         info = {"final_obs": final, "critic_action": executed.astype(np.float32), "executed": physical,
                 "is_success": success,
-                "residual_abs": float(np.abs(executed - prev_base).mean())}
+                "residual_abs": float(np.abs(executed - prev[BASE_KEY]).mean())}
         return next_obs, reward.astype(np.float32), terminated, truncated, info
 
     def close(self) -> None:
@@ -211,12 +220,9 @@ class ResidualPolicy:
         elif hasattr(self.base, "observe"):  # keep the base's observation history step by step
             self.base.observe(obs)
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
-        base_norm = np.clip(self.scaler.normalize(base_phys), -1, 1)
-        extra = {BASE_KEY: base_norm}
-        if self.plan_steps:
-            extra[PLAN_KEY] = base_plan(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
+        inputs = base_inputs(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
         self._index += 1
-        residual = self.actor.mode(torch_obs({**obs, **extra})).numpy()
+        residual = self.actor.mode(torch_obs({**obs, **inputs})).numpy()
         executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
         return executed[:, None].astype(np.float32)
 

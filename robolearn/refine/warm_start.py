@@ -99,10 +99,7 @@ def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, 
 def _relabel(env: Any, base: Policy | None, frame: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if base is None:
         return frame
-    from robolearn.refine.residual import BASE_KEY, PLAN_KEY, base_plan, normalized_chunk
+    from robolearn.refine.residual import base_inputs, normalized_chunk
 
     chunk = normalized_chunk(np.asarray(base.act(frame), np.float32), env.scaler)
-    out = frame | {BASE_KEY: chunk[:, 0]}
-    if getattr(env, "plan_steps", 0):
-        out[PLAN_KEY] = base_plan(chunk, 0, env.plan_steps)
-    return out
+    return frame | base_inputs(chunk, 0, getattr(env, "plan_steps", 0))
