@@ -67,7 +67,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
     """Train and evaluate one cell in this process; writes and returns its result."""
     import torch
 
-    from robolearn.config import load_config
+    from robolearn.core.config import load_config
     from robolearn.evaluate import evaluate
     from robolearn.policies.checkpoint import load
     from robolearn.train import TrainConfig, train
@@ -106,7 +106,7 @@ def _spawn(cell: Cell, argv: list[str], log_dir: Path) -> None:
 
 def table(out: Path, cells: list[Cell]) -> str:
     """Markdown table of the cells that have a result."""
-    from robolearn.stats import format_rate
+    from robolearn.core.stats import format_rate
 
     rows = ["| task | method | demos | success [95% CI] | train s | eval s | steps |",
             "|---|---|---|---|---|---|---|"]

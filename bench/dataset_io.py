@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetInfo
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.sampler import WindowDataset, make_loader
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Feature
 
 STATE = {"joint_pos": 7, "joint_vel": 7, "ee_pos": 3, "ee_quat": 4, "gripper": 1, "object_pos": 3,
          "object_quat": 4, "goal_pos": 3, "object_to_ee": 3}

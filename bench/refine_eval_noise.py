@@ -30,7 +30,7 @@ def main() -> int:
 
     import torch
 
-    from robolearn.config import load_config
+    from robolearn.core.config import load_config
     from robolearn.refine.config import RefineConfig
     from robolearn.refine.loop import EVAL_SEED, evaluate_wrapper, make_learner, make_wrapper
     from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint

@@ -94,7 +94,7 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     """Train one (method, seed) in this worker process; returns its curve and throughput."""
     import torch
 
-    from robolearn.config import load_config
+    from robolearn.core.config import load_config
     from robolearn.pipeline.config import PipelineConfig
     from robolearn.refine.loop import train
 
@@ -250,7 +250,7 @@ def main() -> int:
     if args.rlpd_steps < args.steps:
         p.error(f"--rlpd-steps ({args.rlpd_steps}) must be at least --steps ({args.steps}): the methods share a budget")
 
-    from robolearn.config import load_config
+    from robolearn.core.config import load_config
     from robolearn.pipeline.config import PipelineConfig
 
     pipeline = load_config(PipelineConfig, Path(args.pipeline), args.pipeline_set)

@@ -17,7 +17,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 
-import robolearn  # noqa: E402,F401
+import robolearn.sim.envs  # noqa: E402,F401  (registers the tasks with gymnasium)
 from robolearn.sim.vector import make_vec_env  # noqa: E402
 
 

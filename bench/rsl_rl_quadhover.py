@@ -15,7 +15,7 @@ import time
 
 import torch
 
-import robolearn  # noqa: F401
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 from robolearn.sim.rsl_rl_env import make_rsl_rl_env
 
 

@@ -28,7 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-import robolearn  # noqa: F401  (registers the tasks)
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 from robolearn.sim.arm.experts import LiftExpert
 from robolearn.sim.vector import make_vec_env
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from robolearn.durable import append_line, atomic_write_bytes, atomic_write_json, fsync_dir  # noqa: F401
-from robolearn.protocols import Feature
+from robolearn.core.durable import append_line, atomic_write_bytes, atomic_write_json, fsync_dir  # noqa: F401
+from robolearn.core.protocols import Feature
 
 FORMAT_NAME = "robolearn-episodes"
 FORMAT_VERSION = 1

@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetError, DatasetInfo, from_fixed_list, is_image, to_fixed_list
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.stats import aggregate
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Feature
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"

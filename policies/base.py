@@ -1,6 +1,6 @@
 """What BC and the diffusion policy share: input checks, observation history, normalization, ``act``.
 
-A :class:`ChunkPolicy` implements :class:`robolearn.protocols.Policy`: ``act(obs, noise)`` takes a batch
+A :class:`ChunkPolicy` implements :class:`robolearn.core.protocols.Policy`: ``act(obs, noise)`` takes a batch
 of observations in physical units (``{key: (B, *shape)}`` numpy), appends it to the policy's own history
 of the last ``To`` observations per batch row, and returns the first ``Ta`` actions of the predicted
 chunk, ``(B, Ta, Da)`` float32 in physical units. A runner that executes the chunk open-loop should pass

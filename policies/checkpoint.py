@@ -19,7 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from robolearn.config import from_dict, save_config
+from robolearn.core.config import from_dict, save_config
 from robolearn.policies.base import ChunkPolicy
 from robolearn.policies.bc import BCPolicy
 from robolearn.policies.configuration import PolicyConfig

@@ -27,26 +27,3 @@ _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "sim").is_dir():
     __path__.append(str(_checkout))  # noqa: F821  (module __path__ of a package)
 
-
-def register_envs() -> None:
-    """Register every robolearn task with gymnasium (idempotent)."""
-    from robolearn.sim.registry import register_all
-
-    register_all()
-
-
-register_envs()
-
-
-def _load_policy(path, **kwargs):
-    """``robolearn.policies.load(path)``: a saved policy directory as a :class:`~robolearn.protocols.Policy`."""
-    from robolearn.policies.checkpoint import load
-
-    return load(path, **kwargs)
-
-
-# robolearn.policies is a namespace package (no __init__.py, see above), so its one entry point is
-# attached here: torch is imported only when a policy is actually loaded.
-import robolearn.policies as _policies  # noqa: E402
-
-_policies.load = _load_policy

@@ -17,9 +17,10 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from robolearn.core.protocols import Feature, Policy
 from robolearn.datasets.format import DatasetInfo
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Feature, Policy
+from robolearn.sim.registry import gym_make
 
 
 @dataclass
@@ -112,7 +113,7 @@ def collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     n = min(cfg.num_envs, cfg.episodes)
-    envs = [gym.make(cfg.env_id, **cfg.task) for _ in range(n)]
+    envs = [gym_make(cfg.env_id, **cfg.task) for _ in range(n)]
     policy = build_policy(cfg.policy, cfg.env_id, envs[0].action_space, cfg.noise, cfg.seed)
     extra = {"policy": cfg.policy, "noise": cfg.noise, "only_success": cfg.only_success}
     if cfg.task:

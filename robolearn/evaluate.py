@@ -1,4 +1,4 @@
-"""Rollout evaluation of a :class:`~robolearn.protocols.Policy` in a registered sim task.
+"""Rollout evaluation of a :class:`~robolearn.core.protocols.Policy` in a registered sim task.
 
 ``evaluate(policy, env_id, episodes)`` runs ``num_envs`` environments in lockstep so the policy sees a
 batch, executes each returned chunk ``(B, Ta, Da)`` open-loop, and feeds the intermediate observations to
@@ -18,9 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robolearn.protocols import Policy
+from robolearn.core.protocols import Policy
+from robolearn.core.stats import format_rate, wilson_interval
 from robolearn.rollout import write_video
-from robolearn.stats import format_rate, wilson_interval
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robolearn.protocols import Obs, Policy
-from robolearn.sim.registry import load_object, task
+from robolearn.core.protocols import Obs, Policy
+from robolearn.sim.registry import gym_make, load_object, task
 
 NAMED_POLICIES = ("expert", "random", "zero")
 
@@ -79,7 +79,7 @@ def load_policy(spec: str | Path, env_id: str, seed: int = 0, **load_kwargs: Any
             if key != "noise":
                 raise ValueError(f"policy '{spec}': unknown option '{key}' (only noise=<float>)")
             kwargs["noise"] = float(value)
-        space = gym.make(env_id).action_space
+        space = gym_make(env_id).action_space
         return make_policy(name, env_id, space, seed=seed, **kwargs)
     path = Path(spec)
     if not path.exists():

@@ -17,10 +17,11 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from robolearn.config import make_run_dir, save_config
+from robolearn.core.config import make_run_dir, save_config
+from robolearn.core.protocols import Policy
+from robolearn.core.stats import format_rate, wilson_interval
 from robolearn.policy_factory import make_policy
-from robolearn.protocols import Policy
-from robolearn.stats import format_rate, wilson_interval
+from robolearn.sim.registry import gym_make
 
 
 @dataclass
@@ -94,7 +95,7 @@ def make_env(cfg: EnvConfig, **kwargs: Any) -> gym.Env:
     from robolearn.sim.randomization import load_dynamics_preset
 
     dynamics = load_dynamics_preset(cfg.id, cfg.dynamics)
-    return gym.make(cfg.id, randomization=dynamics, pixels=cfg.pixels or None, **cfg.task, **kwargs)
+    return gym_make(cfg.id, randomization=dynamics, pixels=cfg.pixels or None, **cfg.task, **kwargs)
 
 
 def run_episode(env: gym.Env, policy: Policy, seed: int, frames: list | None = None,

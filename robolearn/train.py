@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from robolearn.config import save_config
+from robolearn.core.config import save_config
 from robolearn.policies.base import Batch, ChunkPolicy
 from robolearn.policies.checkpoint import latest_checkpoint, load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig

@@ -57,14 +57,13 @@ class ArmAdapter:
     embodiment = "arm"
 
     def __init__(self, env_id: str, period: float | None = None, env_kwargs: dict[str, Any] | None = None):
-        import gymnasium as gym
         import mujoco
 
-        import robolearn  # noqa: F401  (registers the envs)
         from robolearn.sim.arm.controller import DiffIKController
+        from robolearn.sim.registry import gym_make
         from robolearn.sim.robots import panda
 
-        env = gym.make(env_id, **(env_kwargs or {})).unwrapped
+        env = gym_make(env_id, **(env_kwargs or {})).unwrapped
         self._mj = mujoco
         self.model = env.model
         self.data = mujoco.MjData(self.model)
@@ -277,14 +276,13 @@ Adapter = ArmAdapter | HumanoidAdapter | QuadrotorAdapter
 
 def make_adapter(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Adapter:
     """The adapter for a registered task, chosen by its embodiment."""
-    from robolearn.sim.registry import task
+    from robolearn.sim.registry import gym_make, task
 
     spec = task(env_id)
     if spec.embodiment == "arm":
         return ArmAdapter(env_id, env_kwargs=env_kwargs)
-    import gymnasium as gym
 
-    env = gym.make(env_id, **(env_kwargs or {})).unwrapped
+    env = gym_make(env_id, **(env_kwargs or {})).unwrapped
     try:
         period = 1.0 / float(env.control_hz)
         if spec.embodiment == "humanoid":

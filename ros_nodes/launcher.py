@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import yaml
 
-from robolearn.config import ConfigError
+from robolearn.core.config import ConfigError
 from robolearn.ros_nodes.rosenv import require_rclpy, ros_env, use_ros_env
 
 NODES: dict[str, str] = {

@@ -42,7 +42,7 @@ class PolicyRunner:
     """The worker thread and the action queue.
 
     Args:
-        policy: a :class:`~robolearn.protocols.Policy`; ``act`` gets a batch of one.
+        policy: a :class:`~robolearn.core.protocols.Policy`; ``act`` gets a batch of one.
         replan_every: actions executed per chunk before replanning (``Ta``); 0: the whole chunk.
         on_chunk: called from the worker thread when a fresh chunk is queued.
         lead: replan when this many actions of the chunk are still to be executed (0: when it is used up;

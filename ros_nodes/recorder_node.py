@@ -24,6 +24,7 @@ import numpy as np
 from robolearn.ros_nodes.convert import MessageError, parse_observation, parse_tagged_action
 from robolearn.ros_nodes.mcap_log import McapLog, message_class
 from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
+from robolearn.sim.registry import gym_make
 
 Key = tuple[int, int]
 """A step: ``(episode, step)`` of its observation."""
@@ -166,12 +167,10 @@ class McapRecorder:
 
 def main(argv: list[str] | None = None) -> int:
     rclpy = require_rclpy()
-    import gymnasium as gym
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
     from std_msgs.msg import Bool, Float64MultiArray, String
 
-    import robolearn  # noqa: F401  (registers the envs)
     from robolearn.collect import dataset_info_for
     from robolearn.datasets.writer import EpisodeWriter
 
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         description="also record mcap_topics into this MCAP file ('' : off)")).value
     mcap_topics = list(node.declare_parameter("mcap_topics", MCAP_TOPICS, ParameterDescriptor(
         description="topics the MCAP file records")).value)
-    env = gym.make(env_id)
+    env = gym_make(env_id)
     info = dataset_info_for(env, env_id, [], 0, {"source": "ros recorder_node"})
     env.close()
     writer = EpisodeWriter(out, info)

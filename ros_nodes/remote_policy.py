@@ -7,7 +7,7 @@ while holding it, for the worker to be scheduled again). :class:`RemotePolicy` m
 child process (a fresh interpreter, ``python -m robolearn.ros_nodes.remote_policy``, on one end of a socket
 pair: the parent holds DDS threads, which ``fork`` would not carry over, and ``multiprocessing``'s spawn
 would re-import the node's main module) and keeps
-the :class:`~robolearn.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it; with
+the :class:`~robolearn.core.protocols.Policy` calls (``act``, ``reset``, ``observe`` when the policy has it; with
 ``prepare``, a policy's ``prepare`` runs in the child right after each ``act`` reply, between commands),
 so :class:`~robolearn.ros_nodes.policy_runner.PolicyRunner` uses it unchanged. Calls block the calling
 thread (the runner's worker) in a pipe read, which releases the GIL.
@@ -35,7 +35,6 @@ OPTIONAL = ("observe",)
 
 def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
     """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``."""
-    import robolearn  # noqa: F401  (registers the envs)
     from robolearn.policy_factory import NAMED_POLICIES
     from robolearn.policy_factory import load_policy as load
 

@@ -48,13 +48,11 @@ class SimRobot:
     """
 
     def __init__(self, env_id: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None, max_steps: int = 0):
-        import gymnasium as gym
 
-        import robolearn  # noqa: F401  (registers the envs)
-        from robolearn.sim.registry import task
+        from robolearn.sim.registry import gym_make, task
 
         self.spec = task(env_id)
-        self.wrapped = gym.make(env_id, **(env_kwargs or {}))
+        self.wrapped = gym_make(env_id, **(env_kwargs or {}))
         self.env = self.wrapped.unwrapped
         self.adapter = make_adapter(env_id, env_kwargs)
         self.max_steps = int(max_steps) or self.spec.max_episode_steps

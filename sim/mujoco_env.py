@@ -19,8 +19,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robolearn.config import from_dict
-from robolearn.protocols import Feature
+from robolearn.core.config import from_dict
+from robolearn.core.protocols import Feature
 from robolearn.sim.pixels import PixelConfig, PixelRenderer
 from robolearn.sim.randomization import DomainRandomizer, RandomizationConfig
 

@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 import yaml
 
-from robolearn.config import ConfigError, from_dict
+from robolearn.core.config import ConfigError, from_dict
 
 
 @dataclass

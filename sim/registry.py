@@ -1,7 +1,9 @@
 """The explicit registry of robolearn tasks, and their registration with gymnasium.
 
-Every task is one entry of :data:`TASKS`; ``robolearn.register_envs()`` (run on ``import robolearn``)
-registers each with gymnasium under its id, so ``gymnasium.make("robolearn/PandaLift-v0")`` works.
+Every task is one entry of :data:`TASKS`. Nothing registers on import: :func:`register_all` does it
+explicitly (idempotent), :func:`gym_make` registers and then calls ``gymnasium.make``, and the plugin module
+:mod:`robolearn.sim.envs` lets ``gymnasium.make("robolearn.sim.envs:robolearn/PandaLift-v0")`` work in a
+fresh interpreter.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class TaskSpec:
     entry_point: str
     """``module:Class`` of the gymnasium env."""
     expert: str
-    """``module:Class`` of the scripted expert :class:`~robolearn.protocols.Policy`."""
+    """``module:Class`` of the scripted expert :class:`~robolearn.core.protocols.Policy`."""
     embodiment: str
     """``arm``, ``humanoid`` or ``quadrotor``."""
     max_episode_steps: int
@@ -94,6 +96,12 @@ def register_all() -> None:
             max_episode_steps=spec.max_episode_steps,
             disable_env_checker=True,
         )
+
+
+def gym_make(env_id: str, **kwargs) -> gym.Env:
+    """``gymnasium.make(env_id, **kwargs)`` after registering robolearn's tasks."""
+    register_all()
+    return gym.make(env_id, **kwargs)
 
 
 def task(env_id: str) -> TaskSpec:

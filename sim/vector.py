@@ -37,6 +37,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
 from robolearn.sim.mujoco_env import ActionError, MujocoTaskEnv
+from robolearn.sim.registry import gym_make
 
 Backend = Literal["threads", "sync"]
 BACKENDS: tuple[str, ...] = ("threads", "sync")
@@ -86,7 +87,7 @@ def make_vec_env(
     else:
         envs = []
         for _ in range(int(num_envs)):
-            env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+            env = gym_make(env_id, disable_env_checker=True, **kwargs).unwrapped
             if not isinstance(env, MujocoTaskEnv):
                 raise TypeError(f"backend='threads' needs a MujocoTaskEnv; {env_id} is {type(env).__name__}")
             envs.append(env)
@@ -104,7 +105,7 @@ def _usable_cpus() -> int:
 
 
 def _env_fn(env_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -> Callable[[], gym.Env]:
-    return lambda: gym.make(env_id, disable_env_checker=True, max_episode_steps=max_episode_steps, **kwargs)
+    return lambda: gym_make(env_id, disable_env_checker=True, max_episode_steps=max_episode_steps, **kwargs)
 
 
 class _SeededSyncVectorEnv(SyncVectorEnv):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robolearn.collect import CollectConfig, collect
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 
 HELP = "Record policy rollouts (the scripted expert by default) into a crash-safe episode dataset."
 

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robolearn.config import describe, load_config, save_config
+from robolearn.core.config import describe, load_config, save_config
 from robolearn.rollout import EnvConfig, RolloutConfig, run_rollouts
 from robolearn.sim.registry import TASKS
 

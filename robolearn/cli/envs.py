@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import gymnasium as gym
-
-from robolearn.sim.registry import TASKS
+from robolearn.sim.registry import TASKS, gym_make
 
 HELP = "List registered environments: observation/action spaces and control rate."
 
@@ -18,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def describe_env(env_id: str) -> list[str]:
     """Human-readable lines describing one registered env (builds it once)."""
     spec = TASKS[env_id]
-    env = gym.make(env_id)
+    env = gym_make(env_id)
     base = env.unwrapped
     lines = [f"{env_id}  ({spec.embodiment}) {spec.description}",
              f"  control {base.control_hz:g} Hz over physics {base.physics_hz:g} Hz, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from robolearn.config import ConfigError, describe, load_run_config
+from robolearn.core.config import ConfigError, describe, load_run_config
 from robolearn.hil.config import DEVICES, HILConfig
 from robolearn.hil.modes import MODES
 

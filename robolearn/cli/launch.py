@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 
 HELP = "Start a ROS 2 node graph from configs/deploy/*.yaml (needs the ros extra); Ctrl-C stops it cleanly."
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_graph(cfg)
     n, k = len(result.episodes), sum(e["success"] for e in result.episodes)
     if n:
-        from robolearn.stats import format_rate
+        from robolearn.core.stats import format_rate
 
         print(f"{cfg.env_id} over ROS 2: success {format_rate(k, n)}")
     for topic, status in result.status.items():

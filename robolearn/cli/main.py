@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from robolearn.config import ConfigError
+from robolearn.core.config import ConfigError
 
 SUBCOMMANDS: dict[str, str] = {
     "envs": "robolearn.cli.envs",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 from robolearn.pipeline.config import PipelineConfig
 
 HELP = "Collect, train, evaluate, refine, run over ROS 2 and report; resumes where it stopped."

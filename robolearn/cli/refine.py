@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_run_config
+from robolearn.core.config import describe, load_run_config
 from robolearn.refine.config import METHODS, RefineConfig
 
 HELP = "Refine a frozen base policy with off-policy RL (residual, dsrl, dsrl-na; rlpd = SAC from scratch)."

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from robolearn.config import ConfigError, load_config
+    from robolearn.core.config import ConfigError, load_config
     from robolearn.hil.reward_classifier import RewardClassifierConfig, train_classifier
 
     flags = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "val_fraction": args.val_fraction,
@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robolearn.config import ConfigError
+    from robolearn.core.config import ConfigError
     from robolearn.hil.reward_classifier import evaluate_classifier
 
     try:

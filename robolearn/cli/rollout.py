@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 from robolearn.rollout import RolloutConfig, run_rollouts
 
 HELP = "Run a named policy (expert, random, zero) for N episodes; success rate with a 95 percent confidence interval."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 from robolearn.teleop.record import TeleopConfig, record_teleop
 
 HELP = "Teleoperate a task (keyboard, gamepad, SpaceMouse) and record episodes with intervention flags."

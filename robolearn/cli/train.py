@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.config import describe, load_config
+from robolearn.core.config import describe, load_config
 
 HELP = "Train a BC or diffusion policy from a demonstration dataset (resumes an existing run directory)."
 

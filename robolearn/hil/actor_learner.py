@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robolearn.config import make_run_dir, save_config
+from robolearn.core.config import make_run_dir, save_config
 from robolearn.hil.config import HILConfig
 from robolearn.hil.intervention import InterventionVecEnv, SuccessLabeler
 from robolearn.hil.sim_human import Intervener
 from robolearn.hil.workers import EpisodeRecorder, HILActor, HILLearner, make_env, make_residual_env
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
 from robolearn.rl.replay import Batch
+from robolearn.sim.registry import gym_make
 
 EVAL_SEED = 10_000
 
@@ -232,9 +233,8 @@ class ProcessBackend:
 
 
 def _control_hz(env_id: str) -> float:
-    import gymnasium as gym
 
-    probe = gym.make(env_id)
+    probe = gym_make(env_id)
     try:
         return float(getattr(getattr(probe.unwrapped, "cfg", None), "control_hz", 20.0))
     finally:
@@ -247,12 +247,11 @@ def _resumed_env_steps(run: Path) -> int:
 
 
 def _open_recorder(cfg: HILConfig, run: Path, env: InterventionVecEnv, intervener_name: str) -> Any:
-    import gymnasium as gym
 
     from robolearn.collect import dataset_info_for
     from robolearn.datasets.writer import EpisodeWriter
 
-    probe = gym.make(cfg.env_id)
+    probe = gym_make(cfg.env_id)
     try:
         info = dataset_info_for(probe, cfg.env_id, [], 84, {"source": "hil", "mode": cfg.mode, "base": cfg.base,
                                                            "device": cfg.device})

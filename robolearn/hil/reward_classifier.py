@@ -45,7 +45,7 @@ import yaml
 from torch import nn
 from torch.nn import functional as F
 
-from robolearn.durable import atomic_write_bytes, fsync_dir
+from robolearn.core.durable import atomic_write_bytes, fsync_dir
 from robolearn.rl.augment import augment_obs
 from robolearn.rl.networks import ObsEncoder, is_pixel_key, mlp
 

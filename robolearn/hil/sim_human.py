@@ -37,7 +37,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robolearn.protocols import Policy
+from robolearn.core.protocols import Policy
+from robolearn.sim.registry import gym_make
 
 IDLE, PENDING, CONTROL = 0, 1, 2
 TO_EPISODE_END = np.iinfo(np.int64).max // 2
@@ -131,11 +132,10 @@ class SimHuman:
     @classmethod
     def for_env(cls, cfg: SimHumanConfig, env_id: str, num_envs: int) -> SimHuman:
         """The task's scripted expert as judge (noise 0) and hand (noise ``cfg.noise``)."""
-        import gymnasium as gym
 
         from robolearn.policy_factory import load_policy
 
-        env = gym.make(env_id)
+        env = gym_make(env_id)
         low, high = env.action_space.low, env.action_space.high
         env.close()
         judge = load_policy("expert:noise=0", env_id, seed=cfg.seed)

@@ -8,12 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from robolearn.config import from_dict, to_dict
-from robolearn.durable import atomic_write_json
+from robolearn.core.config import from_dict, to_dict
+from robolearn.core.durable import atomic_write_json
+from robolearn.core.stats import wilson_interval
 from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
 from robolearn.pipeline.pipeline import evaluate_policy
 from robolearn.pipeline.stages import Stage
-from robolearn.stats import wilson_interval
 
 
 def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):

@@ -20,12 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from robolearn.config import save_config
-from robolearn.durable import atomic_write_json
+from robolearn.core.config import save_config
+from robolearn.core.durable import atomic_write_json
+from robolearn.core.protocols import Policy
+from robolearn.core.stats import wilson_interval
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.stages import Stage, StageRunner
-from robolearn.protocols import Policy
-from robolearn.stats import wilson_interval
+from robolearn.sim.registry import gym_make
 
 
 def _eval_record(result, policy_name: str, dynamics: str) -> dict[str, Any]:
@@ -84,11 +85,10 @@ def _train_stage(cfg: PipelineConfig):
 
 def _eval_expert_stage(cfg: PipelineConfig):
     def run() -> dict[str, Any]:
-        import gymnasium as gym
 
         from robolearn.policy_factory import make_policy
 
-        env = gym.make(cfg.env_id)
+        env = gym_make(cfg.env_id)
         expert = make_policy("expert", cfg.env_id, env.action_space, noise=0.0, seed=cfg.seed)
         noisy = make_policy("expert", cfg.env_id, env.action_space, noise=cfg.collect.noise, seed=cfg.seed)
         records = [evaluate_policy(cfg, expert, "expert", "nominal"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robolearn.durable import atomic_write_json
+from robolearn.core.durable import atomic_write_json
 
 StageFn = Callable[[], dict[str, Any]]
 

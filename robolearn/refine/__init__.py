@@ -1,4 +1,4 @@
-"""Refinement of a frozen base :class:`~robolearn.protocols.Policy` with off-policy RL.
+"""Refinement of a frozen base :class:`~robolearn.core.protocols.Policy` with off-policy RL.
 
 Every method is an environment wrapper around the base (so one learner serves all of them):
 

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import yaml
 
-from robolearn.protocols import Policy
+from robolearn.core.protocols import Policy
 from robolearn.refine.layout import ACTOR_FILE, REFINED_FILE
 from robolearn.rl.networks import Actor
+from robolearn.sim.registry import gym_make
 
 
 class ActionScaler:
@@ -93,7 +94,7 @@ def load_refined(directory: str | Path, env_id: str | None = None, seed: int = 0
 
 
 def _action_space(env_id: str) -> gym.spaces.Box:
-    env = gym.make(env_id)
+    env = gym_make(env_id)
     try:
         return env.action_space
     finally:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from robolearn.protocols import Policy
+from robolearn.core.protocols import Policy
 from robolearn.refine.common import ActionScaler
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.rl.networks import CriticEnsemble

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robolearn.config import make_run_dir, save_config
-from robolearn.protocols import Policy
+from robolearn.core.config import make_run_dir, save_config
+from robolearn.core.protocols import Policy
 from robolearn.refine.common import load_base, save_refined
 from robolearn.refine.config import METHODS, RefineConfig
 from robolearn.refine.warm_start import collect_transitions, dataset_transitions

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robolearn.protocols import Obs, Policy
+from robolearn.core.protocols import Obs, Policy
 from robolearn.refine.common import ActionScaler, batch_size, torch_obs
 from robolearn.rl.networks import Actor
 
@@ -107,7 +107,7 @@ class NoiseSteeringVecEnv:
 
 
 class NoiseSteeredPolicy:
-    """Base policy steered by a noise actor, as one deterministic :class:`~robolearn.protocols.Policy`."""
+    """Base policy steered by a noise actor, as one deterministic :class:`~robolearn.core.protocols.Policy`."""
 
     noise_shape = None
 

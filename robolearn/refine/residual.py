@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robolearn.protocols import Obs, Policy
+from robolearn.core.protocols import Obs, Policy
 from robolearn.refine.common import ActionScaler, batch_size, torch_obs
 from robolearn.rl.networks import Actor
 
@@ -176,7 +176,7 @@ class ResidualVecEnv:
 
 
 class ResidualPolicy:
-    """Base policy + residual actor as one :class:`~robolearn.protocols.Policy` (``(B, 1, Da)`` chunks).
+    """Base policy + residual actor as one :class:`~robolearn.core.protocols.Policy` (``(B, 1, Da)`` chunks).
 
     The base chunk is consumed one step per call; the residual is the actor's deterministic action.
     ``noise`` is passed to the base when it replans.

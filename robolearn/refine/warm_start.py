@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.protocols import Policy
+from robolearn.core.protocols import Policy
 from robolearn.rl.replay import NStepAccumulator, ReplayBuffer
 
 

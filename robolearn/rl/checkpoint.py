@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robolearn.durable import fsync_dir
+from robolearn.core.durable import fsync_dir
 from robolearn.rl.replay import ReplayBuffer
 
 LATEST = "LATEST"

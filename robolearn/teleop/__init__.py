@@ -1,4 +1,4 @@
-"""Teleoperation: human input devices behind the :class:`~robolearn.protocols.Teleop` protocol.
+"""Teleoperation: human input devices behind the :class:`~robolearn.core.protocols.Teleop` protocol.
 
 Each device maps its input to end-effector delta commands ``(5,)`` = ``[dx, dy, dz (m), dyaw (rad),
 gripper (0 open .. 1 closed)]`` per control step (:class:`EEDeltaMapping`), returns None from

@@ -23,8 +23,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robolearn.core.protocols import Policy
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Policy
 from robolearn.teleop.base import TeleopDevice, TeleopEvent
 
 

@@ -19,8 +19,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robolearn.config import from_dict
-from robolearn.protocols import Feature
+from robolearn.core.config import from_dict
+from robolearn.core.protocols import Feature
 from robolearn.sim.arm.controller import DiffIKController
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box
 from robolearn.sim.pixels import set_render_defaults
@@ -85,7 +85,7 @@ class PandaTaskEnv(MujocoTaskEnv):
                  randomization: Any = None, pixels: Any = None, **overrides: Any):
         cfg = config if isinstance(config, ArmTaskConfig) else from_dict(ArmTaskConfig, dict(config or {}))
         if overrides:
-            from robolearn.config import to_dict
+            from robolearn.core.config import to_dict
 
             cfg = from_dict(ArmTaskConfig, {**to_dict(cfg), **overrides}, f"{type(self).__name__} kwargs")
         self.cfg = cfg

@@ -1,4 +1,4 @@
-"""Scripted experts for the Panda tasks, as :class:`~robolearn.protocols.Policy` objects.
+"""Scripted experts for the Panda tasks, as :class:`~robolearn.core.protocols.Policy` objects.
 
 Each expert is a small per-env state machine over the privileged observation, acting in the
 ``ee_delta`` action space (``(B, 1, 5)`` chunks: dx, dy, dz m; dyaw rad; gripper 0..1).

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import mujoco
 import numpy as np
 
-from robolearn.config import from_dict, to_dict
+from robolearn.core.config import from_dict, to_dict
 
 C = TypeVar("C")
 

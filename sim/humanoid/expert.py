@@ -33,7 +33,7 @@ SQUEEZE_STEPS = 6
 
 
 class G1BimanualLiftExpert:
-    """A :class:`~robolearn.protocols.Policy` for G1BimanualLift; ``act`` returns ``(B, 1, 14)`` rad."""
+    """A :class:`~robolearn.core.protocols.Policy` for G1BimanualLift; ``act`` returns ``(B, 1, 14)`` rad."""
 
     noise_shape = None
 

@@ -32,7 +32,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robolearn.protocols import Feature
+from robolearn.core.protocols import Feature
 from robolearn.sim.humanoid import g1_model
 from robolearn.sim.humanoid.common import JointIndex, make_config, quat_to_mat, yaw_of_quat
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box

@@ -32,7 +32,7 @@ _HIGH = np.array([g1_model.joint_range(j)[1] for j in g1_model.ALL_JOINTS])
 
 
 class StandingController:
-    """A :class:`~robolearn.protocols.Policy` for G1PushRecovery: ``act`` returns ``(B, 1, 29)`` rad.
+    """A :class:`~robolearn.core.protocols.Policy` for G1PushRecovery: ``act`` returns ``(B, 1, 29)`` rad.
 
     ``noise`` (>= 0) adds Gaussian noise of ``0.02 * noise`` rad to the joint targets (for diverse data).
     """

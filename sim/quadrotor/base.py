@@ -27,8 +27,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robolearn.config import from_dict, to_dict
-from robolearn.protocols import Feature
+from robolearn.core.config import from_dict, to_dict
+from robolearn.core.protocols import Feature
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box
 from robolearn.sim.quadrotor.model import BODY, CRAZYFLIE, MOTORS, QuadrotorParams, add_quadrotor, build_arena
 from robolearn.sim.quadrotor.rate_controller import RateController

@@ -13,20 +13,19 @@ import argparse
 import time
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-import robolearn  # noqa: F401  (registers the envs)
+from robolearn.core.stats import format_rate
 from robolearn.sim.quadrotor.expert import GatesExpert, HoverExpert
 from robolearn.sim.quadrotor.model import CRAZYFLIE
-from robolearn.stats import format_rate
+from robolearn.sim.registry import gym_make
 
 HOVER, GATES = "robolearn/QuadHover-v0", "robolearn/QuadGates-v0"
 
 
 def run_expert(env_id: str, episodes: int, seed: int = 0, **task: Any) -> list[dict[str, Any]]:
     """Run the clean expert for ``episodes`` episodes; one result dict per episode."""
-    env = gym.make(env_id, **task)
+    env = gym_make(env_id, **task)
     expert = (HoverExpert if env_id == HOVER else GatesExpert)(noise=0.0, seed=seed)
     results = []
     for i in range(episodes):
@@ -43,7 +42,7 @@ def run_expert(env_id: str, episodes: int, seed: int = 0, **task: Any) -> list[d
 
 def steps_per_second(env_id: str, action_mode: str, steps: int = 2000) -> float:
     """Control steps/s of one env under a hover action (resets on episode end are included)."""
-    env = gym.make(env_id, action_mode=action_mode)
+    env = gym_make(env_id, action_mode=action_mode)
     hover = CRAZYFLIE.hover_thrust
     action = np.array([hover, 0, 0, 0] if action_mode == "rates" else [hover / 4] * 4, np.float32)
     env.reset(seed=0)

@@ -1,6 +1,6 @@
 """Scripted quadrotor experts: cascaded position -> attitude controllers over the rates action space.
 
-Both experts are batched :class:`~robolearn.protocols.Policy` objects returning ``(B, 1, 4)`` float32
+Both experts are batched :class:`~robolearn.core.protocols.Policy` objects returning ``(B, 1, 4)`` float32
 chunks ``[T (N), p, q, r (rad/s)]`` for ``action_mode="rates"`` (the default). The cascade is:
 
 1. an outer loop producing a desired acceleration ``a_cmd (B, 3)`` m/s^2 (world frame) from a smooth
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robolearn.protocols import Obs
+from robolearn.core.protocols import Obs
 from robolearn.sim.quadrotor.model import CRAZYFLIE, GRAVITY
 
 NOISE_STD = np.array([0.03, 1.0, 1.0, 0.5])

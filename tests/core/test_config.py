@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from robolearn.config import ConfigError, apply_overrides, describe, field_docs, load_config, save_config
+from robolearn.core.config import ConfigError, apply_overrides, describe, field_docs, load_config, save_config
 
 
 @dataclass

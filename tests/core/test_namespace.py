@@ -62,3 +62,25 @@ def test_wheel_maps_folders_into_robolearn(tmp_path, repo_root):
     assert "robolearn/sim/registry.py" in names
     assert all(n.startswith("robolearn/") for n in code), [n for n in code if not n.startswith("robolearn/")]
     assert not any(n.startswith(("sim/", "datasets/", "policies/")) for n in names)
+
+
+def test_importing_policies_registers_nothing(repo_root):
+    """Importing a policy module neither registers tasks nor patches anything (no import side effects)."""
+    out = _run("import gymnasium as gym, robolearn.policies.normalizer; "
+               "print(any(k.startswith('robolearn/') for k in gym.registry))", repo_root)
+    assert out == "False"
+
+
+def test_gym_make_in_a_fresh_interpreter(tmp_path):
+    """gymnasium 1.x's plugin form ``module:env_id`` needs no robolearn import first (run outside the checkout)."""
+    out = _run("import gymnasium as gym; env = gym.make('robolearn.sim.envs:robolearn/PandaLift-v0'); "
+               "print(env.spec.id, env.spec.max_episode_steps)", tmp_path)
+    assert out == "robolearn/PandaLift-v0 100"
+
+
+def test_gymnasium_entry_point_is_declared():
+    """Gymnasium versions that load the ``gymnasium.envs`` plugin group find robolearn's registration."""
+    from importlib.metadata import entry_points
+
+    (point,) = [p for p in entry_points(group="gymnasium.envs") if p.name == "robolearn"]
+    assert point.value == "robolearn.sim.registry:register_all"

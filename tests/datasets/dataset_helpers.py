@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetInfo
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Feature
 
 
 def make_info(image: bool = False) -> DatasetInfo:

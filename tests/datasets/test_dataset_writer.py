@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from dataset_helpers import episode_arrays, make_info, write_dataset
 
+from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetError
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.protocols import Feature
 
 
 def test_round_trip_preserves_every_value(tmp_path):

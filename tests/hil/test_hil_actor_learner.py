@@ -14,7 +14,7 @@ import torch
 
 from robolearn.cli.hil import add_arguments, build_config
 from robolearn.cli.hil import run as cli_run
-from robolearn.config import ConfigError
+from robolearn.core.config import ConfigError
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.hil.actor_learner import run_hil
 from robolearn.hil.config import HILConfig

@@ -13,6 +13,7 @@ from tests_support import can_render
 
 from robolearn.cli.main import main
 from robolearn.collect import CollectConfig, collect
+from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetInfo
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.writer import EpisodeWriter
@@ -28,7 +29,6 @@ from robolearn.hil.reward_classifier import (
     train_classifier,
 )
 from robolearn.hil.workers import make_env
-from robolearn.protocols import Feature
 from robolearn.rl.learner import LearnerConfig
 
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from robolearn.config import load_config
+from robolearn.core.config import load_config
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.sim.registry import task
 

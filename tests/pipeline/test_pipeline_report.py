@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robolearn.durable import atomic_write_json
+from robolearn.core.durable import atomic_write_json
 from robolearn.pipeline.report import write_report
 from robolearn.rollout import write_video
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robolearn.config import load_config
+from robolearn.core.config import load_config
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.pipeline import run_pipeline
 

@@ -10,7 +10,7 @@ import pytest
 from robolearn.cli import eval as eval_cli
 from robolearn.cli import train as train_cli
 from robolearn.collect import CollectConfig, collect
-from robolearn.config import from_dict
+from robolearn.core.config import from_dict
 from robolearn.policies.checkpoint import load
 
 

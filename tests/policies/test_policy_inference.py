@@ -7,8 +7,8 @@ import pytest
 import torch
 from policy_helpers import DA, TA, TO, TP, make_obs, small_config, stats
 
+from robolearn.core.protocols import Policy
 from robolearn.policies.checkpoint import make_policy
-from robolearn.protocols import Policy
 
 
 def fitted(kind="diffusion", denoiser="unet", image=False, **kw):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import robolearn  # noqa: F401
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 from robolearn.policy_factory import make_policy
 from robolearn.refine.common import load_refined, save_refined
 from robolearn.refine.config import RefineConfig

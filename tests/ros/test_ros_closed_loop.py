@@ -10,8 +10,8 @@ pytest.importorskip("rclpy")
 
 from ros_helpers import fresh_domain  # noqa: E402
 
+from robolearn.core.stats import wilson_interval  # noqa: E402
 from robolearn.ros_nodes.launcher import DeployConfig, run_graph  # noqa: E402
-from robolearn.stats import wilson_interval  # noqa: E402
 
 LIFT = "robolearn/PandaLift-v0"
 EPISODES = 5

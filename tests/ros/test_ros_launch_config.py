@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robolearn.config import ConfigError, load_config
+from robolearn.core.config import ConfigError, load_config
 from robolearn.ros_nodes.launcher import DeployConfig
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.rosenv import ros_env

@@ -11,7 +11,7 @@ pytest.importorskip("rclpy")
 
 from ros_helpers import Client, fresh_domain  # noqa: E402
 
-import robolearn  # noqa: E402, F401  (registers the envs)
+import robolearn.sim.envs  # noqa: E402, F401  (registers the tasks with gymnasium)
 from robolearn.collect import dataset_info_for  # noqa: E402
 from robolearn.datasets.reader import EpisodeDataset  # noqa: E402
 from robolearn.datasets.writer import EpisodeWriter  # noqa: E402

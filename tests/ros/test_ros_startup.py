@@ -24,7 +24,7 @@ def test_policy_subscribes_to_observations_only_once_its_commands_have_a_listene
     from std_msgs.msg import Float64MultiArray
     from trajectory_msgs.msg import JointTrajectory
 
-    import robolearn.sim  # noqa: F401  (registers the tasks)
+    import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
     from robolearn.ros_nodes.convert import observation_msg
 
     env = gym.make(LIFT)

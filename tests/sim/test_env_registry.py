@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import robolearn  # noqa: F401  (registers the envs)
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 from robolearn.sim.mujoco_env import ActionError
 from robolearn.sim.registry import TASKS
 
@@ -78,7 +78,7 @@ def test_time_limit_truncates_not_terminates():
 
 
 def test_task_config_errors_name_the_key():
-    from robolearn.config import ConfigError
+    from robolearn.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown key 'control_rate'.*allowed keys"):
         gym.make("robolearn/PandaLift-v0", control_rate=10)

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import robolearn  # noqa: F401
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 from robolearn.policy_factory import make_policy
 from robolearn.rollout import run_episode
 from robolearn.sim.registry import TASKS

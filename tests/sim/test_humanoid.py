@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import robolearn  # noqa: F401  (registers the envs)
-from robolearn.config import ConfigError
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
+from robolearn.core.config import ConfigError
 from robolearn.sim.humanoid import g1_model
 from robolearn.sim.humanoid.expert import G1BimanualLiftExpert
 from robolearn.sim.humanoid.standing_controller import StandingController

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from tests_support import can_render
 
-import robolearn  # noqa: F401
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
 
 pytestmark = pytest.mark.skipif(not can_render(), reason="no offscreen GL here (see scripts/ensure_gl.sh)")
 

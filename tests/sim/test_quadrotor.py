@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import robolearn  # noqa: F401  (registers the envs)
-from robolearn.config import ConfigError
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
+from robolearn.core.config import ConfigError
 from robolearn.policy_factory import make_policy
 from robolearn.rollout import run_episode
 from robolearn.sim.mujoco_env import ActionError

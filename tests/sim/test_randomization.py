@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import robolearn  # noqa: F401
-from robolearn.config import ConfigError
+import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
+from robolearn.core.config import ConfigError
 from robolearn.sim.randomization import load_dynamics_preset
 from robolearn.sim.registry import TASKS
 

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from robolearn.protocols import Teleop
+from robolearn.core.protocols import Teleop
 from robolearn.teleop.base import EEDeltaMapping, TeleopEvent
 from robolearn.teleop.gamepad import GamepadTeleop, ScriptedJoystick
 from robolearn.teleop.keyboard import KeyboardTeleop, ScriptedKeys
