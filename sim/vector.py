@@ -37,7 +37,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
 
 from robolearn.sim.mujoco_env import ActionError, MujocoTaskEnv
-from robolearn.sim.registry import gym_make
+from robolearn.sim.registry import gym_make, register_all
 
 Backend = Literal["threads", "sync"]
 BACKENDS: tuple[str, ...] = ("threads", "sync")
@@ -72,8 +72,7 @@ def make_vec_env(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not isinstance(num_envs, int | np.integer) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-    if env_id not in gym.registry:
-        import robolearn  # noqa: F401  (registers the robolearn tasks)
+    register_all()
     if env_id not in gym.registry:
         known = sorted(k for k in gym.registry if k.startswith("robolearn/"))
         raise KeyError(f"unknown env id {env_id!r}; registered robolearn ids: {', '.join(known)}")
