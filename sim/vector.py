@@ -14,10 +14,10 @@ control steps have elapsed, as gymnasium's ``TimeLimit`` does). A pool of thread
 contiguous slice of the envs (``pre_step`` -> ``physics_step`` -> ``post_step`` -> reset if done).
 ``mj_step`` releases the GIL, so one thread's physics overlaps another's Python and the physics of
 several envs runs on several cores; each env's result does not depend on the threads, so runs are
-deterministic given the seed and identical to the ``sync`` backend's. Threads were measured against
-``mujoco.rollout`` on the 2-core development machine: rollout needs a state copy-out/copy-in and an
-``mj_forward`` per env and control step, was no faster (1.7x vs 1.9x serial at 32 envs) and does not
-carry MuJoCo's solver warm-start across control steps, so it would change the physics.
+deterministic given the seed and identical to the ``sync`` backend's. Threads rather than
+``mujoco.rollout``: rollout needs a state copy-out/copy-in and an ``mj_forward`` per env and control
+step, is no faster than threads (docs/results.md) and does not carry MuJoCo's solver warm-start across
+control steps, so it would change the physics.
 
 ``backend="sync"`` is gymnasium's own ``SyncVectorEnv`` over ``gymnasium.make(env_id)`` with
 same-step autoreset, for comparison; both backends produce the same trajectories for the same seeds.
@@ -161,15 +161,15 @@ class MujocoVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         if any(env.pixels.cfg.cameras for env in self.envs):
             # Offscreen rendering dominates a pixel env's step, and on a CPU renderer switching GL contexts
-            # between pool threads made 8 envs 15x slower than stepping them inline (bench/render_throughput.py).
+            # between pool threads costs far more than stepping the envs inline (bench/render_throughput.py).
             threads = 1
         self.num_threads = min(threads, self.num_envs)
         self._chunks = [c.tolist() for c in np.array_split(np.arange(self.num_envs), self.num_threads)]
         self._pool = ThreadPoolExecutor(self.num_threads, "robolearn-vec") if self.num_threads > 1 else None
         # One thread at a time runs an env's Python (pre_step/post_step). Without this lock, the small
         # MuJoCo calls inside them (mj_jacSite, mju_*), which release the GIL, hand it to the other
-        # threads' Python and back at every call: measured on 2 cores, this GIL ping-pong cost more
-        # than overlapping the Python phases gained. Physics (mj_step) runs outside the lock, in parallel.
+        # threads' Python and back at every call, and this GIL ping-pong costs more than
+        # overlapping the Python phases gains. Physics (mj_step) runs outside the lock, in parallel.
         self._python_lock = threading.Lock()
         self._results: list[Any] = [None] * self.num_envs
 
