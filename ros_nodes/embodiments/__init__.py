@@ -54,9 +54,4 @@ def embodiment_for(env_id: str, embodiments: Mapping[str, Embodiment] | None = N
     return table[name]
 
 
-def make_adapter(env_id: str, env_kwargs: dict | None = None) -> Adapter:
-    """The adapter for a registered task, from its embodiment."""
-    return embodiment_for(env_id).make_adapter(env_id, env_kwargs)
-
-
-__all__ = ["EMBODIMENTS", "Adapter", "Embodiment", "embodiment_for", "make_adapter"]
+__all__ = ["EMBODIMENTS", "Adapter", "Embodiment", "embodiment_for"]

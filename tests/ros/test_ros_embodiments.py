@@ -36,29 +36,34 @@ def test_every_embodiment_builds_its_adapter_limits_and_fallback(name):
     assert adapter.from_msg(adapter.to_msg(fallback)).values.shape == (cfg.size,)
 
 
-@pytest.mark.slow
-def test_a_toy_embodiment_in_one_file_runs_twin_safety_check_and_fallback(tmp_path):
+def start_twin_and_safety(client: Client, embodiment) -> list:
+    """The real twin and safety nodes for ``embodiment`` on PandaLift, in the client's context and executor."""
     from rclpy.parameter import Parameter
+
+    from robolearn.ros_nodes.safety_node import SafetyNode
+    from robolearn.ros_nodes.sim_robot_node import SimRobotNode
+
+    twin = SimRobotNode(embodiment=embodiment, context=client.context, parameter_overrides=[
+        Parameter("env_id", value=LIFT), Parameter("step_hz", value=50.0), Parameter("episode_steps", value=100_000),
+        Parameter("start_delay", value=0.0)])
+    safety = SafetyNode(embodiment=embodiment, context=client.context, parameter_overrides=[
+        Parameter("env_id", value=LIFT), Parameter("limits.watchdog_timeout", value=0.1)])
+    for node in (twin, safety):
+        client.executor.add_node(node)
+    return [twin, safety]
+
+
+@pytest.mark.slow
+def test_a_toy_embodiment_in_one_file_runs_twin_safety_check_and_fallback():
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
     from robolearn.ros_nodes.convert import sec_to_stamp, stamp_to_sec
-    from robolearn.ros_nodes.safety_node import SafetyNode
-    from robolearn.ros_nodes.sim_robot_node import SimRobotNode
 
     embodiments = {**EMBODIMENTS, "toy": Toy()}  # the one line a new embodiment adds
-    toy = embodiments["toy"]
     client = Client(fresh_domain())
-    common = [Parameter("env_id", value=LIFT)]
-    twin = SimRobotNode(embodiment=toy, context=client.context, parameter_overrides=[
-        *common, Parameter("step_hz", value=50.0), Parameter("episode_steps", value=100_000),
-        Parameter("start_delay", value=0.0)])
-    safety = SafetyNode(embodiment=toy, context=client.context, parameter_overrides=[
-        *common, Parameter("limits.watchdog_timeout", value=0.1)])
-    nodes = [twin, safety]
-    for node in nodes:
-        client.executor.add_node(node)
+    nodes = start_twin_and_safety(client, embodiments["toy"])
     node = client.node
     state: dict = {"q": None, "status": {}, "sent": []}
     node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
