@@ -13,7 +13,7 @@ Topics and messages used throughout :mod:`robolearn.ros_nodes`:
   led by the ``_stamp`` / ``_episode`` / ``_step`` of the observation it answers when the publisher knows
   it (the policy node does; a recorder pairs each action with that observation, not with whichever
   observation it happened to receive last).
-* Robot command topics: see :mod:`robolearn.ros_nodes.adapters`.
+* Robot command topics: see :mod:`robolearn.ros_nodes.embodiments`.
 """
 
 from __future__ import annotations

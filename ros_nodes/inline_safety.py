@@ -10,9 +10,10 @@ while the e-stop is latched never commands the robot before the reset. The e-sto
 reach this filter: a command sent before it arrived can still reach the robot after the monitor latched
 (the monitor counts it as ``command while latched``); the gate blocks that one too.
 
-The filter's robot state comes from the observations the policy already parses (arm and humanoid:
-``joint_pos`` in command order; quadrotor: ``position``, ``attitude`` wxyz, ``velocity``), not from a
-second subscription to ``joint_states`` / ``odom`` on the control path.
+The filter's robot state comes from the observations the policy already parses (the embodiment's
+``state_from_observation``: arm and humanoid ``joint_pos`` in command order; quadrotor ``position``,
+``attitude`` wxyz, ``velocity``), not from a second subscription to ``joint_states`` / ``odom`` on the
+control path.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.ros_nodes.adapters import ArmAdapter
+from robolearn.ros_nodes.embodiments.base import Adapter, Embodiment
 from robolearn.ros_nodes.safety import Command, SafetyFilter
 
 WAITING = "waiting for safety/state"
@@ -37,19 +38,22 @@ class InlineSafety:
     Args:
         node: the policy node (parameters, subscription, logger).
         env_id: the task whose robot is guarded (default limits).
-        adapter: the node's robot adapter (forward kinematics for the arm's workspace box).
+        embodiment: the robot's embodiment (defaults, checks, state from observations).
+        adapter: the node's robot adapter.
         require_monitor: hold every command until ``safety/state`` has been heard (fail-closed).
     """
 
-    def __init__(self, node: Any, env_id: str, adapter: Any, require_monitor: bool = True):
+    def __init__(self, node: Any, env_id: str, embodiment: Embodiment, adapter: Adapter,
+                 require_monitor: bool = True):
         from std_msgs.msg import String
 
-        from robolearn.ros_nodes.safety_params import declare_limits, default_safety_config, state_qos
+        from robolearn.ros_nodes.safety_params import declare_limits, state_qos
 
-        self.cfg = declare_limits(node, default_safety_config(env_id, adapter))
+        self.embodiment = embodiment
+        self.cfg = declare_limits(node, embodiment.default_safety(env_id, adapter))
         log = node.get_logger()
-        fk = adapter.fk if isinstance(adapter, ArmAdapter) else None
-        self.filter = SafetyFilter(self.cfg, fk=fk, log=lambda m: log.warning(m, throttle_duration_sec=1.0))
+        self.filter = SafetyFilter(self.cfg, embodiment.safety_checks(self.cfg, adapter),
+                                   log=lambda m: log.warning(m, throttle_duration_sec=1.0))
         self.heard = not require_monitor
         self._epoch: int | None = None
         self._on_ready: list[Callable[[], None]] = []
@@ -64,11 +68,7 @@ class InlineSafety:
 
     def update(self, obs: dict[str, np.ndarray]) -> None:
         """The robot state from an observation (see the module docstring for the keys)."""
-        if self.cfg.embodiment == "quadrotor":
-            self.filter.update_state(position=obs.get("position"), quat=obs.get("attitude"),
-                                     velocity=obs.get("velocity"))
-        elif "joint_pos" in obs:
-            self.filter.update_state(joint_pos=np.asarray(obs["joint_pos"], np.float64))
+        self.filter.update_state(**self.embodiment.state_from_observation(obs))
 
     def check(self, cmd: Command, now: float) -> Command | None:
         """The command to publish for ``cmd`` at ``now`` (s), clipped into the limits; None: hold it back."""

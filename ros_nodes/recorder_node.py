@@ -23,8 +23,14 @@ import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, parse_observation, parse_tagged_action
 from robolearn.ros_nodes.mcap_log import McapLog, message_class
-from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import require_rclpy, run_node
 from robolearn.sim.registry import gym_make
+
+require_rclpy()
+from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 
 Key = tuple[int, int]
 """A step: ``(episode, step)`` of its observation."""
@@ -165,70 +171,68 @@ class McapRecorder:
               file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    rclpy = require_rclpy()
-    from rcl_interfaces.msg import ParameterDescriptor
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data
-    from std_msgs.msg import Bool, Float64MultiArray, String
+class RecorderNode(Node):
+    """The recorder node; see the module docstring. ``**kwargs`` go to ``Node`` (``context``...)."""
 
-    from robolearn.collect import dataset_info_for
-    from robolearn.datasets.writer import EpisodeWriter
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("recorder", **kwargs)
+        from robolearn.collect import dataset_info_for
+        from robolearn.datasets.writer import EpisodeWriter
 
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = rclpy.create_node("recorder")
-    desc = ParameterDescriptor(dynamic_typing=True)
-    env_id = node.declare_parameter("env_id", "robolearn/PandaLift-v0", desc).value
-    out = node.declare_parameter("out", "runs/ros_recording", desc).value
-    mcap_path = node.declare_parameter("mcap", "", ParameterDescriptor(
-        description="also record mcap_topics into this MCAP file ('' : off)")).value
-    mcap_topics = list(node.declare_parameter("mcap_topics", MCAP_TOPICS, ParameterDescriptor(
-        description="topics the MCAP file records")).value)
-    env = gym_make(env_id)
-    info = dataset_info_for(env, env_id, [], 0, {"source": "ros recorder_node"})
-    env.close()
-    writer = EpisodeWriter(out, info)
-    rec = StepRecorder(writer)
-    log = node.get_logger()
+        desc = ParameterDescriptor(dynamic_typing=True)
+        env_id = self.declare_parameter("env_id", "robolearn/PandaLift-v0", desc).value
+        self.out = self.declare_parameter("out", "runs/ros_recording", desc).value
+        mcap_path = self.declare_parameter("mcap", "", ParameterDescriptor(
+            description="also record mcap_topics into this MCAP file ('' : off)")).value
+        mcap_topics = list(self.declare_parameter("mcap_topics", MCAP_TOPICS, ParameterDescriptor(
+            description="topics the MCAP file records")).value)
+        env = gym_make(env_id)
+        self.info = dataset_info_for(env, env_id, [], 0, {"source": "ros recorder_node"})
+        env.close()
+        self.writer = EpisodeWriter(self.out, self.info)
+        self.rec = StepRecorder(self.writer)
+        # best effort as published, but a deep queue: a recorder that falls behind for a moment loses no observation
+        obs_qos = QoSProfile(depth=100, reliability=qos_profile_sensor_data.reliability,
+                             durability=qos_profile_sensor_data.durability)
+        self.create_subscription(Float64MultiArray, "observation", self.on_obs, obs_qos)
+        self.create_subscription(Float64MultiArray, "action", self.on_action, QoSProfile(depth=100))
+        self.create_subscription(Bool, "intervention", lambda m: setattr(self.rec, "intervention", bool(m.data)),
+                                 QoSProfile(depth=1))
+        self.create_subscription(String, "episode", self.on_episode, QoSProfile(depth=50))
+        self.mcap = McapRecorder(self, mcap_path, mcap_topics) if mcap_path else None
 
-    def on_obs(msg: Any) -> None:
+    def on_obs(self, msg: Any) -> None:
         try:
-            rec.on_observation(*parse_observation(msg, keys=list(info.observation)))
+            self.rec.on_observation(*parse_observation(msg, keys=list(self.info.observation)))
         except MessageError as err:
-            log.warning(f"ignored observation: {err}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"ignored observation: {err}", throttle_duration_sec=1.0)
 
-    def on_episode(msg: Any) -> None:
+    def on_episode(self, msg: Any) -> None:
         data = json.loads(msg.data)
         if "success" in data and "episode" in data:
-            rec.on_outcome(int(data["episode"]), bool(data["success"]))
+            self.rec.on_outcome(int(data["episode"]), bool(data["success"]))
         elif data.get("done"):
-            rec.finish()
+            self.rec.finish()
 
-    def on_action(msg: Any) -> None:
+    def on_action(self, msg: Any) -> None:
         try:
-            rec.on_action(*parse_tagged_action(msg))
+            self.rec.on_action(*parse_tagged_action(msg))
         except MessageError as err:
-            log.warning(f"ignored action: {err}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"ignored action: {err}", throttle_duration_sec=1.0)
 
-    # best effort as published, but a deep queue: a recorder that falls behind for a moment loses no observation
-    obs_qos = QoSProfile(depth=100, reliability=qos_profile_sensor_data.reliability,
-                         durability=qos_profile_sensor_data.durability)
-    node.create_subscription(Float64MultiArray, "observation", on_obs, obs_qos)
-    node.create_subscription(Float64MultiArray, "action", on_action, QoSProfile(depth=100))
-    node.create_subscription(Bool, "intervention", lambda m: setattr(rec, "intervention", bool(m.data)),
-                             QoSProfile(depth=1))
-    node.create_subscription(String, "episode", on_episode, QoSProfile(depth=50))
-    mcap = McapRecorder(node, mcap_path, mcap_topics) if mcap_path else None
-    try:
-        spin_until_shutdown(node)
-    finally:
+    def close(self) -> None:
+        """At shutdown: write the buffered episodes, close the dataset and the MCAP file."""
+        rec = self.rec
         rec.flush()
-        writer.close()
-        print(f"[recorder] {rec.committed} episodes written to {out} ({rec.late} late and {rec.unpaired} unpaired "
-              "actions dropped)", file=sys.stderr)
-        if mcap is not None:
-            mcap.close()
-        shutdown_node(node)
-    return 0
+        self.writer.close()
+        print(f"[recorder] {rec.committed} episodes written to {self.out} ({rec.late} late and {rec.unpaired} "
+              "unpaired actions dropped)", file=sys.stderr)
+        if self.mcap is not None:
+            self.mcap.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(RecorderNode, argv)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,38 @@ def use_ros_env(domain_id: int | None = None, localhost_only: bool = True) -> di
     return env
 
 
+ParameterSpecs = Mapping[str, tuple[Any, str]]
+"""Parameter name -> (default, description): a node's parameters, declared in one place."""
+
+
+def declare_parameters(node: Any, specs: ParameterSpecs) -> dict[str, Any]:
+    """Declare each of ``specs`` on ``node`` (dynamically typed, with its description); returns their values."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    return {name: node.declare_parameter(name, default, ParameterDescriptor(description=desc,
+                                                                            dynamic_typing=True)).value
+            for name, (default, desc) in specs.items()}
+
+
+def run_node(make_node: Any, argv: list[str] | None = None) -> int:
+    """The body of a node's ``main``: init rclpy with ``argv`` (``sys.argv`` when None), build the node with
+    ``make_node()``, spin it until shutdown, then ``node.close()`` (its own teardown) and
+    :func:`shutdown_node`. Returns the exit code 0."""
+    import sys
+
+    rclpy = require_rclpy()
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = make_node()
+    try:
+        spin_until_shutdown(node)
+    finally:
+        try:
+            node.close()
+        finally:
+            shutdown_node(node)
+    return 0
+
+
 TEARDOWN_BUDGET_S = 3.0
 """Seconds a node may spend in teardown (destroying the node, shutting rclpy down) after its spin ended."""
 

@@ -12,7 +12,9 @@ Services (``std_srvs/Trigger``): ``~/estop``; ``~/reset`` (clears the e-stop and
 quadrotor's last accepted setpoint is re-sent at ``stream_hz`` (PX4 offboard needs a continuous stream).
 
 Limits are the :class:`~robolearn.ros_nodes.safety.SafetyConfig` fields as parameters; unset ones
-default to the task's model (:func:`default_safety_config`).
+default to the task's model (the embodiment's ``default_safety``). Everything per embodiment (command topic
+and message, state topic, checks and fallback, setpoint streaming) comes from the task's embodiment
+(:mod:`robolearn.ros_nodes.embodiments`).
 
 ``mode``: ``gate`` (default) filters ``policy/<command topic>`` onto the robot's topic, the only path to
 the robot, one process hop. ``monitor`` serves a policy node that filters its own commands
@@ -33,214 +35,204 @@ import sys
 from collections import deque
 from typing import Any
 
-import numpy as np
-
-from robolearn.ros_nodes.adapters import COMMAND_TOPICS, ArmAdapter, make_adapter
 from robolearn.ros_nodes.convert import clock_sec
-from robolearn.ros_nodes.rosenv import require_rclpy, set_realtime, shutdown_node, spin_until_shutdown
-from robolearn.ros_nodes.safety import SafetyFilter
-from robolearn.ros_nodes.safety_params import declare_limits, default_safety_config, state_qos
+from robolearn.ros_nodes.embodiments import embodiment_for
+from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node, set_realtime
+from robolearn.ros_nodes.safety import Command, SafetyFilter
+from robolearn.ros_nodes.safety_params import declare_limits, state_qos
+
+require_rclpy()
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
+
+PARAMETERS = {
+    "env_id": ("robolearn/PandaLift-v0", "registered task whose robot this guards"),
+    "autostart": (True, "configure and activate at start-up"),
+    "tick_hz": (100.0, "watchdog / fallback rate, Hz"),
+    "stream_hz": (50.0, "quadrotor: re-send the last setpoint at this rate, Hz"),
+    "input_topic": ("", "commands from the policy ('' : policy/<command topic>)"),
+    "rt_priority": (0, "SCHED_FIFO priority 1-99 of the node's threads (0: off)"),
+    "mode": ("gate", "gate: filter policy/<command topic> onto the robot's topic; monitor: watch the "
+                     "robot's topic, which an inline-filtering policy node publishes (watchdog, "
+                     "fallback and e-stop only)"),
+}
+"""The node's parameters (name -> default, description), besides the ``limits.*`` ones."""
+
+
+class SafetyNode(LifecycleNode):
+    """The filter as a lifecycle node; see the module docstring.
+
+    Args:
+        embodiment: the robot's embodiment (None: the task's, from ``EMBODIMENTS``).
+        **kwargs: passed to ``LifecycleNode`` (``context``, ``parameter_overrides``...).
+    """
+
+    def __init__(self, embodiment: Embodiment | None = None, **kwargs: Any) -> None:
+        super().__init__("safety", **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        if int(self.p["rt_priority"]) > 0:
+            set_realtime(int(self.p["rt_priority"]))
+        env_id = self.p["env_id"]
+        self.embodiment = embodiment or embodiment_for(env_id)
+        self.adapter = self.embodiment.make_adapter(env_id)
+        self.cfg = declare_limits(self, self.embodiment.default_safety(env_id, self.adapter))
+        self.checks = self.embodiment.safety_checks(self.cfg, self.adapter)  # validates the limits now
+        self.mode = self.p["mode"]
+        if self.mode not in ("gate", "monitor"):
+            raise ValueError(f"mode must be gate or monitor, got {self.mode!r}")
+        self.filter: SafetyFilter | None = None
+        self.active = False
+        self.epoch, self.cleared = 0, ""
+        self._own_stamps: deque[tuple[int, int]] = deque(maxlen=64)
+        """Header stamps of the messages this node sent (monitor mode: not the policy's commands)."""
+        self._last_sent: Command | None = None
+        self._last_sent_time = 0.0
+        if self.p["autostart"]:
+            self.trigger_configure()
+            self.trigger_activate()
+
+    def now(self) -> float:
+        """The node's ROS clock (s)."""
+        return clock_sec(self)
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """The filter, the robot's command publisher, status/state publishers, inputs, services and timers."""
+        from rclpy.qos import QoSProfile
+        from std_msgs.msg import Bool, String
+        from std_srvs.srv import Trigger
+
+        self.filter = SafetyFilter(self.cfg, self.checks, log=lambda m: self.get_logger().warning(m))
+        topic, msg_type = self.embodiment.command_topic, self.adapter.msg_type()
+        self.out = self.create_lifecycle_publisher(msg_type, topic, QoSProfile(depth=1))
+        self.status = self.create_publisher(String, "safety/status", QoSProfile(depth=10))
+        self.state_pub = self.create_publisher(String, "safety/state", state_qos())
+        if self.mode == "monitor":
+            self.create_subscription(msg_type, topic, self.on_observed, QoSProfile(depth=10))
+        else:
+            src = self.p["input_topic"] or f"policy/{topic}"
+            self.create_subscription(msg_type, src, self.on_command, QoSProfile(depth=1))
+        self.embodiment.subscribe_state(self, self.adapter, self.filter.update_state)
+        self.create_subscription(Bool, "estop", lambda m: m.data and self.latch("estop topic"), QoSProfile(depth=10))
+        self.create_service(Trigger, "~/estop", self.on_estop)
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        self.create_service(Trigger, "~/rearm", self.on_rearm)
+        self.create_timer(1.0 / float(self.p["tick_hz"]), self.tick)
+        self.create_timer(0.5, self.publish_status)
+        self.publish_state()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        return super().on_deactivate(state)
+
+    def parse(self, msg: Any, where: str) -> Command | None:
+        """The command in ``msg``, or None (inactive, or malformed: counted and logged)."""
+        if self.filter is None or not self.active:
+            return None
+        try:
+            return self.adapter.from_msg(msg)
+        except ValueError as err:
+            self.filter.counts["malformed"] += 1
+            self.get_logger().warning(f"malformed command {where}: {err}")
+            return None
+
+    def on_command(self, msg: Any) -> None:
+        """Gate mode: a policy command, filtered onto the robot's topic."""
+        cmd = self.parse(msg, "rejected")
+        if cmd is None:
+            return
+        verdict = self.filter.filter(cmd, self.now())
+        if verdict.command is not None:
+            self.send(verdict.command)
+
+    def send(self, cmd: Command) -> None:
+        """Publish ``cmd`` on the robot's topic (remembering its stamp and the time, for streaming)."""
+        self._last_sent, self._last_sent_time = cmd, self.now()
+        msg = self.adapter.to_msg(cmd)
+        self._own_stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        self.out.publish(msg)
+
+    def on_observed(self, msg: Any) -> None:
+        """Monitor mode: a command on the robot's topic; the policy's (not this node's fallback) feed the
+        watchdog."""
+        if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._own_stamps:
+            return
+        cmd = self.parse(msg, "on the robot's topic")
+        if cmd is not None:
+            self.filter.observe(cmd, self.now())
+
+    def tick(self) -> None:
+        """The watchdog: the fallback while commands are missing or latched; a gate streaming setpoints
+        re-sends the last one at ``stream_hz``."""
+        if self.filter is None or not self.active:
+            return
+        now = self.now()
+        fallback = self.filter.tick(now)
+        if fallback is not None:
+            self.send(fallback)
+        elif (self.mode == "gate" and self.embodiment.streams_setpoints and self._last_sent is not None
+              and now - self._last_sent_time > 1.0 / self.p["stream_hz"]):
+            # a monitor's last message is a fallback setpoint: streaming it would fight the policy's own
+            self.send(dataclasses.replace(self._last_sent, stamp=now))
+
+    def latch(self, source: str) -> None:
+        """Latch the e-stop and tell the graph at once."""
+        self.filter.estop(source)
+        self.publish_state()
+        self.publish_status()
+
+    def on_estop(self, request: Any, response: Any) -> Any:
+        self.latch("service")
+        response.success, response.message = True, "e-stop latched"
+        return response
+
+    def on_reset(self, request: Any, response: Any) -> Any:
+        self.filter.reset()
+        self.publish_state(cleared="reset")
+        response.success, response.message = True, "reset"
+        self.publish_status()
+        return response
+
+    def on_rearm(self, request: Any, response: Any) -> Any:
+        reason = self.filter.rearm()
+        self.publish_state(cleared="rearm")
+        response.success = True
+        response.message = ("not tripped" if reason is None else f"re-armed after: {reason}") + (
+            "; the e-stop stays latched" if self.filter.estopped else "")
+        self.publish_status()
+        return response
+
+    def publish_state(self, cleared: str = "") -> None:
+        """``safety/state``: the e-stop latch, and a counter of resets / re-arms (``epoch``) with the last
+        one's kind, for inline filters to follow; ``cleared`` (reset, rearm) counts one more."""
+        from std_msgs.msg import String
+
+        if cleared:
+            self.epoch, self.cleared = self.epoch + 1, cleared
+        self.state_pub.publish(String(data=json.dumps(
+            {"estopped": self.filter.estopped, "epoch": self.epoch, "cleared": self.cleared})))
+
+    def publish_status(self) -> None:
+        """``safety/status``: counts by reason and the latches, as JSON."""
+        from std_msgs.msg import String
+
+        f = self.filter
+        self.status.publish(String(data=json.dumps({
+            "counts": dict(f.counts), "fallback": f.fallback_active, "estopped": f.estopped,
+            "tripped": f.trip_reason, "active": self.active, "mode": self.mode})))
+
+    def close(self) -> None:
+        """At shutdown: the counts by reason, on stderr."""
+        if self.filter is not None:
+            print(f"[safety] counts: {dict(self.filter.counts)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy = require_rclpy()
-    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-
-    rclpy.init(args=argv if argv is not None else sys.argv)
-
-    class SafetyNode(LifecycleNode):
-        """The filter as a lifecycle node; see the module docstring."""
-
-        def __init__(self) -> None:
-            super().__init__("safety")
-            from rcl_interfaces.msg import ParameterDescriptor
-
-            for name, value, desc in [
-                ("env_id", "robolearn/PandaLift-v0", "registered task whose robot this guards"),
-                ("autostart", True, "configure and activate at start-up"),
-                ("tick_hz", 100.0, "watchdog / fallback rate, Hz"),
-                ("stream_hz", 50.0, "quadrotor: re-send the last setpoint at this rate, Hz"),
-                ("input_topic", "", "commands from the policy ('' : policy/<command topic>)"),
-                ("rt_priority", 0, "SCHED_FIFO priority 1-99 of the node's threads (0: off)"),
-                ("mode", "gate", "gate: filter policy/<command topic> onto the robot's topic; monitor: watch the "
-                                 "robot's topic, which an inline-filtering policy node publishes (watchdog, "
-                                 "fallback and e-stop only)"),
-            ]:
-                self.declare_parameter(name, value, ParameterDescriptor(description=desc, dynamic_typing=True))
-            if int(self.get_parameter("rt_priority").value) > 0:
-                set_realtime(int(self.get_parameter("rt_priority").value))
-            self.adapter = make_adapter(self.get_parameter("env_id").value)
-            self.cfg = declare_limits(self, default_safety_config(self.get_parameter("env_id").value, self.adapter))
-            self.mode = self.get_parameter("mode").value
-            if self.mode not in ("gate", "monitor"):
-                raise ValueError(f"mode must be gate or monitor, got {self.mode!r}")
-            self.filter: SafetyFilter | None = None
-            self.active = False
-            self.epoch, self.cleared = 0, ""
-            self._own_stamps: deque[tuple[int, int]] = deque(maxlen=64)
-            """Header stamps of the messages this node sent (monitor mode: not the policy's commands)."""
-            self._last_sent: Any = None
-            self._last_sent_time = 0.0
-            if self.get_parameter("autostart").value:
-                self.trigger_configure()
-                self.trigger_activate()
-
-        def now(self) -> float:
-            return clock_sec(self)
-
-        def on_configure(self, state: Any) -> TransitionCallbackReturn:
-            from rclpy.qos import QoSProfile, qos_profile_sensor_data
-            from sensor_msgs.msg import JointState
-            from std_msgs.msg import Bool, String
-            from std_srvs.srv import Trigger
-
-            fk = self.adapter.fk if isinstance(self.adapter, ArmAdapter) else None
-            self.filter = SafetyFilter(self.cfg, fk=fk, log=lambda m: self.get_logger().warning(m))
-            topic = COMMAND_TOPICS[self.adapter.embodiment]
-            self.out = self.create_lifecycle_publisher(self.adapter.msg_type(), topic, QoSProfile(depth=1))
-            self.status = self.create_publisher(String, "safety/status", QoSProfile(depth=10))
-            self.state_pub = self.create_publisher(String, "safety/state", state_qos())
-            if self.mode == "monitor":
-                self.create_subscription(self.adapter.msg_type(), topic, self.on_observed, QoSProfile(depth=10))
-            else:
-                src = self.get_parameter("input_topic").value or f"policy/{topic}"
-                self.create_subscription(self.adapter.msg_type(), src, self.on_command, QoSProfile(depth=1))
-            if self.cfg.embodiment == "quadrotor":
-                from nav_msgs.msg import Odometry
-
-                self.create_subscription(Odometry, "odom", self.on_odom, qos_profile_sensor_data)
-            else:
-                self.create_subscription(JointState, "joint_states", self.on_joints, qos_profile_sensor_data)
-            self.create_subscription(Bool, "estop", lambda m: m.data and self.latch("estop topic"),
-                                     QoSProfile(depth=10))
-            self.create_service(Trigger, "~/estop", self.on_estop)
-            self.create_service(Trigger, "~/reset", self.on_reset)
-            self.create_service(Trigger, "~/rearm", self.on_rearm)
-            self.create_timer(1.0 / float(self.get_parameter("tick_hz").value), self.tick)
-            self.create_timer(0.5, self.publish_status)
-            self.publish_state()
-            return TransitionCallbackReturn.SUCCESS
-
-        def on_activate(self, state: Any) -> TransitionCallbackReturn:
-            self.active = True
-            return super().on_activate(state)
-
-        def on_deactivate(self, state: Any) -> TransitionCallbackReturn:
-            self.active = False
-            return super().on_deactivate(state)
-
-        def parse(self, msg: Any, where: str) -> Any:
-            """The command in ``msg``, or None (inactive, or malformed: counted and logged)."""
-            if self.filter is None or not self.active:
-                return None
-            try:
-                return self.adapter.from_msg(msg)
-            except ValueError as err:
-                self.filter.counts["malformed"] += 1
-                self.get_logger().warning(f"malformed command {where}: {err}")
-                return None
-
-        def on_command(self, msg: Any) -> None:
-            cmd = self.parse(msg, "rejected")
-            if cmd is None:
-                return
-            verdict = self.filter.filter(cmd, self.now())
-            if verdict.command is not None:
-                self.send(verdict.command)
-
-        def send(self, cmd: Any) -> None:
-            self._last_sent, self._last_sent_time = cmd, self.now()
-            msg = self.adapter.to_msg(cmd)
-            self._own_stamps.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
-            self.out.publish(msg)
-
-        def on_observed(self, msg: Any) -> None:
-            """Monitor mode: a command on the robot's topic; the policy's (not this node's fallback) feed the
-            watchdog."""
-            if (msg.header.stamp.sec, msg.header.stamp.nanosec) in self._own_stamps:
-                return
-            cmd = self.parse(msg, "on the robot's topic")
-            if cmd is not None:
-                self.filter.observe(cmd, self.now())
-
-        def on_joints(self, msg: Any) -> None:
-            names = getattr(self.adapter, "joint_names", None) or self.adapter.names
-            index = {n: i for i, n in enumerate(msg.name)}
-            if all(n in index for n in names):
-                q = np.asarray(msg.position, np.float64)[[index[n] for n in names]]
-                self.filter.update_state(joint_pos=q)
-
-        def on_odom(self, msg: Any) -> None:
-            pose, twist = msg.pose.pose, msg.twist.twist
-            o = pose.orientation
-            self.filter.update_state(position=np.array([pose.position.x, pose.position.y, pose.position.z]),
-                                     quat=np.array([o.w, o.x, o.y, o.z]),
-                                     velocity=np.array([twist.linear.x, twist.linear.y, twist.linear.z]))
-
-        def tick(self) -> None:
-            if self.filter is None or not self.active:
-                return
-            now = self.now()
-            fallback = self.filter.tick(now)
-            if fallback is not None:
-                self.send(fallback)
-            elif (self.mode == "gate" and self.cfg.embodiment == "quadrotor" and self._last_sent is not None
-                  and now - self._last_sent_time > 1.0 / self.get_parameter("stream_hz").value):
-                # a monitor's last message is a fallback setpoint: streaming it would fight the policy's own
-                self.send(dataclasses.replace(self._last_sent, stamp=now))
-
-        def latch(self, source: str) -> None:
-            self.filter.estop(source)
-            self.publish_state()
-            self.publish_status()
-
-        def on_estop(self, request: Any, response: Any) -> Any:
-            self.latch("service")
-            response.success, response.message = True, "e-stop latched"
-            return response
-
-        def on_reset(self, request: Any, response: Any) -> Any:
-            self.filter.reset()
-            self.publish_state(cleared="reset")
-            response.success, response.message = True, "reset"
-            self.publish_status()
-            return response
-
-        def on_rearm(self, request: Any, response: Any) -> Any:
-            reason = self.filter.rearm()
-            self.publish_state(cleared="rearm")
-            response.success = True
-            response.message = ("not tripped" if reason is None else f"re-armed after: {reason}") + (
-                "; the e-stop stays latched" if self.filter.estopped else "")
-            self.publish_status()
-            return response
-
-        def publish_state(self, cleared: str = "") -> None:
-            """``safety/state``: the e-stop latch, and a counter of resets / re-arms (``epoch``) with the last
-            one's kind, for inline filters to follow; ``cleared`` (reset, rearm) counts one more."""
-            from std_msgs.msg import String
-
-            if cleared:
-                self.epoch, self.cleared = self.epoch + 1, cleared
-            self.state_pub.publish(String(data=json.dumps(
-                {"estopped": self.filter.estopped, "epoch": self.epoch, "cleared": self.cleared})))
-
-        def publish_status(self) -> None:
-            from std_msgs.msg import String
-
-            f = self.filter
-            self.status.publish(String(data=json.dumps({
-                "counts": dict(f.counts), "fallback": f.fallback_active, "estopped": f.estopped,
-                "tripped": f.trip_reason, "active": self.active, "mode": self.mode})))
-
-    node = SafetyNode()
-    try:
-        spin_until_shutdown(node)
-    finally:
-        if node.filter is not None:
-            print(f"[safety] counts: {dict(node.filter.counts)}", file=sys.stderr)
-        shutdown_node(node)
-    return 0
+    return run_node(SafetyNode, argv)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,29 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import action_msg
-from robolearn.ros_nodes.rosenv import require_rclpy, shutdown_node, spin_until_shutdown
+from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node
+
+require_rclpy()
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 
 ACTION_NAMES = ["dx", "dy", "dz", "dyaw", "gripper"]
+
+DEVICES = ("joy", "gamepad")
+"""What this node reads: ``joy`` (``sensor_msgs/Joy`` messages) or ``gamepad`` (a local pad through pygame);
+both through :class:`~robolearn.teleop.gamepad.GamepadTeleop`. The keyboard and SpaceMouse of ``robolearn
+teleop`` (:data:`robolearn.teleop.record.DEVICES`) need the terminal or the HID device of the machine that
+runs the task, not a ROS graph."""
+
+PARAMETERS = {
+    "env_id": ("robolearn/PandaLift-v0", "task (arm tasks: end-effector delta actions)"),
+    "device": ("joy", "joy (sensor_msgs/Joy on 'joy') or gamepad (a local pad via pygame)"),
+    "rate_hz": (20.0, "publishing rate, Hz"),
+    "max_step": (0.01, "TCP displacement per step at full deflection, m"),
+    "max_yaw_step": (0.05, "yaw change per step at full deflection, rad"),
+}
+"""The node's parameters: name -> (default, description)."""
 
 
 class JoySource:
@@ -40,53 +60,45 @@ class JoySource:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    rclpy = require_rclpy()
-    from rcl_interfaces.msg import ParameterDescriptor
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data
-    from sensor_msgs.msg import Joy
-    from std_msgs.msg import Bool, Float64MultiArray, String
+class TeleopNode(Node):
+    """The teleop node; see the module docstring. ``**kwargs`` go to ``Node`` (``context``...)."""
 
-    from robolearn.teleop.base import EEDeltaMapping
-    from robolearn.teleop.gamepad import GamepadTeleop
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("teleop", **kwargs)
+        from sensor_msgs.msg import Joy
 
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = rclpy.create_node("teleop")
-    defaults = {
-        "env_id": ("robolearn/PandaLift-v0", "task (arm tasks: end-effector delta actions)"),
-        "device": ("joy", "joy (sensor_msgs/Joy on 'joy') or gamepad (a local pad via pygame)"),
-        "rate_hz": (20.0, "publishing rate, Hz"),
-        "max_step": (0.01, "TCP displacement per step at full deflection, m"),
-        "max_yaw_step": (0.05, "yaw change per step at full deflection, rad"),
-    }
-    p = {k: node.declare_parameter(k, v, ParameterDescriptor(description=d, dynamic_typing=True)).value
-         for k, (v, d) in defaults.items()}
-    if p["device"] not in ("joy", "gamepad"):
-        raise ValueError(f"teleop device must be 'joy' or 'gamepad', got {p['device']!r}")
-    mapping = EEDeltaMapping(max_step=float(p["max_step"]), max_yaw_step=float(p["max_yaw_step"]))
-    source = JoySource() if p["device"] == "joy" else None
-    device = GamepadTeleop(source=source, mapping=mapping)
-    if source is not None:
-        node.create_subscription(Joy, "joy", source.update, qos_profile_sensor_data)
-    flag = node.create_publisher(Bool, "intervention", QoSProfile(depth=1))
-    action_pub = node.create_publisher(Float64MultiArray, "teleop/action", QoSProfile(depth=1))
-    events = node.create_publisher(String, "teleop/event", QoSProfile(depth=10))
+        from robolearn.teleop.base import EEDeltaMapping
+        from robolearn.teleop.gamepad import GamepadTeleop
 
-    def tick() -> None:
-        action = device.get_action()
-        flag.publish(Bool(data=action is not None))
+        p = declare_parameters(self, PARAMETERS)
+        if p["device"] not in DEVICES:
+            raise ValueError(f"teleop device must be 'joy' or 'gamepad', got {p['device']!r}")
+        mapping = EEDeltaMapping(max_step=float(p["max_step"]), max_yaw_step=float(p["max_yaw_step"]))
+        source = JoySource() if p["device"] == "joy" else None
+        self.device = GamepadTeleop(source=source, mapping=mapping)
+        if source is not None:
+            self.create_subscription(Joy, "joy", source.update, qos_profile_sensor_data)
+        self.flag = self.create_publisher(Bool, "intervention", QoSProfile(depth=1))
+        self.action_pub = self.create_publisher(Float64MultiArray, "teleop/action", QoSProfile(depth=1))
+        self.events = self.create_publisher(String, "teleop/event", QoSProfile(depth=10))
+        self.create_timer(1.0 / float(p["rate_hz"]), self.tick)
+
+    def tick(self) -> None:
+        """Publish the intervention flag, the action while intervening, and the device's session events."""
+        action = self.device.get_action()
+        self.flag.publish(Bool(data=action is not None))
         if action is not None:
-            action_pub.publish(action_msg(action, ACTION_NAMES))
-        for event in device.events():
-            events.publish(String(data=event.value))
+            self.action_pub.publish(action_msg(action, ACTION_NAMES))
+        for event in self.device.events():
+            self.events.publish(String(data=event.value))
 
-    node.create_timer(1.0 / float(p["rate_hz"]), tick)
-    try:
-        spin_until_shutdown(node)
-    finally:
-        device.close()
-        shutdown_node(node)
-    return 0
+    def close(self) -> None:
+        """Release the device."""
+        self.device.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(TeleopNode, argv)
 
 
 if __name__ == "__main__":

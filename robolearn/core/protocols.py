@@ -76,7 +76,11 @@ class RobotInfo:
 
 @runtime_checkable
 class Robot(Protocol):
-    """A robot, simulated or real, driven one control step at a time (unbatched)."""
+    """A robot, simulated or real, driven one control step at a time (unbatched).
+
+    The ROS 2 twin's physics (``robolearn.ros_nodes.sim_robot.SimRobot``) implements it; a real robot's driver
+    takes the same shape. A real robot's clock runs by itself; a simulated one advances when stepped.
+    """
 
     info: RobotInfo
 

@@ -24,12 +24,11 @@ INLINE = {"policy": {"inline_safety": True}, "safety": {"mode": "monitor"}}
 @pytest.mark.slow
 @pytest.mark.parametrize("safety", ["gate", "inline"])
 def test_expert_over_ros_matches_direct_simulation(tmp_path, safety):
-    import gymnasium as gym
-
     from robolearn.evaluate import evaluate
     from robolearn.policy_factory import make_policy
+    from robolearn.sim.registry import gym_make
 
-    env = gym.make(LIFT)
+    env = gym_make(LIFT)
     direct = evaluate(make_policy("expert", LIFT, env.action_space), LIFT, episodes=EPISODES, num_envs=1,
                       progress=False)
     modes = INLINE if safety == "inline" else {}

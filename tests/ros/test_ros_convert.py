@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from robolearn.ros_nodes.adapters import ArmAdapter, HumanoidAdapter, QuadrotorAdapter  # noqa: E402
 from robolearn.ros_nodes.convert import (  # noqa: E402
     MessageError,
     action_msg,
@@ -19,6 +18,9 @@ from robolearn.ros_nodes.convert import (  # noqa: E402
     sec_to_stamp,
     stamp_to_sec,
 )
+from robolearn.ros_nodes.embodiments.arm import ArmAdapter  # noqa: E402
+from robolearn.ros_nodes.embodiments.humanoid import HumanoidAdapter  # noqa: E402
+from robolearn.ros_nodes.embodiments.quadrotor import QuadrotorAdapter  # noqa: E402
 from robolearn.ros_nodes.safety import Command  # noqa: E402
 
 LIFT = "robolearn/PandaLift-v0"
@@ -84,25 +86,28 @@ def test_arm_adapter_trajectory_round_trip_and_name_check():
 
 
 def test_arm_adapter_ik_matches_the_sim_in_lockstep():
-    """Policy -> adapter -> joint targets -> twin, stepped in lockstep, equals direct simulation."""
-    import gymnasium as gym
-
+    """Policy -> adapter -> joint targets -> twin, stepped in lockstep, equals direct simulation. The twin is
+    driven through the core ``Robot`` protocol (``send_action`` / ``get_observation``), as a driver would be."""
+    from robolearn.core.protocols import Robot
     from robolearn.policy_factory import make_policy
-    from robolearn.ros_nodes.sim_robot_node import SimRobot
+    from robolearn.ros_nodes.sim_robot import SimRobot
+    from robolearn.sim.registry import gym_make
 
     robot = SimRobot(LIFT, seed=3)
-    direct = gym.make(LIFT)
+    assert isinstance(robot, Robot)
+    assert robot.info.control_hz == 20.0 and robot.info.action_features["action"].shape == (5,)
+    direct = gym_make(LIFT)
     obs, _ = direct.reset(seed=3)
-    twin_obs = robot.reset()
+    robot.reset()
+    assert set(robot.get_observation()) == set(robot.info.observation_features)
     p1, p2 = (make_policy("expert", LIFT, direct.action_space) for _ in range(2))
     for _ in range(30):
         a = p1.act({k: v[None] for k, v in obs.items()})[0, 0]
         obs, *_ = direct.step(a)
-        b = p2.act({k: v[None] for k, v in twin_obs.items()})[0, 0]
-        robot.apply(robot.adapter.command(b, twin_obs["joint_pos"], 0.0))
+        b = p2.act({k: v[None] for k, v in robot.get_observation().items()})[0, 0]
+        np.testing.assert_array_equal(robot.send_action(b), b)
         robot.step()
-        twin_obs = robot.obs
-    np.testing.assert_allclose(twin_obs["ee_pos"], obs["ee_pos"], atol=1e-4)
+    np.testing.assert_allclose(robot.get_observation()["ee_pos"], obs["ee_pos"], atol=1e-4)
 
 
 def test_humanoid_and_quadrotor_adapters_round_trip():

@@ -25,10 +25,10 @@ def test_panda_sim_preset_loads_with_overrides():
 
 @pytest.mark.parametrize("name", ["panda_sim", "panda_sim_inline", "g1_push_recovery_sim", "quad_hover_sim"])
 def test_every_embodiment_has_a_deploy_preset_at_its_control_rate(name):
-    import gymnasium as gym
+    from robolearn.sim.registry import gym_make
 
     cfg = load_config(DeployConfig, ROOT / f"configs/deploy/{name}.yaml")
-    rate = gym.make(cfg.env_id).unwrapped.control_hz
+    rate = gym_make(cfg.env_id).unwrapped.control_hz
     assert cfg.params["sim_robot"]["step_hz"] == cfg.params["policy"]["control_hz"] == rate  # real time
 
 

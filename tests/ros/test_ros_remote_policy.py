@@ -6,12 +6,12 @@ import os
 import signal
 import time
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 from robolearn.ros_nodes.policy_runner import PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
+from robolearn.sim.registry import gym_make
 
 LIFT = "robolearn/PandaLift-v0"
 
@@ -24,7 +24,7 @@ def remote():
 
 
 def _obs(seed: int) -> dict[str, np.ndarray]:
-    env = gym.make(LIFT)
+    env = gym_make(LIFT)
     obs, _ = env.reset(seed=seed)
     env.close()
     return {k: np.asarray(v)[None] for k, v in obs.items()}
@@ -103,7 +103,7 @@ def test_a_served_chunk_policy_predicts_ahead(tmp_path):
     from robolearn.policies.checkpoint import make_policy, save
     from robolearn.policies.configuration import BCConfig, PolicyConfig
 
-    env = gym.make(LIFT)
+    env = gym_make(LIFT)
     keys = ["joint_pos", "object_pos", "goal_pos"]
     shapes = {k: list(env.observation_space[k].shape) for k in keys}
     low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)

@@ -5,17 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robolearn.ros_nodes.safety import Command, SafetyConfig, SafetyFilter, hover_or_land, tilt_of
+from robolearn.ros_nodes.embodiments import EMBODIMENTS
+from robolearn.ros_nodes.embodiments.arm import ArmChecks
+from robolearn.ros_nodes.embodiments.quadrotor import hover_or_land, tilt_of
+from robolearn.ros_nodes.safety import Command, SafetyConfig, SafetyFilter
 
 LOW, HIGH = [-2.8] * 7, [2.8] * 7
 Q0 = np.array([0.0, -0.6, 0.0, -2.4, 0.0, 1.8, 0.785])
+
+
+def make_filter(cfg: SafetyConfig, log=None) -> SafetyFilter:
+    """The filter with its embodiment's checks, as the safety node builds it."""
+    return SafetyFilter(cfg, EMBODIMENTS[cfg.embodiment].safety_checks(cfg), log=log)
 
 
 def arm_filter(**overrides) -> tuple[SafetyFilter, list[str]]:
     logs: list[str] = []
     cfg = SafetyConfig(embodiment="arm", size=8, period=0.05, position_low=LOW, position_high=HIGH,
                        max_velocity=[2.0] * 7, max_acceleration=[20.0] * 7, max_step=0.25, **overrides)
-    f = SafetyFilter(cfg, log=logs.append)
+    f = make_filter(cfg, log=logs.append)
     f.update_state(joint_pos=Q0)
     return f, logs
 
@@ -85,11 +93,11 @@ def test_acceleration_limit_bounds_the_change_of_lead():
 
 def test_workspace_box_rejects_targets_whose_end_effector_leaves_it():
     cfg = SafetyConfig(embodiment="arm", size=8, workspace_low=[0.0, -1.0, 0.0], workspace_high=[1.0, 1.0, 1.0])
-    f = SafetyFilter(cfg, fk=lambda q: np.array([0.5, 0.0, q[0]]))
+    f = SafetyFilter(cfg, ArmChecks(cfg, fk=lambda q: np.array([0.5, 0.0, q[0]])))
     assert f.filter(cmd(1.0, np.full(7, 0.1)), now=1.0).command is not None
     assert "outside the workspace box" in f.filter(cmd(1.1, np.full(7, -0.1)), now=1.1).reason
     with pytest.raises(ValueError, match="forward kinematics"):
-        SafetyFilter(cfg)
+        make_filter(cfg)
 
 
 def test_watchdog_holds_measured_position_and_commands_resume():
@@ -133,7 +141,7 @@ def test_estop_latches_until_reset():
 
 def test_humanoid_fallback_is_damping():
     cfg = SafetyConfig(embodiment="humanoid", size=3, period=0.02, damping=3.0)
-    f = SafetyFilter(cfg)
+    f = make_filter(cfg)
     f.update_state(joint_pos=np.array([0.1, 0.2, 0.3]))
     out = f.tick(now=1.0)
     np.testing.assert_allclose(out.kp, 0.0)
@@ -143,7 +151,7 @@ def test_humanoid_fallback_is_damping():
 
 
 def quad_filter(**overrides) -> SafetyFilter:
-    f = SafetyFilter(SafetyConfig(embodiment="quadrotor", size=4, period=0.01, hover_seconds=1.0, **overrides))
+    f = make_filter(SafetyConfig(embodiment="quadrotor", size=4, period=0.01, hover_seconds=1.0, **overrides))
     f.update_state(position=np.array([0.0, 0.0, 1.0]), quat=np.array([1.0, 0.0, 0.0, 0.0]), velocity=np.zeros(3))
     return f
 
@@ -195,7 +203,10 @@ def test_hover_controller_levels_a_tilted_body():
 
 
 def test_config_errors_name_the_field():
+    """The embodiment's checks validate the limits they use (the safety node builds them at start-up)."""
     with pytest.raises(ValueError, match="position_low: 3 values for 7 joints"):
-        SafetyConfig(embodiment="arm", size=8, position_low=[0.0] * 3)
+        make_filter(SafetyConfig(embodiment="arm", size=8, position_low=[0.0] * 3))
     with pytest.raises(ValueError, match="size must be 4"):
-        SafetyConfig(embodiment="quadrotor", size=8)
+        make_filter(SafetyConfig(embodiment="quadrotor", size=8))
+    with pytest.raises(ValueError, match="must be positive"):
+        SafetyConfig(period=0.0)

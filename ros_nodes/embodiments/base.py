@@ -1,0 +1,147 @@
+"""The embodiment interface: what a robot kind brings to the ROS nodes.
+
+An :class:`Embodiment` holds everything the nodes would otherwise branch on: the adapter between env
+actions and the robot's command message (:class:`Adapter`), the command topic, the safety filter's
+defaults, checks and fallback, where the filter reads the measured state, and how the MuJoCo twin applies a
+command. :class:`JointEmbodiment` is the common case (joint position targets, state from ``joint_states``);
+an embodiment overrides what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from robolearn.ros_nodes.safety import Command, SafetyChecks, SafetyConfig
+
+StateUpdate = Callable[..., None]
+"""``update(**measured)``: stores :class:`~robolearn.ros_nodes.safety.RobotState` fields (the filter's
+``update_state``)."""
+
+TwinInput = tuple[type, Callable[[Any, float], Command]]
+"""A further command input of the twin: the message type, and message + arrival time (s) -> Command."""
+
+
+class Adapter(Protocol):
+    """Env actions <-> one robot's command message (see :mod:`robolearn.ros_nodes.embodiments`)."""
+
+    names: list[str]
+    """Names of the command values, in order."""
+    joint_names: list[str]
+    """The commanded joints whose measured positions the filter and ``joint_states`` carry (empty: none)."""
+    action_size: int
+    """Length ``Da`` of one env action."""
+    period: float
+    """Control period (s)."""
+    msg_type_name: str
+    """``package/Message`` of the command message."""
+
+    def reset(self) -> None:
+        """Forget per-episode state (previous targets)."""
+        ...
+
+    def command(self, action: np.ndarray, joint_pos: np.ndarray | None, stamp: float) -> Command:
+        """The command for env ``action`` ``(Da,)`` at the measured ``joint_pos`` (rad), stamped ``stamp`` (s)."""
+        ...
+
+    def to_msg(self, cmd: Command) -> Any:
+        """The command message (with a header stamp)."""
+        ...
+
+    def from_msg(self, msg: Any) -> Command:
+        """A command message -> Command; raises :class:`~robolearn.ros_nodes.convert.MessageError` (a
+        ValueError) when malformed."""
+        ...
+
+    def msg_type(self) -> type:
+        """The command message class."""
+        ...
+
+
+class Embodiment(Protocol):
+    """One kind of robot, as the policy, safety and twin nodes see it."""
+
+    name: str
+    """Key in ``EMBODIMENTS``; the ``embodiment`` of its tasks' ``TaskSpec``."""
+    command_topic: str
+    """Topic the robot consumes commands on (relative; the safety gate's output)."""
+    streams_setpoints: bool
+    """The safety gate re-sends the last accepted command at ``stream_hz`` (a PX4-style setpoint stream)."""
+
+    def make_adapter(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> Adapter:
+        """The adapter for a registered task of this embodiment."""
+        ...
+
+    def default_safety(self, env_id: str, adapter: Adapter) -> SafetyConfig:
+        """Limits from the task (its model's joint ranges, datasheet rates, control period)."""
+        ...
+
+    def safety_checks(self, cfg: SafetyConfig, adapter: Adapter | None = None) -> SafetyChecks:
+        """The filter's embodiment part for ``cfg`` (raises ValueError naming a field that does not fit)."""
+        ...
+
+    def subscribe_state(self, node: Any, adapter: Adapter, update: StateUpdate) -> None:
+        """Subscribe ``node`` to the robot's measured state, passing it to ``update``."""
+        ...
+
+    def state_from_observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+        """The filter's robot state (``RobotState`` fields) from an env observation (the inline filter's)."""
+        ...
+
+    def apply(self, env: Any, adapter: Adapter, cmd: Command) -> None:
+        """Set the twin's actuators (``env``: the unwrapped robolearn task) from a filtered command."""
+        ...
+
+    def twin_inputs(self, adapter: Adapter) -> dict[str, TwinInput]:
+        """Command topics the twin takes besides ``command_topic``."""
+        ...
+
+    def twin_outputs(self, node: Any) -> Callable[[dict[str, np.ndarray], float], None] | None:
+        """Make the twin's extra state publishers on ``node``; returns publish(observation, now s), or None."""
+        ...
+
+
+def subscribe_joint_states(node: Any, names: Sequence[str], update: StateUpdate) -> None:
+    """``joint_states`` (sensor-data QoS) -> ``update(joint_pos=...)`` in the order of ``names`` (messages
+    lacking any of them are skipped)."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
+
+    names = list(names)
+
+    def on_joints(msg: Any) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if all(n in index for n in names):
+            update(joint_pos=np.asarray(msg.position, np.float64)[[index[n] for n in names]])
+
+    node.create_subscription(JointState, "joint_states", on_joints, qos_profile_sensor_data)
+
+
+class JointEmbodiment:
+    """Defaults of a joint-position robot: state from ``joint_states``, ``joint_pos`` from observations, no
+    setpoint stream, no further twin topics. Subclasses set ``name``, ``command_topic`` and the methods
+    without a default here."""
+
+    name = ""
+    command_topic = ""
+    streams_setpoints = False
+
+    def subscribe_state(self, node: Any, adapter: Adapter, update: StateUpdate) -> None:
+        subscribe_joint_states(node, adapter.joint_names, update)
+
+    def state_from_observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+        return {"joint_pos": np.asarray(obs["joint_pos"], np.float64)} if "joint_pos" in obs else {}
+
+    def twin_inputs(self, adapter: Adapter) -> dict[str, TwinInput]:
+        return {}
+
+    def twin_outputs(self, node: Any) -> Callable[[dict[str, np.ndarray], float], None] | None:
+        return None
+
+
+def joint_ranges(model: Any, joints: Sequence[str], margin: float = 0.0) -> tuple[list[float], list[float]]:
+    """Lower and upper limits (rad) of the named joints of a MuJoCo model, ``margin`` inside their range."""
+    low, high = (model.jnt_range[[model.joint(j).id for j in joints]] + [margin, -margin]).T
+    return low.tolist(), high.tolist()

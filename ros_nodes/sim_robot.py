@@ -1,0 +1,89 @@
+"""The MuJoCo twin's physics: a registered task as a :class:`~robolearn.core.protocols.Robot`, without ROS.
+
+:class:`SimRobot` is what ``sim_robot_node`` steps, and the shape a real robot's driver takes: ``info``
+(features and control rate), ``get_observation()``, ``send_action(action)``. The node drives it with
+commands (``apply``, what arrives on the command topic after the safety filter); ``send_action`` maps an
+env action through the embodiment's adapter to the same command. Its clock is the simulation's:
+:meth:`SimRobot.step` advances one control period, which a real robot's clock does by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robolearn.core.protocols import RobotInfo
+from robolearn.ros_nodes.embodiments import embodiment_for
+from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.safety import Command
+
+
+class SimRobot:
+    """The task as a robot: ``apply`` a command (or ``send_action`` an action), ``step``, read the observation.
+
+    Args:
+        env_id: a registered robolearn task.
+        seed: episode ``i`` resets with ``seed + i``.
+        env_kwargs: passed to ``gymnasium.make``.
+        max_steps: steps per episode unless the task ends it (0: the task's own limit).
+        embodiment: how commands reach the actuators (None: the task's, from ``EMBODIMENTS``).
+    """
+
+    def __init__(self, env_id: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None, max_steps: int = 0,
+                 embodiment: Embodiment | None = None):
+        from robolearn.sim.registry import gym_make, task
+
+        self.spec = task(env_id)
+        self.embodiment = embodiment or embodiment_for(env_id)
+        self.wrapped = gym_make(env_id, **(env_kwargs or {}))
+        self.env = self.wrapped.unwrapped
+        self.adapter = self.embodiment.make_adapter(env_id, env_kwargs)
+        features = self.env.features()
+        self.info = RobotInfo(name=env_id, observation_features=dict(features["observation"]),
+                              action_features=dict(features["action"]), control_hz=float(self.env.control_hz))
+        """The task's observation and action features and its control rate (Hz)."""
+        self.max_steps = int(max_steps) or self.spec.max_episode_steps
+        self.seed, self.episode, self.step_count, self.ret = seed, 0, 0, 0.0
+        self.held = 0
+        """Steps of this episode that ran without a new command (the servos held their targets)."""
+        self.obs: dict[str, np.ndarray] = {}
+
+    def reset(self) -> dict[str, np.ndarray]:
+        """Start episode ``self.episode`` (seed ``seed + episode``)."""
+        self.obs, _ = self.env.reset(seed=self.seed + self.episode)
+        self.step_count, self.ret, self.held = 0, 0.0, 0
+        self.adapter.reset()
+        return self.obs
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        """The latest observation (unbatched, one array per ``info.observation_features`` key)."""
+        return self.obs
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Command env action ``(Da,)`` (physical units) through the adapter, from the next :meth:`step` on;
+        returns it (the twin clips nothing: limits are the safety filter's)."""
+        action = np.asarray(action, np.float64).reshape(-1)
+        stamp = self.step_count / self.info.control_hz  # s of simulated time in this episode
+        self.apply(self.adapter.command(action, self.obs.get("joint_pos"), stamp))
+        return action
+
+    def apply(self, cmd: Command) -> None:
+        """Set the actuators from a (filtered) command; it acts from the next :meth:`step` on."""
+        self.embodiment.apply(self.env, self.adapter, cmd)
+
+    def step(self) -> tuple[bool, dict[str, Any]]:
+        """One control step; returns (episode over, info with ``success``, ``return``, ``length``)."""
+        self.env.physics_step()
+        self.obs, reward, terminated, _, info = self.env.post_step()
+        self.step_count += 1
+        self.ret += float(reward)
+        done = bool(terminated) or self.step_count >= self.max_steps
+        return done, {"episode": self.episode, "success": bool(info.get("is_success", False)),
+                      "return": self.ret, "length": self.step_count, "held_steps": self.held}
+
+    def joints(self) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """(names, positions rad, velocities rad/s) of the commanded joints; None without any (a quadrotor)."""
+        if "joint_pos" not in self.obs or not self.adapter.joint_names:
+            return None
+        return list(self.adapter.joint_names), self.obs["joint_pos"], self.obs["joint_vel"]
