@@ -159,7 +159,7 @@ class PolicyRunner:
         ``chunk_len`` actions): none when 1.25x their p90 fits in half a period; else enough periods for that,
         and for the slowest of them (one slow chunk, a hiccup of the machine, would otherwise empty the queue)
         as long as that lead is at most half the chunk: a larger one replans so often that inference load
-        feeds on itself (at 500 Hz the queue ran dry in 56% of periods)."""
+        feeds on itself."""
         if self.lead < 0:
             recent = np.asarray(list(self.infer_ms)[-50:]) / (1e3 * self.period)  # in periods
             typical = 1.25 * float(np.percentile(recent, 90))

@@ -118,8 +118,8 @@ def spin_until_shutdown(node: object) -> None:
     """Spin ``node`` until Ctrl-C / SIGINT / SIGTERM; a take interrupted by that shutdown is not an error.
 
     rclpy shuts its context down on SIGINT while the spin may be taking a message; the take can then fail
-    (``RuntimeError: Unable to convert call argument '0' to Python object``, seen on a clean-clone CI run after
-    all episodes were done) a moment before :func:`rclpy.ok` turns False. Such an error is re-raised only if
+    (``RuntimeError: Unable to convert call argument '0' to Python object``, which can happen after
+    all episodes are done) a moment before :func:`rclpy.ok` turns False. Such an error is re-raised only if
     no shutdown follows within :data:`SHUTDOWN_RACE_S`.
     """
     rclpy = require_rclpy()
@@ -149,8 +149,8 @@ def shutdown_node(node: Any) -> None:
     """Destroy ``node`` and shut rclpy down, call last, after the node saved what it had to.
 
     A middleware teardown that blocks for more than :data:`TEARDOWN_BUDGET_S` ends the process (exit 0,
-    with a line on stderr) instead of hanging until the launcher's SIGKILL: a clean-clone CI run saw
-    ``sim_robot`` outlive SIGINT and SIGTERM after all its episodes were done.
+    with a line on stderr) instead of hanging until the launcher's SIGKILL: a blocked DDS teardown can
+    otherwise outlive SIGINT and SIGTERM (docs/known-problems.md).
     """
     rclpy = require_rclpy()
     _arm_teardown_watchdog(TEARDOWN_BUDGET_S)
