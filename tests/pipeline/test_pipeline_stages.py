@@ -32,7 +32,7 @@ def test_completed_stages_are_skipped(tmp_path):
 
 def test_force_reruns_from_a_stage_and_clears_its_outputs(tmp_path):
     calls = []
-    stages = [_stage("a", calls), _stage("b", calls, ("b_out",)), _stage("c", calls)]
+    stages = [_stage("a", calls), _stage("b", calls, (tmp_path / "b_out",)), _stage("c", calls)]
     runner = StageRunner(tmp_path, stages, log=lambda _: None)
     runner.run()
     (tmp_path / "b_out").mkdir()
