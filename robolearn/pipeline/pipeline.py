@@ -1,12 +1,12 @@
 """The main job: demonstrations -> base policy -> evaluation -> refinement -> ROS 2 -> report.
 
 :func:`build_stages` turns a :class:`PipelineConfig` into resumable stages (see
-:mod:`robolearn.pipeline.stages`); :func:`run_pipeline` runs them. Every stage
+:mod:`robolearn.pipeline.stages`); :func:`run_pipeline` validates the config and runs them. Every stage
 writes into the run directory, whose paths :class:`~robolearn.pipeline.layout.RunLayout` names.
 
 This module is the top of the package; the imports point one way::
 
-    pipeline -> branches -> report -> records -> config -> layout
+    pipeline -> validation -> branches -> report -> records -> config -> layout
                                         -> stages -> layout
 """
 
@@ -21,6 +21,7 @@ from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.records import evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
+from robolearn.pipeline.validation import validate
 from robolearn.sim.registry import gym_make
 
 
@@ -97,7 +98,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
 
 
 def run_pipeline(cfg: PipelineConfig, force: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run (or resume) the pipeline; ``force`` reruns from that stage."""
+    """Validate ``cfg``, then run (or resume) the pipeline; ``force`` reruns from that stage."""
+    validate(cfg)
     layout = cfg.layout
     layout.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, layout.config)
