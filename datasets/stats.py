@@ -112,9 +112,3 @@ def stats_to_json(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
         for key, s in stats.items()
     }
 
-
-def stats_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        key: {k: (np.asarray(v, np.float64) if k != "count" else int(v)) for k, v in s.items()}
-        for key, s in data.items()
-    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.core.config import describe, load_config
+from robolearn.core.config import describe
 from robolearn.pipeline.config import PipelineConfig
 
 HELP = "Collect, train, evaluate, refine, run over ROS 2 and report; resumes where it stopped."
@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robolearn.pipeline.pipeline import run_pipeline
+    from robolearn.pipeline.validation import load_pipeline_config
 
-    cfg = load_config(PipelineConfig, args.config, args.overrides)
+    cfg = load_pipeline_config(args.config, args.overrides)
     results = run_pipeline(cfg, force=args.force)
     report = results.get("report", {})
     if report:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robolearn.core.config import describe, load_config
+from robolearn.teleop.devices import DEVICES
 from robolearn.teleop.record import TeleopConfig, record_teleop
 
 HELP = "Teleoperate a task (keyboard, gamepad, SpaceMouse) and record episodes with intervention flags."
@@ -13,7 +14,7 @@ HELP = "Teleoperate a task (keyboard, gamepad, SpaceMouse) and record episodes w
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML preset with TeleopConfig keys")
     parser.add_argument("--env", help="env id")
-    parser.add_argument("--device", choices=["keyboard", "gamepad", "spacemouse"])
+    parser.add_argument("--device", choices=list(DEVICES))
     parser.add_argument("--out", help="dataset directory (appended to when it exists)")
     parser.add_argument("--policy", help="base policy to correct (human-in-the-loop); default: none")
     parser.add_argument("--episodes", type=int, help="stop after N saved episodes")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from robolearn.core.config import from_dict, to_dict
 from robolearn.core.durable import atomic_write_json
-from robolearn.core.stats import wilson_interval
 from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
-from robolearn.pipeline.pipeline import evaluate_policy
+from robolearn.pipeline.layout import refine_stage_name
+from robolearn.pipeline.records import eval_record, evaluate_policy
+from robolearn.pipeline.report import write_report
 from robolearn.pipeline.stages import Stage
 
 
@@ -21,40 +21,37 @@ def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
     from robolearn.refine.config import RefineConfig
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
-                "base": str(Path(cfg.run_dir) / "base"), "seed": cfg.seed}
+                "base": str(cfg.layout.base), "seed": cfg.seed}
     if branch.method == "residual":  # the demonstrations go to the offline buffer (RLPD-style 50/50)
-        settings.setdefault("demos", str(Path(cfg.run_dir) / "data"))
+        settings.setdefault("demos", str(cfg.layout.data))
     return from_dict(RefineConfig, {**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
 
 
 def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
-    out = f"refine/{branch.method}"
+    layout = cfg.layout
 
     def run() -> dict[str, Any]:
         from robolearn.policy_factory import load_policy
         from robolearn.refine.loop import train
 
-        run_dir = Path(cfg.run_dir) / out
-        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-        result = train(refine_config(cfg, branch), run_dir=run_dir, resume=resume)
+        checkpoints = layout.branch_checkpoints(branch.method)
+        resume = checkpoints.is_dir() and any(checkpoints.iterdir())
+        result = train(refine_config(cfg, branch), run_dir=layout.branch(branch.method), resume=resume)
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
-        atomic_write_json(run_dir / "curve.json", curve)
-        policy = load_policy(run_dir / "policy", cfg.env_id, seed=cfg.seed)
+        atomic_write_json(layout.branch_curve(branch.method), curve)
+        policy = load_policy(layout.branch_policy(branch.method), cfg.env_id, seed=cfg.seed)
         records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
         selected = ({"env_steps": result.best["env_steps"], "success_rate": result.best["success_rate"]}
                     if result.best is not None else None)
         return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
                 "selected": selected, "success": {r["dynamics"]: r["success_rate"] for r in records}}
 
-    return Stage(f"refine_{branch.method}", run, (out,))
+    return Stage(refine_stage_name(branch.method), run, (layout.branch(branch.method),))
 
 
 def refine_stages(cfg: PipelineConfig) -> list[Stage]:
-    """One stage per refinement branch."""
-    methods = [b.method for b in cfg.refine]
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"refinement branches must differ in method, got {methods}")
+    """One stage per refinement branch (their methods differ: checked when the config loads)."""
     return [_refine_stage(cfg, branch) for branch in cfg.refine]
 
 
@@ -62,50 +59,54 @@ ROS_STEP_HZ = 20.0
 """Wall-clock rate of the ROS stage's twin and policy (Hz): slower than real time for the 2-core machine."""
 
 
+def _deploy_config(cfg: PipelineConfig) -> Any:
+    """The ROS 2 node graph of the ROS stage: twin, policy and safety node at :data:`ROS_STEP_HZ`."""
+    from robolearn.ros_nodes.launcher import DeployConfig
+    from robolearn.sim.registry import task
+
+    layout = cfg.layout
+    episode_s = task(cfg.env_id).max_episode_steps / ROS_STEP_HZ  # wall time of a full-length episode
+    return DeployConfig(
+        env_id=cfg.env_id, domain_id=int(os.environ.get("ROBOLEARN_ROS_DOMAIN", "77")),
+        nodes=["sim_robot", "policy", "safety"], log_dir=str(layout.ros_logs),
+        timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
+        params={
+            "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": ROS_STEP_HZ,
+                          "wait_for_subscribers": 1},
+            "policy": {"policy": str(layout.policy(cfg.ros.policy)), "control_hz": ROS_STEP_HZ,
+                       "replan_every": 0},
+            "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
+        },
+    )
+
+
 def ros_stage(cfg: PipelineConfig) -> Stage:
     """The deployed policy drives the MuJoCo robot twin over ROS 2 through the safety node."""
+    layout = cfg.layout
 
     def run() -> dict[str, Any]:
-        from robolearn.ros_nodes.launcher import DeployConfig, run_graph
-        from robolearn.sim.registry import task
+        from robolearn.ros_nodes.launcher import run_graph
 
-        run_dir = Path(cfg.run_dir)
         name = cfg.ros.policy
-        policy = run_dir / ("base" if name == "base" else f"refine/{name}/policy")
-        episode_s = task(cfg.env_id).max_episode_steps / ROS_STEP_HZ  # wall time of a full-length episode
-        deploy = DeployConfig(
-            env_id=cfg.env_id, domain_id=int(os.environ.get("ROBOLEARN_ROS_DOMAIN", "77")),
-            nodes=["sim_robot", "policy", "safety"], log_dir=str(run_dir / "ros" / "logs"),
-            timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
-            params={
-                "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": ROS_STEP_HZ,
-                              "wait_for_subscribers": 1},
-                "policy": {"policy": str(policy), "control_hz": ROS_STEP_HZ, "replan_every": 0},
-                "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
-            },
-        )
+        deploy = _deploy_config(cfg)
         result = run_graph(deploy, progress=False)
-        n, wins = len(result.episodes), sum(bool(e["success"]) for e in result.episodes)
-        if n == 0:
+        if not result.episodes:
             raise RuntimeError(f"no episode finished over ROS 2 ({result.reason}); logs in {deploy.log_dir}")
-        record = {"policy": f"{name} over ROS 2", "dynamics": "nominal", "episodes": n, "successes": wins,
-                  "success_rate": wins / n, "ci95": list(wilson_interval(wins, n)),
-                  "mean_return": None,
-                  "mean_length": sum(e["length"] for e in result.episodes) / n, "videos": [],
-                  "status": result.status, "reason": result.reason}
-        atomic_write_json(run_dir / "eval" / f"ros_{name}__nominal.json", record)
-        (run_dir / "ros").mkdir(parents=True, exist_ok=True)
-        (run_dir / "ros" / "episodes.json").write_text(json.dumps(result.episodes, indent=2, default=str))
-        return {"success_rate": wins / n, "episodes": n, "reason": result.reason,
+        record = eval_record(f"{name} over ROS 2", "nominal", [bool(e["success"]) for e in result.episodes],
+                             [e["length"] for e in result.episodes], status=result.status, reason=result.reason)
+        atomic_write_json(layout.ros_eval_record(name), record)
+        layout.ros_dir.mkdir(parents=True, exist_ok=True)
+        layout.ros_episodes.write_text(json.dumps(result.episodes, indent=2, default=str))
+        return {"success_rate": record["success_rate"], "episodes": record["episodes"], "reason": result.reason,
                 "exit_codes": {k: v for k, v in asdict(result)["exit_codes"].items()}}
 
-    return Stage("ros", run, ("ros",))
+    return Stage("ros", run, (layout.ros_dir,))
 
 
 def report_stage(cfg: PipelineConfig) -> Stage:
-    def run() -> dict[str, Any]:
-        from robolearn.pipeline.report import write_report
+    """``report.html`` and ``report.md`` from everything the earlier stages wrote."""
 
+    def run() -> dict[str, Any]:
         html, md = write_report(cfg.run_dir, title=f"robolearn pipeline: {cfg.env_id}")
         return {"html": str(html), "md": str(md)}
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from robolearn.collect import CollectConfig
+from robolearn.pipeline.layout import RunLayout
 from robolearn.train import TrainConfig
 
 
@@ -18,7 +20,8 @@ class EvalStageConfig:
     num_envs: int = 8
     """Envs stepped in lockstep."""
     dynamics: list[str] = field(default_factory=lambda: ["nominal", "real-gap"])
-    """Dynamics presets to evaluate on (refined policies; the base too)."""
+    """Dynamics presets to evaluate on (refined policies; the base too): nominal or a preset of the task's
+    ``configs/dynamics/<task>.yaml``."""
     videos: int = 1
     """Videos recorded per policy (nominal dynamics)."""
     seed: int = 100_000
@@ -30,9 +33,10 @@ class RefineStageConfig:
     """One refinement branch."""
 
     method: str = "residual"
-    """residual, dsrl or dsrl-na."""
+    """The refinement method (``robolearn refine``'s ``method``); also the branch's name."""
     settings: dict[str, Any] = field(default_factory=dict)
-    """Keys of the refinement config (``robolearn refine`` preset keys), e.g. total_steps."""
+    """Keys of the refinement config (``robolearn refine`` preset keys), e.g. total_env_steps; the pipeline
+    sets method, env_id, base and seed."""
 
 
 @dataclass
@@ -67,3 +71,8 @@ class PipelineConfig:
     """Refinement branches, run in order."""
     ros: RosStageConfig = field(default_factory=RosStageConfig)
     """The ROS 2 closed loop."""
+
+    @property
+    def layout(self) -> RunLayout:
+        """The paths of the run directory."""
+        return RunLayout(Path(self.run_dir))

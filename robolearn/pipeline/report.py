@@ -3,9 +3,10 @@
 The HTML is self-contained: plots (PNG) and videos (MP4) are embedded as data URIs, so the file can be
 mailed or attached to an issue. The Markdown links the same files by relative path.
 
-Inputs, all read from the run directory: ``config.yaml``, ``stages/*.json`` (time per stage),
-``eval/*.json`` (success rates), ``refine/<method>/curve.json`` (``[{"env_steps", "success_rate"}]``)
-and the videos listed in the evaluation records.
+Inputs, all read from the run directory (paths from :class:`~robolearn.pipeline.layout.RunLayout`):
+``config.yaml``, ``stages/*.json`` (time per stage), ``eval/*.json`` (success rates),
+``refine/<method>/curve.json`` (``[{"env_steps", "success_rate"}]``) and the videos listed in the
+evaluation records.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robolearn.pipeline.pipeline import load_evals
+from robolearn.pipeline.layout import REFINE_STAGE_PREFIX, RunLayout
+from robolearn.pipeline.records import load_evals
 
 
 def _pct(x: float) -> str:
@@ -46,10 +48,7 @@ HEADER = ["policy", "dynamics", "success", "95% CI", "n", "return", "length"]
 
 def learning_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     """``{method: [{"env_steps", "success_rate"}, ...]}`` for every refinement branch."""
-    curves = {}
-    for path in sorted((run_dir / "refine").glob("*/curve.json")):
-        curves[path.parent.name] = json.loads(path.read_text())
-    return curves
+    return {path.parent.name: json.loads(path.read_text()) for path in RunLayout(run_dir).curves()}
 
 
 def plot_curves(curves: dict[str, list[dict[str, float]]], base_rate: float | None, out: Path,
@@ -92,50 +91,51 @@ def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def _stage_times(run_dir: Path) -> list[tuple[str, float]]:
+def _stage_times(layout: RunLayout) -> list[tuple[str, float]]:
+    """``(stage, seconds)`` of every finished stage, in the order they finished."""
     times = []
-    for path in sorted((run_dir / "stages").glob("*.json"), key=lambda p: p.stat().st_mtime):
+    for path in sorted(layout.stages_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
         record = json.loads(path.read_text())
         times.append((record["stage"], float(record["seconds"])))
     return times
 
 
 def _videos(evals: list[dict[str, Any]]) -> list[tuple[str, Path]]:
+    """``(policy, video)`` of the nominal evaluations' videos that exist."""
     nominal = [r for r in evals if r["dynamics"] == "nominal"]
     return [(r["policy"], Path(v)) for r in nominal for v in r["videos"] if Path(v).is_file()]
 
 
-def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into ``run_dir``; return their paths."""
-    run_dir = Path(run_dir)
-    evals = load_evals(run_dir)
-    base = next((r["success_rate"] for r in evals if r["policy"] == "base" and r["dynamics"] == "nominal"), None)
-    zero = next((r["success_rate"] for r in evals if r["policy"] == "base (zero noise)"), None)
+def _selected(layout: RunLayout) -> dict[str, dict[str, float]]:
+    """``{method: {"env_steps", "success_rate"}}`` of the evaluation each finished branch kept."""
     selected = {}
-    for path in (run_dir / "stages").glob("refine_*.json"):
+    for path in layout.refine_markers():
         record = json.loads(path.read_text())
         if record.get("selected"):
-            selected[record["stage"].removeprefix("refine_")] = record["selected"]
-    plot = plot_curves(learning_curves(run_dir), base, run_dir / "plots" / "learning_curves.png", zero, selected)
-    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
-    times = _stage_times(run_dir)
-    videos = _videos(evals)
-    rows = _rows(evals)
+            selected[record["stage"].removeprefix(REFINE_STAGE_PREFIX)] = record["selected"]
+    return selected
 
+
+def _markdown(title: str, rows: list[list[str]], plot: Path | None, times: list[tuple[str, float]],
+              videos: list[tuple[str, Path]], config: str, root: Path) -> str:
+    """The Markdown report; files are linked relative to the run directory ``root``."""
     md = [f"# {title}", "", "## Success rates (95% Wilson intervals)", "",
           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     md += ["| " + " | ".join(row) + " |" for row in rows]
     if plot:
-        md += ["", "## Learning curves", "", f"![learning curves]({plot.relative_to(run_dir)})"]
+        md += ["", "## Learning curves", "", f"![learning curves]({plot.relative_to(root)})"]
     md += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
     md += [f"| {name} | {sec:.0f} |" for name, sec in times]
     md += [f"| **total** | {sum(s for _, s in times):.0f} |"]
     if videos:
-        md += ["", "## Videos", ""] + [f"- {name}: [{p.name}]({p.relative_to(run_dir)})" for name, p in videos]
+        md += ["", "## Videos", ""] + [f"- {name}: [{p.name}]({p.relative_to(root)})" for name, p in videos]
     md += ["", "## Configuration", "", "```yaml", config.rstrip(), "```", ""]
-    md_path = run_dir / "report.md"
-    md_path.write_text("\n".join(md))
+    return "\n".join(md)
 
+
+def _html(title: str, rows: list[list[str]], plot: Path | None, times: list[tuple[str, float]],
+          videos: list[tuple[str, Path]], config: str) -> str:
+    """The self-contained HTML report (plot and videos embedded as data URIs)."""
     esc = html.escape
     table = "".join(f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows)
     parts = [
@@ -157,6 +157,18 @@ def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tupl
             parts.append(f"<figure><video controls muted width='256' src='{_data_uri(path, 'video/mp4')}'></video>"
                          f"<figcaption>{esc(name)}</figcaption></figure>")
     parts.append(f"<h2>Configuration</h2><pre>{esc(config)}</pre></body></html>")
-    html_path = run_dir / "report.html"
-    html_path.write_text("".join(parts))
-    return html_path, md_path
+    return "".join(parts)
+
+
+def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into ``run_dir``; return their paths."""
+    layout = RunLayout(Path(run_dir))
+    evals = load_evals(layout.root)
+    base = next((r["success_rate"] for r in evals if r["policy"] == "base" and r["dynamics"] == "nominal"), None)
+    zero = next((r["success_rate"] for r in evals if r["policy"] == "base (zero noise)"), None)
+    plot = plot_curves(learning_curves(layout.root), base, layout.learning_curves_plot, zero, _selected(layout))
+    config = layout.config.read_text() if layout.config.is_file() else ""
+    times, videos, rows = _stage_times(layout), _videos(evals), _rows(evals)
+    layout.report_md.write_text(_markdown(title, rows, plot, times, videos, config, layout.root))
+    layout.report_html.write_text(_html(title, rows, plot, times, videos, config))
+    return layout.report_html, layout.report_md

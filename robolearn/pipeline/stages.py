@@ -2,9 +2,10 @@
 
 A stage is a named function that writes its outputs under the run directory and returns a small
 JSON-able summary. :class:`StageRunner` records each finished stage as ``stages/<name>.json``
-(written to a temporary file and renamed, so a killed pipeline never leaves a half-written marker) and
-skips stages whose marker exists, so an interrupted pipeline resumes where it stopped; a stage that
-was running when the pipeline died starts again and is expected to resume from its own checkpoints.
+(:meth:`~robolearn.pipeline.layout.RunLayout.stage_marker`; written to a temporary file and renamed,
+so a killed pipeline never leaves a half-written marker) and skips stages whose marker exists, so an
+interrupted pipeline resumes where it stopped; a stage that was running when the pipeline died starts
+again and is expected to resume from its own checkpoints.
 ``force`` reruns a stage and every stage after it.
 """
 
@@ -19,17 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from robolearn.core.durable import atomic_write_json
+from robolearn.pipeline.layout import RunLayout
 
 StageFn = Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its name, its function, and the folders it owns (cleared when forced)."""
+    """One stage: its name, its function, and the folders it owns (cleared when forced; paths from the
+    run's :class:`~robolearn.pipeline.layout.RunLayout`)."""
 
     name: str
     fn: StageFn
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
 
 
 class StageRunner:
@@ -37,6 +40,7 @@ class StageRunner:
 
     def __init__(self, run_dir: str | Path, stages: Sequence[Stage], log: Callable[[str], None] = print):
         self.run_dir = Path(run_dir)
+        self.layout = RunLayout(self.run_dir)
         self.stages = list(stages)
         self.log = log
         names = [s.name for s in self.stages]
@@ -44,9 +48,11 @@ class StageRunner:
             raise ValueError(f"duplicate stage names: {names}")
 
     def marker(self, name: str) -> Path:
-        return self.run_dir / "stages" / f"{name}.json"
+        """The stage's marker file (:meth:`RunLayout.stage_marker`)."""
+        return self.layout.stage_marker(name)
 
     def done(self, name: str) -> dict[str, Any] | None:
+        """The finished stage's record, or None when it has not finished."""
         path = self.marker(name)
         return json.loads(path.read_text()) if path.is_file() else None
 
@@ -58,7 +64,7 @@ class StageRunner:
         for stage in self.stages[names.index(name):]:
             self.marker(stage.name).unlink(missing_ok=True)
             for out in stage.outputs:
-                shutil.rmtree(self.run_dir / out, ignore_errors=True)
+                shutil.rmtree(out, ignore_errors=True)
 
     def run(self) -> dict[str, dict[str, Any]]:
         """Run every stage not yet done; return each stage's summary."""

@@ -12,9 +12,10 @@ from robolearn.collect import build_policy, dataset_info_for, observe
 from robolearn.datasets.writer import EpisodeWriter
 from robolearn.sim.registry import gym_make
 from robolearn.teleop.base import EEDeltaMapping, TeleopDevice
+from robolearn.teleop.devices import DEVICES, make_device
 from robolearn.teleop.session import SessionResult, TeleopSession, has_display
 
-DEVICES = ("keyboard", "gamepad", "spacemouse")
+__all__ = ["DEVICES", "TeleopConfig", "make_device", "record_teleop"]
 
 
 @dataclass
@@ -24,7 +25,7 @@ class TeleopConfig:
     env_id: str = "robolearn/PandaLift-v0"
     """Registered env id."""
     device: str = "keyboard"
-    """keyboard, gamepad or spacemouse."""
+    """A name in :data:`robolearn.teleop.devices.DEVICES`: keyboard, gamepad or spacemouse."""
     out: str = "data/teleop"
     """Dataset directory (created, or appended to)."""
     policy: str = ""
@@ -45,23 +46,6 @@ class TeleopConfig:
     """auto (when a display exists), on, or off."""
     seed: int = 0
     """Seed of the first episode's scene."""
-
-
-def make_device(name: str, mapping: EEDeltaMapping, source: Any = None) -> TeleopDevice:
-    """A teleop device by name; ``source`` replaces its hardware input (scripted events in tests)."""
-    if name == "keyboard":
-        from robolearn.teleop.keyboard import KeyboardTeleop
-
-        return KeyboardTeleop(source, mapping)
-    if name == "gamepad":
-        from robolearn.teleop.gamepad import GamepadTeleop
-
-        return GamepadTeleop(source, mapping)
-    if name == "spacemouse":
-        from robolearn.teleop.spacemouse import SpaceMouseTeleop
-
-        return SpaceMouseTeleop(source, mapping)
-    raise ValueError(f"unknown teleop device {name!r}; choose from {', '.join(DEVICES)}")
 
 
 def _viewer(env: gym.Env, mode: str) -> Any:

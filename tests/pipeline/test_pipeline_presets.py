@@ -1,13 +1,14 @@
-"""Every pipeline preset loads, names observation keys its task has, and deploys a branch it refines."""
+"""Every pipeline preset loads and passes the load-time checks (observation keys its task has, a deployed
+branch it refines, dynamics presets that exist...)."""
 
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 
 from robolearn.core.config import load_config
 from robolearn.pipeline.config import PipelineConfig
-from robolearn.sim.registry import task
+from robolearn.pipeline.validation import load_pipeline_config
+from robolearn.sim.registry import gym_make, task
 
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "pipelines").glob("*.yaml"))
 
@@ -19,8 +20,8 @@ def test_presets_cover_arm_humanoid_and_quadrotor():
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_preset_matches_its_task(preset):
-    cfg = load_config(PipelineConfig, preset)
-    env = gym.make(cfg.env_id)
+    cfg = load_pipeline_config(preset)
+    env = gym_make(cfg.env_id)
     missing = set(cfg.train.policy.obs_keys) - set(env.observation_space.spaces)
     assert not missing, f"{preset.name}: obs_keys {sorted(missing)} not in {cfg.env_id}"
     assert cfg.collect.noise > 0, "demonstrations should be imperfect"

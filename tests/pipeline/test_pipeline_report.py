@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from robolearn.core.durable import atomic_write_json
+from robolearn.pipeline.layout import RunLayout
 from robolearn.pipeline.report import write_report
 from robolearn.rollout import write_video
 
@@ -14,18 +15,19 @@ from robolearn.rollout import write_video
 def _fake_run(tmp_path: Path) -> Path:
     """A run directory with real files of every kind the report reads (evaluations, curves, a video)."""
     run = tmp_path / "run"
+    layout = RunLayout(run)
     frames = [np.full((64, 64, 3), 40 * i, np.uint8) for i in range(6)]
-    video = write_video(frames, run / "eval" / "videos" / "base" / "episode_000.mp4", fps=10)
+    video = write_video(frames, layout.eval_videos("base") / "episode_000.mp4", fps=10)
     for policy, rate, videos in (("expert", 1.0, []), ("base", 0.4, [str(video)]), ("residual", 0.9, [])):
         n = 100
-        atomic_write_json(run / "eval" / f"{policy}__nominal.json", {
+        atomic_write_json(layout.eval_record(policy, "nominal"), {
             "policy": policy, "dynamics": "nominal", "episodes": n, "successes": int(rate * n),
             "success_rate": rate, "ci95": [rate - 0.1, min(1.0, rate + 0.1)], "mean_return": rate,
             "mean_length": 60.0, "videos": videos})
-    atomic_write_json(run / "refine" / "residual" / "curve.json",
+    atomic_write_json(layout.branch_curve("residual"),
                       [{"env_steps": s, "success_rate": r} for s, r in ((0, 0.4), (5000, 0.7), (10000, 0.9))])
-    atomic_write_json(run / "stages" / "collect.json", {"stage": "collect", "seconds": 12.0})
-    (run / "config.yaml").write_text("env_id: robolearn/PandaLift-v0\n")
+    atomic_write_json(layout.stage_marker("collect"), {"stage": "collect", "seconds": 12.0})
+    layout.config.write_text("env_id: robolearn/PandaLift-v0\n")
     return run
 
 
@@ -35,7 +37,8 @@ def test_report_contents(tmp_path):
     md = md_path.read_text()
     assert "| residual | nominal | 90.0% |" in md and "| base | nominal | 40.0% |" in md
     assert md.index("| expert") < md.index("| base") < md.index("| residual")
-    assert "plots/learning_curves.png" in md and (run / "plots" / "learning_curves.png").stat().st_size > 1000
+    plot = RunLayout(run).learning_curves_plot
+    assert str(plot.relative_to(run)) in md and plot.stat().st_size > 1000
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 1 and page.count("data:video/mp4;base64,") == 1
     assert "collect" in page and "env_id: robolearn/PandaLift-v0" in page

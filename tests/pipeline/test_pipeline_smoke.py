@@ -10,6 +10,7 @@ import pytest
 
 from robolearn.core.config import load_config
 from robolearn.pipeline.config import PipelineConfig
+from robolearn.pipeline.layout import refine_stage_name
 from robolearn.pipeline.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,17 +30,25 @@ def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
         branch.settings.update(total_env_steps=400, random_steps=200, critic_warmup_updates=20, eval_every=200,
                                eval_episodes=4, eval_envs=4, checkpoint_every=200, num_envs=4)
         branch.settings["learner"] = {**branch.settings.get("learner", {}), "hidden": [32, 32], "batch_size": 32}
+    layout = cfg.layout
     results = run_pipeline(cfg)
     assert list(results) == ["collect", "train", "eval_expert", "eval_base", "refine_residual", "refine_dsrl",
                              "ros", "report"]
     assert "zero_noise" in results["eval_base"]  # the diffusion base from zero noise, DSRL's starting point
     for method in ("residual", "dsrl"):
-        selected = results[f"refine_{method}"]["selected"]
-        curve = json.loads((tmp_path / "refine" / method / "curve.json").read_text())
+        selected = results[refine_stage_name(method)]["selected"]
+        curve = json.loads(layout.branch_curve(method).read_text())
         assert selected["success_rate"] == max(p["success_rate"] for p in curve)
-        assert (tmp_path / "refine" / method / "policy" / "actor.pt").is_file()
+        assert (layout.branch_policy(method) / "actor.pt").is_file()
     assert results["ros"]["episodes"] == 1
-    report = (tmp_path / "report.md").read_text()
+    report = layout.report_md.read_text()
     for row in ("| base (zero noise) |", "| residual |", "| dsrl |", "| residual over ROS 2 |"):
         assert row in report, row
-    assert (tmp_path / "plots" / "learning_curves.png").stat().st_size > 10_000
+    assert layout.learning_curves_plot.stat().st_size > 10_000
+    assert layout.ros_episodes.is_file() and layout.ros_eval_record("residual").is_file()
+    for path in (layout.config, layout.data, layout.base, layout.eval_record("base", "nominal"), layout.report_html):
+        assert path.exists(), path
+    markers = {name: layout.stage_marker(name).stat().st_mtime_ns for name in results}
+    again = run_pipeline(cfg)  # the finished run resumes: every stage is skipped
+    assert list(again) == list(results)
+    assert {name: layout.stage_marker(name).stat().st_mtime_ns for name in results} == markers

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from robolearn.pipeline.layout import RunLayout
 from robolearn.pipeline.stages import Stage, StageRunner
 
 
@@ -27,12 +28,12 @@ def test_completed_stages_are_skipped(tmp_path):
     assert calls == ["a", "b", "c"] and first["c"]["value"] == 3
     second = StageRunner(tmp_path, stages, log=lambda _: None).run()
     assert calls == ["a", "b", "c"] and second["c"]["value"] == 3
-    assert json.loads((tmp_path / "stages" / "b.json").read_text())["stage"] == "b"
+    assert json.loads(RunLayout(tmp_path).stage_marker("b").read_text())["stage"] == "b"
 
 
 def test_force_reruns_from_a_stage_and_clears_its_outputs(tmp_path):
     calls = []
-    stages = [_stage("a", calls), _stage("b", calls, ("b_out",)), _stage("c", calls)]
+    stages = [_stage("a", calls), _stage("b", calls, (tmp_path / "b_out",)), _stage("c", calls)]
     runner = StageRunner(tmp_path, stages, log=lambda _: None)
     runner.run()
     (tmp_path / "b_out").mkdir()
@@ -54,7 +55,7 @@ def test_a_failed_stage_leaves_no_marker_and_reruns(tmp_path):
     stages = [_stage("a", calls), Stage("b", boom)]
     with pytest.raises(RuntimeError):
         StageRunner(tmp_path, stages, log=lambda _: None).run()
-    assert not (tmp_path / "stages" / "b.json").exists()
+    assert not RunLayout(tmp_path).stage_marker("b").exists()
     with pytest.raises(RuntimeError):
         StageRunner(tmp_path, stages, log=lambda _: None).run()
     assert calls == ["a", "boom", "boom"]
@@ -90,4 +91,4 @@ def test_sigkill_mid_stage_then_resume(tmp_path):
     subprocess.run([sys.executable, str(script), "finish"], check=True, env=env)
     calls = (tmp_path / "run" / "calls.txt").read_text().split()
     assert calls == ["fast", "slow", "slow"]
-    assert (tmp_path / "run" / "stages" / "slow.json").is_file()
+    assert RunLayout(tmp_path / "run").stage_marker("slow").is_file()

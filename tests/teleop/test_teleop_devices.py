@@ -77,3 +77,19 @@ def test_missing_spacemouse_package_is_named():
 def test_missing_pygame_is_named():
     with pytest.raises(ImportError, match="pip install pygame"):
         GamepadTeleop()
+
+
+def test_device_list_is_one_dict_the_cli_offers():
+    import argparse
+
+    from robolearn.cli import teleop as teleop_cli
+    from robolearn.teleop.devices import DEVICES, make_device
+
+    parser = argparse.ArgumentParser()
+    teleop_cli.add_arguments(parser)
+    choices = next(a.choices for a in parser._actions if a.dest == "device")
+    assert list(choices) == list(DEVICES) == ["keyboard", "gamepad", "spacemouse"]
+    device = make_device("keyboard", EEDeltaMapping(), ScriptedKeys([]))
+    assert isinstance(device, KeyboardTeleop) and isinstance(device, Teleop)
+    with pytest.raises(ValueError, match="unknown teleop device 'joystick'; choose from keyboard, gamepad"):
+        make_device("joystick", EEDeltaMapping())

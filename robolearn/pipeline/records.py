@@ -1,0 +1,59 @@
+"""Evaluation records of a pipeline run: built in one place, written to and read from ``eval/``.
+
+A record is the JSON the report tabulates::
+
+    {"policy", "dynamics", "episodes", "successes", "success_rate", "ci95": [lo, hi],
+     "mean_return" (None over ROS 2), "mean_length", "videos": [paths], ...extra keys}
+
+Sim evaluations (:func:`evaluate_policy`) and the ROS 2 closed loop both build theirs with
+:func:`eval_record`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from robolearn.core.durable import atomic_write_json
+from robolearn.core.protocols import Policy
+from robolearn.core.stats import wilson_interval
+from robolearn.pipeline.config import PipelineConfig
+from robolearn.pipeline.layout import RunLayout
+
+
+def eval_record(policy: str, dynamics: str, successes: Sequence[bool], lengths: Sequence[float],
+                returns: Sequence[float] | None = None, videos: Sequence[str | Path] = (),
+                **extra: Any) -> dict[str, Any]:
+    """The record of ``policy`` on ``dynamics`` from per-episode outcomes (lengths in control steps);
+    ``returns`` None where they are not measured (over ROS 2); ``extra`` keys are appended."""
+    n, wins = len(successes), sum(bool(s) for s in successes)
+    if n == 0:
+        raise ValueError(f"no finished episode to record for {policy} ({dynamics})")
+    return {
+        "policy": policy, "dynamics": dynamics, "episodes": n, "successes": wins,
+        "success_rate": wins / n, "ci95": list(wilson_interval(wins, n)),
+        "mean_return": None if returns is None else sum(returns) / n, "mean_length": sum(lengths) / n,
+        "videos": [str(v) for v in videos], **extra,
+    }
+
+
+def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, dynamics: str) -> dict[str, Any]:
+    """Evaluate ``policy`` on ``dynamics`` as ``cfg.eval`` says; write and return its record
+    (:meth:`RunLayout.eval_record`). Videos are recorded on nominal dynamics only."""
+    from robolearn.evaluate import evaluate
+
+    layout = cfg.layout
+    videos = cfg.eval.videos if dynamics == "nominal" else 0
+    result = evaluate(policy, cfg.env_id, episodes=cfg.eval.episodes, seed=cfg.eval.seed,
+                      num_envs=cfg.eval.num_envs, dynamics=dynamics, video_dir=layout.eval_videos(name),
+                      videos=videos)
+    record = eval_record(name, dynamics, result.successes, result.lengths, result.returns, result.videos)
+    atomic_write_json(layout.eval_record(name, dynamics), record)
+    return record
+
+
+def load_evals(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every evaluation record of a run directory, sorted by file name."""
+    return [json.loads(p.read_text()) for p in sorted(RunLayout(Path(run_dir)).eval_dir.glob("*.json"))]

@@ -1,0 +1,145 @@
+"""Checks of a pipeline config when its preset loads, before any stage runs.
+
+A mistake that would otherwise surface hours in (a misspelt refinement key at the refine stage, a missing
+dynamics preset at evaluation, a ROS 2 stage for a branch that never ran) fails here with a one-line
+:class:`~robolearn.core.config.ConfigError` that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from robolearn.core.config import ConfigError, load_config
+from robolearn.pipeline.branches import refine_config
+from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
+
+MINIMUM: dict[str, int] = {
+    "collect.episodes": 1, "collect.num_envs": 1, "train.steps": 1, "eval.episodes": 1, "eval.num_envs": 1,
+    "eval.videos": 0, "ros.episodes": 1,
+}
+"""Dotted key -> its smallest allowed value (``ros.episodes`` only while the ROS stage is enabled)."""
+
+PIPELINE_KEYS = ("method", "env_id", "base", "seed")
+"""Refinement settings the pipeline sets for every branch (its method, task, base and seed)."""
+
+GENERATIVE_BASE_METHODS = ("dsrl", "dsrl-na")
+"""Refinement methods that steer the base policy's sampling noise: they need a ``diffusion`` base."""
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _check_counts(cfg: PipelineConfig) -> None:
+    """Episode, env and step counts are at least their :data:`MINIMUM`."""
+    for key, low in MINIMUM.items():
+        if key.startswith("ros.") and not cfg.ros.enabled:
+            continue
+        value = _get(cfg, key)
+        if value < low:
+            raise ConfigError(f"{key} must be >= {low}, got {value}; set {key} to {low} or more")
+
+
+def _check_task(cfg: PipelineConfig) -> None:
+    """The task is registered and has every observation key the base policy reads."""
+    from robolearn.sim.registry import TASKS, gym_make
+
+    if cfg.env_id not in TASKS:
+        raise ConfigError(f"env_id: unknown task '{cfg.env_id}'; choose from {', '.join(TASKS)}")
+    env = gym_make(cfg.env_id)
+    try:
+        keys = set(env.observation_space.spaces)
+    finally:
+        env.close()
+    for key in cfg.train.policy.obs_keys:
+        camera = key.removeprefix("pixels/")
+        if key != camera and camera not in cfg.collect.cameras:
+            raise ConfigError(f"train.policy.obs_keys: '{key}' is not recorded; add '{camera}' to collect.cameras")
+        if key == camera and key not in keys:
+            raise ConfigError(f"train.policy.obs_keys: {cfg.env_id} has no observation '{key}'; "
+                              f"choose from {', '.join(sorted(keys))}")
+
+
+def _check_dynamics(cfg: PipelineConfig) -> None:
+    """Every evaluation dynamics preset exists for the task, once."""
+    from robolearn.sim.randomization import load_dynamics_preset
+
+    if not cfg.eval.dynamics:
+        raise ConfigError("eval.dynamics is empty; list at least [nominal]")
+    for i, name in enumerate(cfg.eval.dynamics):
+        if name in cfg.eval.dynamics[:i]:
+            raise ConfigError(f"eval.dynamics[{i}]: '{name}' is listed twice; list each preset once")
+        try:
+            load_dynamics_preset(cfg.env_id, name)
+        except ConfigError as err:
+            raise ConfigError(f"eval.dynamics[{i}]: {err}") from None
+
+
+def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, methods: tuple[str, ...]) -> None:
+    """One refinement branch: a known method, run once, on a base it can refine, with valid settings."""
+    key = f"refine[{i}]"
+    if branch.method not in methods:
+        raise ConfigError(f"{key}.method: unknown refinement method '{branch.method}'; "
+                          f"choose from {', '.join(methods)}")
+    if [b.method for b in cfg.refine[:i]].count(branch.method):
+        raise ConfigError(f"{key}.method: a second '{branch.method}' branch; a branch is named by its method, "
+                          f"so give each method one branch")
+    owned = [k for k in PIPELINE_KEYS if k in branch.settings]
+    if owned:
+        raise ConfigError(f"{key}.settings.{owned[0]}: the pipeline sets it (its {owned[0]}); remove the key")
+    if branch.method in GENERATIVE_BASE_METHODS and cfg.train.policy.type != "diffusion":
+        raise ConfigError(f"{key}.method: {branch.method} steers a diffusion base's noise, but "
+                          f"train.policy.type is '{cfg.train.policy.type}'; set train.policy.type=diffusion "
+                          f"or drop the branch")
+    try:
+        refine_config(cfg, branch).validate()
+    except ValueError as err:  # ConfigError included: an unknown or mistyped key
+        raise ConfigError(f"{key}.settings: {err}") from None
+
+
+def _check_branches(cfg: PipelineConfig) -> None:
+    """Every refinement branch (:func:`_check_branch`)."""
+    from robolearn.refine.config import METHODS
+
+    for i, branch in enumerate(cfg.refine):
+        _check_branch(cfg, i, branch, tuple(METHODS))
+
+
+def _check_ros(cfg: PipelineConfig) -> None:
+    """The ROS 2 stage deploys a policy the pipeline makes, on a robot the ROS 2 nodes can drive."""
+    if not cfg.ros.enabled:
+        return
+    from robolearn.ros_nodes.adapters import COMMAND_TOPICS
+    from robolearn.sim.registry import task
+
+    policies = [b.method for b in cfg.refine] + ["base"]
+    if cfg.ros.policy not in policies:
+        raise ConfigError(f"ros.policy: '{cfg.ros.policy}' is not a policy this pipeline makes; choose from "
+                          f"{', '.join(policies)}, or set ros.enabled=false")
+    embodiment = task(cfg.env_id).embodiment
+    if embodiment not in COMMAND_TOPICS:
+        raise ConfigError(f"ros.enabled: the ROS 2 nodes cannot drive {cfg.env_id} (embodiment '{embodiment}'; "
+                          f"they drive {', '.join(COMMAND_TOPICS)}); set ros.enabled=false")
+
+
+CHECKS = (_check_counts, _check_task, _check_dynamics, _check_branches, _check_ros)
+"""The checks, cheapest first."""
+
+
+def validate(cfg: PipelineConfig, source: str = "pipeline config") -> PipelineConfig:
+    """Return ``cfg`` when every check passes; else raise a :class:`ConfigError` prefixed with ``source``."""
+    for check in CHECKS:
+        try:
+            check(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+    return cfg
+
+
+def load_pipeline_config(path: str | Path | None, overrides: list[str] | None = None) -> PipelineConfig:
+    """A pipeline preset with dotted overrides applied, validated (:func:`validate`)."""
+    cfg = load_config(PipelineConfig, path, overrides)
+    return validate(cfg, str(path) if path else "pipeline config")
