@@ -112,7 +112,7 @@ def _check_ros(cfg: PipelineConfig) -> None:
     """The ROS 2 stage deploys a policy the pipeline makes, on a robot the ROS 2 nodes can drive."""
     if not cfg.ros.enabled:
         return
-    from robolearn.ros_nodes.adapters import COMMAND_TOPICS
+    from robolearn.ros_nodes.embodiments import EMBODIMENTS
     from robolearn.sim.registry import task
 
     policies = [b.method for b in cfg.refine] + ["base"]
@@ -120,9 +120,9 @@ def _check_ros(cfg: PipelineConfig) -> None:
         raise ConfigError(f"ros.policy: '{cfg.ros.policy}' is not a policy this pipeline makes; choose from "
                           f"{', '.join(policies)}, or set ros.enabled=false")
     embodiment = task(cfg.env_id).embodiment
-    if embodiment not in COMMAND_TOPICS:
+    if embodiment not in EMBODIMENTS:
         raise ConfigError(f"ros.enabled: the ROS 2 nodes cannot drive {cfg.env_id} (embodiment '{embodiment}'; "
-                          f"they drive {', '.join(COMMAND_TOPICS)}); set ros.enabled=false")
+                          f"they drive {', '.join(EMBODIMENTS)}); set ros.enabled=false")
 
 
 CHECKS = (_check_counts, _check_task, _check_dynamics, _check_branches, _check_ros)

@@ -114,9 +114,9 @@ def test_ros_stage_deploys_a_branch_the_pipeline_refines():
 
 
 def test_ros_stage_on_a_robot_the_nodes_cannot_drive(monkeypatch):
-    from robolearn.ros_nodes import adapters
+    from robolearn.ros_nodes import embodiments
 
-    monkeypatch.delitem(adapters.COMMAND_TOPICS, "arm")
+    monkeypatch.delitem(embodiments.EMBODIMENTS, "arm")
     assert "ros.enabled: the ROS 2 nodes cannot drive robolearn/PandaLift-v0 (embodiment 'arm'" in _error([])
     load_pipeline_config(PRESET, ["ros.enabled=false"])
 
