@@ -19,23 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from robolearn.datasets.format import (
     DATA_DIR,
-    EPISODE_META_KEY,
     INDEX_PATH,
     PARTIAL_SUFFIX,
     DatasetCorruptError,
-    EpisodeRecord,
-    append_line,
     atomic_write_bytes,
-    file_number,
     read_index,
     read_info,
 )
 from robolearn.datasets.reader import EpisodeDataset
+from robolearn.datasets.recovery import (
+    acquire_lock,
+    file_sha256,
+    footer_record,
+    orphans,
+    quarantine,
+    recover_leftovers,
+)
+from robolearn.datasets.writer import write_stats_snapshot
 
 
 @dataclass
@@ -67,29 +69,8 @@ class VerifyReport:
         return sorted({f.episode for f in self.findings if f.kind == "corrupt" and f.episode is not None})
 
 
-def _footer_record(path: Path) -> EpisodeRecord | None:
-    """The episode record stored in a data file's Parquet footer; None if the file is not complete."""
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-        return EpisodeRecord.from_dict(json.loads(meta[EPISODE_META_KEY]))
-    except (pa.ArrowException, OSError, KeyError, json.JSONDecodeError, TypeError):
-        return None
-
-
-def _orphans(root: Path, records: list[EpisodeRecord]) -> list[Path]:
-    """Complete-looking data files that no committed record references, in file-number order."""
-    referenced = {r.file for r in records}
-    data = root / DATA_DIR
-    if not data.is_dir():
-        return []
-    files = [p for p in data.iterdir() if p.suffix == ".parquet" and file_number(p.name) is not None]
-    return sorted((p for p in files if f"{DATA_DIR}/{p.name}" not in referenced), key=lambda p: p.name)
-
-
 def _check_episode(ds: EpisodeDataset, i: int, deep: bool) -> str | None:
     """None when episode ``i`` is intact, else the problem."""
-    from robolearn.datasets.writer import file_sha256
-
     rec = ds.records[i]
     try:
         path = ds.check_file(rec)
@@ -124,48 +105,11 @@ def verify(root: str | Path, deep: bool = True) -> VerifyReport:
     for p in sorted((root / DATA_DIR).glob("*" + PARTIAL_SUFFIX)):
         problem = "incomplete episode (writer interrupted)"
         report.findings.append(Finding(f"{DATA_DIR}/{p.name}", problem, "leftover"))
-    for p in _orphans(root, records):
-        complete = _footer_record(p) is not None
+    for p in orphans(root, records):
+        complete = footer_record(p) is not None
         problem = "complete but never indexed" if complete else "not indexed and unreadable"
         report.findings.append(Finding(f"{DATA_DIR}/{p.name}", problem, "leftover"))
     return report
-
-
-def recover_leftovers(root: Path) -> list[str]:
-    """Clean up after a crashed writer (the caller holds the writer lock); returns what was done.
-
-    Deletes ``.partial`` files, drops a torn last index line, and indexes complete orphan files (renamed
-    but killed before their index line); unreadable orphans go to ``quarantine/``.
-    """
-    done: list[str] = []
-    for p in sorted((root / DATA_DIR).glob("*" + PARTIAL_SUFFIX)):
-        p.unlink()
-        done.append(f"deleted incomplete episode {DATA_DIR}/{p.name}")
-    records, tail = read_index(root)
-    if tail is not None:
-        raw = (root / INDEX_PATH).read_bytes()
-        atomic_write_bytes(root / INDEX_PATH, raw[: raw.rfind(b"\n") + 1])
-        done.append(f"dropped the torn last line of {INDEX_PATH} (an episode that was not committed)")
-    for p in _orphans(root, records):
-        rec = _footer_record(p)
-        if rec is None:
-            _quarantine(root, p)
-            done.append(f"moved unreadable {DATA_DIR}/{p.name} to quarantine/")
-            continue
-        from robolearn.datasets.writer import file_sha256
-
-        rec.index, rec.file = len(records), f"{DATA_DIR}/{p.name}"
-        rec.bytes, rec.sha256 = p.stat().st_size, file_sha256(p)
-        append_line(root / INDEX_PATH, json.dumps(rec.to_dict()))
-        records.append(rec)
-        done.append(f"indexed complete episode {rec.file} as episode {rec.index}")
-    return done
-
-
-def _quarantine(root: Path, path: Path) -> None:
-    dest = root / "quarantine"
-    dest.mkdir(exist_ok=True)
-    shutil.move(str(path), dest / path.name)
 
 
 def repair(root: str | Path) -> list[str]:
@@ -173,8 +117,6 @@ def repair(root: str | Path) -> list[str]:
 
     Returns one line per action. A damaged index is rebuilt from the data files' footers.
     """
-    from robolearn.datasets.writer import acquire_lock, write_stats_snapshot
-
     root = Path(root)
     info = read_info(root)
     fd = acquire_lock(root)
@@ -195,7 +137,7 @@ def repair(root: str | Path) -> list[str]:
             for rec in records:
                 if rec.index in bad:
                     if (root / rec.file).exists():
-                        _quarantine(root, root / rec.file)
+                        quarantine(root, root / rec.file)
                     done.append(f"removed damaged episode {rec.index} ({rec.file} -> quarantine/)")
                     continue
                 rec.index = len(kept)

@@ -16,8 +16,6 @@ complete, renamed file whose index line was never written. One writer at a time 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -34,7 +32,6 @@ from robolearn.datasets.format import (
     EPISODE_META_KEY,
     INDEX_PATH,
     INFO_PATH,
-    LOCK_PATH,
     PARTIAL_SUFFIX,
     STATS_PATH,
     DatasetError,
@@ -52,26 +49,8 @@ from robolearn.datasets.format import (
     read_info,
     to_fixed_list,
 )
+from robolearn.datasets.recovery import acquire_lock, file_sha256, recover_leftovers
 from robolearn.datasets.stats import aggregate, episode_sufficient_stats, merge_sufficient, stats_to_json
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def acquire_lock(root: Path) -> int:
-    """Take the dataset's writer lock; raises :class:`DatasetError` when another process holds it."""
-    fd = os.open(root / LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise DatasetError(f"{root}: another process is writing this dataset ({LOCK_PATH} locked)") from None
-    return fd
 
 
 def write_stats_snapshot(root: Path, info: DatasetInfo, records: list[EpisodeRecord]) -> None:
@@ -94,8 +73,6 @@ class EpisodeWriter:
         flush_every: int = 64,
         compression: str = "zstd",
     ) -> None:
-        from robolearn.datasets.repair import recover_leftovers  # repair imports this module
-
         self.root = Path(root)
         self.flush_every = int(flush_every)
         self.compression = compression
