@@ -71,11 +71,12 @@ def _eval_base_stage(cfg: PipelineConfig) -> StageFn:
         policy = load(cfg.layout.base)
         records = [evaluate_policy(cfg, policy, "base", d) for d in cfg.eval.dynamics]
         out: dict[str, Any] = {"success": {r["dynamics"]: r["success_rate"] for r in records}}
-        if getattr(policy, "noise_shape", None):  # the deterministic baseline DSRL starts from
+        if getattr(policy, "noise_shape", None):  # a generative base: zero-noise sampling is a variant too
             from robolearn.refine.noise_steering import ZeroNoisePolicy
 
-            out["zero_noise"] = evaluate_policy(cfg, ZeroNoisePolicy(policy), "base (zero noise)", "nominal")[
-                "success_rate"]
+            zero = ZeroNoisePolicy(policy)
+            out["zero_noise"] = {d: evaluate_policy(cfg, zero, "base (zero noise)", d)["success_rate"]
+                                 for d in cfg.eval.dynamics}
         return out
 
     return run

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from robolearn.pipeline.comparison import COMPARISON_HEADER, best_base_variants, comparison_rows
 from robolearn.pipeline.layout import REFINE_STAGE_PREFIX, RunLayout
 from robolearn.pipeline.records import load_evals
 
@@ -33,11 +34,16 @@ def _order(record: dict[str, Any]) -> tuple[int, str, str]:
     return rank, name, "" if record["dynamics"] == "nominal" else record["dynamics"]
 
 
+BEST_MARK = " (best base)"
+"""Appended to the policy cell of the best base variant on each dynamics."""
+
+
 def _rows(evals: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
+    rows, best = [], best_base_variants(evals)
     for r in sorted(evals, key=_order):
         lo, hi = r["ci95"]
-        rows.append([r["policy"], r["dynamics"], _pct(r["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
+        name = r["policy"] + (BEST_MARK if best.get(r["dynamics"]) == r["policy"] else "")
+        rows.append([name, r["dynamics"], _pct(r["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
                      f"{r['successes']}/{r['episodes']}",
                      "-" if r["mean_return"] is None else f"{r['mean_return']:.3f}", f"{r['mean_length']:.1f}"])
     return rows
@@ -116,12 +122,23 @@ def _selected(layout: RunLayout) -> dict[str, dict[str, float]]:
     return selected
 
 
-def _markdown(title: str, rows: list[list[str]], plot: Path | None, times: list[tuple[str, float]],
-              videos: list[tuple[str, Path]], config: str, root: Path) -> str:
+COMPARISON_TITLE = "Refined policies against the best base variant"
+COMPARISON_NOTE = ("Each refined policy against the best of its base's variants on the same dynamics (random- and "
+                   "zero-noise sampling for a diffusion base); better or worse only when the 95% intervals are "
+                   "apart.")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows]
+
+
+def _markdown(title: str, rows: list[list[str]], compared: list[list[str]], plot: Path | None,
+              times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str, root: Path) -> str:
     """The Markdown report; files are linked relative to the run directory ``root``."""
-    md = [f"# {title}", "", "## Success rates (95% Wilson intervals)", "",
-          "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
+    md = [f"# {title}", "", "## Success rates (95% Wilson intervals)", "", *_md_table(HEADER, rows)]
+    if compared:
+        md += ["", f"## {COMPARISON_TITLE}", "", COMPARISON_NOTE, "", *_md_table(COMPARISON_HEADER, compared)]
     if plot:
         md += ["", "## Learning curves", "", f"![learning curves]({plot.relative_to(root)})"]
     md += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
@@ -133,18 +150,26 @@ def _markdown(title: str, rows: list[list[str]], plot: Path | None, times: list[
     return "\n".join(md)
 
 
-def _html(title: str, rows: list[list[str]], plot: Path | None, times: list[tuple[str, float]],
-          videos: list[tuple[str, Path]], config: str) -> str:
+def _html_table(header: list[str], rows: list[list[str]], table_id: str) -> str:
+    esc = html.escape
+    body = "".join(f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows)
+    return f"<table id='{table_id}'><tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>{body}</table>"
+
+
+def _html(title: str, rows: list[list[str]], compared: list[list[str]], plot: Path | None,
+          times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str) -> str:
     """The self-contained HTML report (plot and videos embedded as data URIs)."""
     esc = html.escape
-    table = "".join(f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px}video{margin:4px}</style></head><body>",
         f"<h1>{esc(title)}</h1><h2>Success rates (95% Wilson intervals)</h2>",
-        f"<table><tr>{''.join(f'<th>{h}</th>' for h in HEADER)}</tr>{table}</table>",
+        _html_table(HEADER, rows, "success"),
     ]
+    if compared:
+        parts += [f"<h2>{esc(COMPARISON_TITLE)}</h2><p>{esc(COMPARISON_NOTE)}</p>",
+                  _html_table(COMPARISON_HEADER, compared, "comparison")]
     if plot:
         parts.append(f"<h2>Learning curves</h2><img id='curves' alt='learning curves' "
                      f"src='{_data_uri(plot, 'image/png')}'>")
@@ -165,10 +190,11 @@ def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tupl
     layout = RunLayout(Path(run_dir))
     evals = load_evals(layout.root)
     base = next((r["success_rate"] for r in evals if r["policy"] == "base" and r["dynamics"] == "nominal"), None)
-    zero = next((r["success_rate"] for r in evals if r["policy"] == "base (zero noise)"), None)
+    zero = next((r["success_rate"] for r in evals
+                 if r["policy"] == "base (zero noise)" and r["dynamics"] == "nominal"), None)
     plot = plot_curves(learning_curves(layout.root), base, layout.learning_curves_plot, zero, _selected(layout))
     config = layout.config.read_text() if layout.config.is_file() else ""
-    times, videos, rows = _stage_times(layout), _videos(evals), _rows(evals)
-    layout.report_md.write_text(_markdown(title, rows, plot, times, videos, config, layout.root))
-    layout.report_html.write_text(_html(title, rows, plot, times, videos, config))
+    times, videos, rows, compared = _stage_times(layout), _videos(evals), _rows(evals), comparison_rows(evals)
+    layout.report_md.write_text(_markdown(title, rows, compared, plot, times, videos, config, layout.root))
+    layout.report_html.write_text(_html(title, rows, compared, plot, times, videos, config))
     return layout.report_html, layout.report_md

@@ -35,13 +35,50 @@ def test_report_contents(tmp_path):
     run = _fake_run(tmp_path)
     html_path, md_path = write_report(run)
     md = md_path.read_text()
-    assert "| residual | nominal | 90.0% |" in md and "| base | nominal | 40.0% |" in md
+    assert "| residual | nominal | 90.0% |" in md and "| base (best base) | nominal | 40.0% |" in md
     assert md.index("| expert") < md.index("| base") < md.index("| residual")
     plot = RunLayout(run).learning_curves_plot
     assert str(plot.relative_to(run)) in md and plot.stat().st_size > 1000
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 1 and page.count("data:video/mp4;base64,") == 1
     assert "collect" in page and "env_id: robolearn/PandaLift-v0" in page
+
+
+def _record(policy: str, dynamics: str, successes: int, n: int = 100) -> dict:
+    from robolearn.pipeline.records import eval_record
+
+    return eval_record(policy, dynamics, [True] * successes + [False] * (n - successes), [50.0] * n)
+
+
+def test_refined_policies_are_compared_with_the_best_base_variant():
+    """The best base variant is chosen per dynamics, and a verdict needs the intervals apart."""
+    from robolearn.pipeline.comparison import best_base_variants, compare
+
+    evals = [_record("expert", "nominal", 100), _record("base", "nominal", 34), _record("base", "real-gap", 38),
+             _record("base (zero noise)", "nominal", 85), _record("base (zero noise)", "real-gap", 20),
+             _record("residual", "nominal", 77), _record("residual", "real-gap", 79),
+             _record("dsrl", "nominal", 97), _record("residual over ROS 2", "nominal", 86)]
+    assert best_base_variants(evals) == {"nominal": "base (zero noise)", "real-gap": "base"}
+    rows = {(c.policy, c.dynamics): c for c in compare(evals)}
+    assert set(rows) == {("residual", "nominal"), ("residual", "real-gap"), ("dsrl", "nominal"),
+                         ("residual over ROS 2", "nominal")}
+    assert rows["residual", "nominal"].base == "base (zero noise)"
+    assert rows["residual", "nominal"].gain == pytest.approx(-0.08)
+    assert rows["residual", "nominal"].verdict == "within noise"  # 77% [67.8, 84.2] vs 85% [76.7, 90.7]
+    assert rows["residual", "real-gap"].base == "base" and rows["residual", "real-gap"].verdict == "better"
+    assert rows["dsrl", "nominal"].verdict == "better"  # 97% [91.5, 99.0] vs 85% [76.7, 90.7]
+
+
+def test_report_shows_the_best_base_comparison(tmp_path):
+    run = _fake_run(tmp_path)
+    layout = RunLayout(run)
+    atomic_write_json(layout.eval_record("base (zero noise)", "nominal"), _record("base (zero noise)", "nominal", 95))
+    _, md_path = write_report(run)
+    md = md_path.read_text()
+    assert "| base (zero noise) (best base) | nominal | 95.0% |" in md and "| base | nominal | 40.0% |" in md
+    assert "## Refined policies against the best base variant" in md
+    assert "| residual | nominal | 90.0% [80.0, 100.0] | base (zero noise) | 95.0% [88.8, 97.8] | -5.0 pts |" \
+        " within noise |" in md
 
 
 def _chrome():
