@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from robolearn.core.config import from_dict, to_dict
+from robolearn.core.config import to_dict
 from robolearn.core.durable import atomic_write_json
 from robolearn.core.stats import wilson_interval
 from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
@@ -17,14 +17,15 @@ from robolearn.pipeline.stages import Stage
 
 
 def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
-    """The branch's RefineConfig: its settings, on the pipeline's task, base and demonstrations."""
-    from robolearn.refine.config import RefineConfig
+    """The branch's RefineConfig, checked (the method's params too): its settings, on the pipeline's task,
+    base and demonstrations."""
+    from robolearn.refine.config import RefineConfig, refine_config_from_dict
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
                 "base": str(Path(cfg.run_dir) / "base"), "seed": cfg.seed}
     if branch.method == "residual":  # the demonstrations go to the offline buffer (RLPD-style 50/50)
         settings.setdefault("demos", str(Path(cfg.run_dir) / "data"))
-    return from_dict(RefineConfig, {**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
+    return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
 
 
 def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
@@ -33,10 +34,12 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
     def run() -> dict[str, Any]:
         from robolearn.policy_factory import load_policy
         from robolearn.refine.loop import train
+        from robolearn.wiring import refine_sources
 
         run_dir = Path(cfg.run_dir) / out
         resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-        result = train(refine_config(cfg, branch), run_dir=run_dir, resume=resume)
+        refine_cfg = refine_config(cfg, branch)
+        result = train(refine_cfg, refine_sources(refine_cfg), run_dir=run_dir, resume=resume)
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
         atomic_write_json(run_dir / "curve.json", curve)
