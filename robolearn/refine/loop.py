@@ -125,6 +125,25 @@ def _evaluate(cfg: RefineConfig, eval_env: Any, learner: OffPolicyLearner, count
     counters["next_eval"] = counters["env_steps"] + _period(cfg.eval_every, cfg)
 
 
+def _update_step(cfg: RefineConfig, num_envs: int, learner: OffPolicyLearner, online: ReplayBuffer,
+                 offline: ReplayBuffer | None, counters: dict[str, Any], rng: np.random.Generator,
+                 result: RefineResult, log: ScalarLog) -> None:
+    """After a collect step of ``num_envs`` envs: the updates owed at ``cfg.updates_per_env_step`` (once data
+    has landed and the warm-up is over), plus the critic warm-up burst before the first update."""
+    has_data = len(online) > 0 or (offline is not None and len(offline) > 0)  # n-step / chunked
+    if counters["env_steps"] < cfg.random_steps or not has_data:  # transitions land a few steps late
+        return
+    counters["owed"] += cfg.updates_per_env_step * num_envs
+    n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
+    if cfg.critic_warmup_burst and learner.num_updates == 0:  # free critic-only updates, once
+        n += cfg.critic_warmup_updates
+    tu = time.perf_counter()
+    stats = _do_updates(learner, online, offline, n, cfg, rng)
+    result.update_s += time.perf_counter() - tu
+    if stats and learner.num_updates % 50 < n:
+        log.write(counters["env_steps"], {f"train/{k}": v for k, v in stats.items()}, record=False)
+
+
 def _period(every: int, cfg: RefineConfig) -> int:
     """Env steps to the next periodic evaluation / checkpoint; ``every`` 0: none until the end of training."""
     return every if every > 0 else cfg.total_env_steps
@@ -166,17 +185,7 @@ def train(cfg: RefineConfig, sources: RefineSources, run_dir: str | Path | None 
                 break
             obs = _collect_step(cfg, env, learner, acc, online, obs, counters, rng, log)
             bar.update(counters["env_steps"] - bar.n)
-            has_data = len(online) > 0 or (offline is not None and len(offline) > 0)  # n-step / chunked
-            if counters["env_steps"] >= cfg.random_steps and has_data:  # transitions land a few steps late
-                counters["owed"] += cfg.updates_per_env_step * env.num_envs
-                n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
-                if cfg.critic_warmup_burst and learner.num_updates == 0:  # free critic-only updates, once
-                    n += cfg.critic_warmup_updates
-                tu = time.perf_counter()
-                stats = _do_updates(learner, online, offline, n, cfg, rng)
-                result.update_s += time.perf_counter() - tu
-                if stats and learner.num_updates % 50 < n:
-                    log.write(counters["env_steps"], {f"train/{k}": v for k, v in stats.items()}, record=False)
+            _update_step(cfg, env.num_envs, learner, online, offline, counters, rng, result, log)
             if counters["env_steps"] >= counters["next_ckpt"]:
                 counters["wall_s"] = result.wall_s + time.perf_counter() - t0
                 counters["next_ckpt"] = counters["env_steps"] + _period(cfg.checkpoint_every, cfg)
