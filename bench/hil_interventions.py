@@ -52,6 +52,7 @@ def make_config(args: argparse.Namespace, variant: str, seed: int) -> Any:
     """The :class:`HILConfig` of one bench variant and seed."""
     from robolearn.hil.config import HILConfig
     from robolearn.hil.sim_human import SimHumanConfig
+    from robolearn.refine.methods import ResidualParams
     from robolearn.rl.learner import LearnerConfig
 
     mode, person = VARIANTS[variant]
@@ -59,7 +60,7 @@ def make_config(args: argparse.Namespace, variant: str, seed: int) -> Any:
     hidden = [128, 128] if args.quick else [256, 256]
     return HILConfig(
         mode=mode, device="sim-human", env_id=ENV, base=f"expert:noise={args.base_noise}", num_envs=args.envs,
-        total_env_steps=args.steps, seed=seed, residual_scale=args.scale, updates_per_env_step=args.utd,
+        total_env_steps=args.steps, seed=seed, residual=ResidualParams(scale=args.scale), updates_per_env_step=args.utd,
         critic_warmup_updates=args.critic_warmup, min_buffer=256, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, dataset=False, checkpoint_every=10**9,
         sim_human=SimHumanConfig(noise=noise, action_threshold=threshold, state_threshold=0.03,
@@ -76,13 +77,15 @@ def run_one(job: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     import torch
 
     from robolearn.hil.actor_learner import run_hil
+    from robolearn.wiring import hil_sources
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the cores to MuJoCo
     variant, seed, arg_dict = job
     args = argparse.Namespace(**arg_dict)
     run_dir = Path(args.out) / f"{variant}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    r = run_hil(make_config(args, variant, seed), run_dir, log_every=200)
+    cfg = make_config(args, variant, seed)
+    r = run_hil(cfg, hil_sources(cfg), run_dir, log_every=200)
     print(f"  {variant} seed {seed}: eval {[round(e['success_rate'], 2) for e in r.evals]} at "
           f"{[e['env_steps'] for e in r.evals]} steps; {r.takeovers} takeovers, {r.intervention_steps} human steps, "
           f"{r.updates} updates, {r.wall_s:.0f} s", flush=True)

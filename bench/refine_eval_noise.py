@@ -30,17 +30,18 @@ def main() -> int:
 
     import torch
 
-    from robolearn.core.config import load_config
-    from robolearn.refine.config import RefineConfig
-    from robolearn.refine.loop import EVAL_SEED, evaluate_wrapper, make_learner, make_wrapper
+    from robolearn.refine.config import load_refine_config
+    from robolearn.refine.evaluation import EVAL_SEED, evaluate_wrapper
+    from robolearn.refine.loop import make_learner, make_wrapper
     from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
+    from robolearn.wiring import refine_sources
 
     torch.set_num_threads(1)
     config, ckpt = args.run / "config.yaml", latest_checkpoint(args.run)
     if not config.exists() or ckpt is None:
         p.error(f"{args.run} is not a refine run with a checkpoint (config.yaml, checkpoints/)")
-    cfg = load_config(RefineConfig, config)
-    env = make_wrapper(cfg, cfg.eval_envs, cfg.seed + 1)  # as train() builds its evaluation wrapper
+    cfg = load_refine_config(None, [], run_dir=args.run, resume=True)  # the run's config.yaml
+    env = make_wrapper(cfg, refine_sources(cfg), cfg.eval_envs, cfg.seed + 1)  # as train() builds its evaluation
     learner = make_learner(cfg, env)
     learner.load_state_dict(load_checkpoint(ckpt, {})["learner"])
     print(f"{args.run} ({ckpt.name}): {args.repeats} evaluations of {args.episodes} episodes seeded from "

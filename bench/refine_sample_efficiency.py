@@ -23,6 +23,7 @@ RLPD's, wall-clock per 10k env steps and gradient updates/s, all measured in thi
     python bench/refine_sample_efficiency.py --seeds 0 1 2 --jobs 2   # 50k steps, RLPD 150k (about two hours)
     python bench/refine_sample_efficiency.py --residual-scale 0.2     # the README's run
     python bench/refine_sample_efficiency.py --methods residual --set residual.updates_per_env_step=1
+    python bench/refine_sample_efficiency.py --methods residual --set residual.params.plan_steps=3
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("residual", "dsrl", "dsrl-na", "rlpd")
+from robolearn.refine.methods import METHODS
 
 
 def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: int) -> Any:
@@ -49,12 +50,14 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     if source not in branches:
         raise SystemExit(f"{args.pipeline} has no '{source}' refinement branch to take the settings from")
     settings = copy.deepcopy(branches[source].settings)
+    if METHODS[method].params_type is not METHODS[source].params_type:  # the source's params are not this one's
+        settings.pop("params", None)
     steps = args.rlpd_steps if method == "rlpd" else args.steps
     settings.update(total_env_steps=steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                     checkpoint_every=steps, select_best=False, run_name=f"{method}-seed{seed}",
                     out_dir=args.out)
     if method == "residual" and args.residual_scale:
-        settings["residual_scale"] = args.residual_scale
+        settings["params"] = {**settings.get("params", {}), "scale": args.residual_scale}
     for key, value in method_overrides(args.set, method).items():
         *parents, leaf = key.split(".")
         node = settings
@@ -97,13 +100,14 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     from robolearn.core.config import load_config
     from robolearn.pipeline.config import PipelineConfig
     from robolearn.refine.loop import train
+    from robolearn.wiring import refine_sources
 
     torch.set_num_threads(1)
     pipeline_path, method, seed, arg_dict = job
     args = argparse.Namespace(**arg_dict)
     pipeline = load_config(PipelineConfig, Path(pipeline_path), args.pipeline_set)
     cfg = method_config(pipeline, method, args, seed)
-    result = train(cfg, run_dir=Path(args.out) / f"{method}-seed{seed}", progress=False)
+    result = train(cfg, refine_sources(cfg), run_dir=Path(args.out) / f"{method}-seed{seed}", progress=False)
     print(f"  {method} seed {seed}: final success {result.evals[-1]['success_rate']:.2f} "
           f"({result.wall_s:.0f} s)", flush=True)
     return {"method": method, "seed": seed, "evals": result.evals, "wall_s": result.wall_s,

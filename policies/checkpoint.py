@@ -12,13 +12,13 @@ Layout of a checkpoint directory::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from robolearn.core.checkpoints import latest_checkpoint
 from robolearn.core.config import from_dict, save_config
 from robolearn.policies.base import ChunkPolicy
 from robolearn.policies.bc import BCPolicy
@@ -29,7 +29,6 @@ POLICIES: dict[str, type[ChunkPolicy]] = {"bc": BCPolicy, "diffusion": Diffusion
 """``policy.type`` -> class."""
 
 CONFIG, WEIGHTS, NORMALIZER = "config.yaml", "model.safetensors", "normalizer.safetensors"
-STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 def make_policy(cfg: PolicyConfig) -> ChunkPolicy:
@@ -51,15 +50,6 @@ def save(policy: ChunkPolicy, directory: str | Path) -> Path:
     save_file(norm, str(directory / NORMALIZER), metadata=meta)
     save_config(policy.cfg, directory / CONFIG)
     return directory
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The ``checkpoints/step_<N>`` directory with the largest ``N`` under ``run_dir`` (None if none)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return None
-    steps = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
-    return max(steps)[1] if steps else None
 
 
 def resolve(path: str | Path) -> Path:

@@ -6,21 +6,22 @@ policies return ``(B, 1, Da)`` chunks in the env's physical action units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
+from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
+from robolearn.refine.layout import REFINED_FILE
 from robolearn.sim.registry import gym_make, load_object, task
 
+if TYPE_CHECKING:
+    from robolearn.refine.methods import RefineMethod
+
 NAMED_POLICIES = ("expert", "random", "zero")
-
-
-def _batch_size(obs: Obs) -> int:
-    return len(next(iter(obs.values())))
 
 
 class RandomPolicy:
@@ -33,7 +34,7 @@ class RandomPolicy:
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
-        b = _batch_size(obs)
+        b = batch_size(obs)
         return self.rng.uniform(self.low, self.high, (b, 1, len(self.low))).astype(np.float32)
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
@@ -49,7 +50,7 @@ class ZeroPolicy:
         self.action = np.clip(0.0, action_space.low, action_space.high).astype(np.float32)
 
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
-        return np.broadcast_to(self.action, (_batch_size(obs), 1, len(self.action))).copy()
+        return np.broadcast_to(self.action, (batch_size(obs), 1, len(self.action))).copy()
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         pass
@@ -67,10 +68,12 @@ def make_policy(name: str, env_id: str, action_space: gym.spaces.Box, noise: flo
     raise ValueError(f"unknown policy '{name}'; choose from {', '.join(NAMED_POLICIES)}")
 
 
-def load_policy(spec: str | Path, env_id: str, seed: int = 0, **load_kwargs: Any) -> Policy:
+def load_policy(spec: str | Path, env_id: str, seed: int = 0, methods: Mapping[str, RefineMethod] | None = None,
+                **load_kwargs: Any) -> Policy:
     """A policy from ``spec``: ``expert[:noise=X]``, ``random``, ``zero``, a refined-policy directory
-    (base + residual or noise actor, from ``robolearn refine``) or a base-policy checkpoint/run directory
-    (``robolearn train``; ``load_kwargs`` such as ``scheduler`` and ``num_inference_steps`` go to it)."""
+    (base + the method's actor, from ``robolearn refine`` / ``robolearn hil``; the method named in it is looked
+    up in ``methods``, default :data:`~robolearn.refine.methods.METHODS`) or a base-policy checkpoint/run
+    directory (``robolearn train``; ``load_kwargs`` such as ``scheduler`` and ``num_inference_steps`` go to it)."""
     name, _, opts = str(spec).partition(":")
     if name in NAMED_POLICIES:
         kwargs: dict[str, Any] = {}
@@ -79,16 +82,37 @@ def load_policy(spec: str | Path, env_id: str, seed: int = 0, **load_kwargs: Any
             if key != "noise":
                 raise ValueError(f"policy '{spec}': unknown option '{key}' (only noise=<float>)")
             kwargs["noise"] = float(value)
-        space = gym_make(env_id).action_space
-        return make_policy(name, env_id, space, seed=seed, **kwargs)
+        return make_policy(name, env_id, action_space(env_id), seed=seed, **kwargs)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"policy '{spec}' is neither a named policy ({', '.join(NAMED_POLICIES)}"
                                 "[:noise=X]) nor an existing policy directory")
-    from robolearn.refine.common import REFINED_FILE, load_refined
-
     if (path / REFINED_FILE).is_file():
-        return load_refined(path, env_id, seed)
+        return load_refined(path, env_id, seed, methods)
     from robolearn.policies.checkpoint import load
 
     return load(path, **load_kwargs)
+
+
+def load_refined(directory: str | Path, env_id: str | None = None, seed: int = 0,
+                 methods: Mapping[str, RefineMethod] | None = None) -> Policy:
+    """A refined policy: its base (loaded from the spec saved in it), the saved actor and the method's params,
+    put together by the method named in ``refined.yaml``."""
+    from robolearn.refine.methods import get_method
+    from robolearn.refine.saved import load_actor, read_refined
+
+    meta = read_refined(directory)
+    env_id = env_id or meta.env_id
+    method = get_method(meta.method, dict(methods) if methods is not None else None)
+    params = method.params_type.from_dict(meta.params, f"{Path(directory) / REFINED_FILE} params")
+    base = load_policy(meta.base, env_id, seed, methods)
+    return method.policy(base, load_actor(directory, meta), action_space(env_id), params)
+
+
+def action_space(env_id: str) -> gym.spaces.Box:
+    """The action space of ``env_id`` (from a throwaway instance)."""
+    env = gym_make(env_id)
+    try:
+        return env.action_space
+    finally:
+        env.close()

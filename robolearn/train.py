@@ -13,10 +13,9 @@ Batches follow the sampler contract ``{"obs": {key: (B, To, *shape)}, "action": 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +27,7 @@ from robolearn.policies.base import Batch, ChunkPolicy
 from robolearn.policies.checkpoint import latest_checkpoint, load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig
 from robolearn.policies.normalizer import StatsDict
+from robolearn.rl.scalar_log import ScalarLog
 
 
 @dataclass
@@ -167,31 +167,6 @@ def lr_lambda(cfg: OptimConfig, total: int):
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return f
-
-
-class ScalarLog:
-    """Scalars to ``metrics.jsonl`` and, when the ``tensorboard`` package is installed, TensorBoard."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.file = (run_dir / "metrics.jsonl").open("a")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tb"))
-        except ImportError:  # tensorboard is optional: pip install tensorboard
-            self.tb = None
-
-    def write(self, step: int, scalars: Mapping[str, float]) -> None:
-        self.file.write(json.dumps({"step": step, **scalars}) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in scalars.items():
-                self.tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:

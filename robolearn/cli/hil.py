@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from robolearn.hil.actor_learner import run_hil
     from robolearn.teleop.session import terminal_status
+    from robolearn.wiring import hil_sources
 
     torch.set_num_threads(1)
     cfg = build_config(args)
@@ -66,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         intervener, labeler = teleop_intervener(cfg)
     stop = (lambda: intervener.quit) if intervener is not None else None
     try:
-        result = run_hil(cfg, run_dir=args.run_dir, resume=args.resume, intervener=intervener, labeler=labeler,
-                         status=terminal_status, should_stop=stop)
+        result = run_hil(cfg, hil_sources(cfg), run_dir=args.run_dir, resume=args.resume, intervener=intervener,
+                         labeler=labeler, status=terminal_status, should_stop=stop)
     finally:
         if intervener is not None:
             intervener.device.close()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.core.config import describe, load_run_config
-from robolearn.refine.config import METHODS, RefineConfig
+from robolearn.core.config import describe
+from robolearn.refine.config import RefineConfig, load_refine_config
+from robolearn.refine.methods import METHODS
 
 HELP = "Refine a frozen base policy with off-policy RL (residual, dsrl, dsrl-na; rlpd = SAC from scratch)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML preset (see configs/refine/)")
-    parser.add_argument("--method", choices=METHODS, help="refinement method")
+    parser.add_argument("--method", choices=list(METHODS), help="refinement method")
     parser.add_argument("--base", help="base policy: checkpoint dir or expert:noise=X")
     parser.add_argument("--env", help="env id")
     parser.add_argument("--demos", help="robolearn dataset dir, or a policy like expert:noise=0 to roll out")
@@ -24,13 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (0: torch's default); one is fastest for these small networks")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.num_critics=10")
-    parser.epilog = "config keys:\n" + "\n".join(describe(RefineConfig))
+    methods = [f"  params of {name} ({m.params_type.__name__}):\n" + "\n".join(describe(m.params_type, "params."))
+               for name, m in METHODS.items() if m.params_type.keys()]
+    parser.epilog = "config keys:\n" + "\n".join(describe(RefineConfig)) + "\n\n" + "\n".join(methods)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from robolearn.refine.loop import train
+    from robolearn.wiring import refine_sources
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -38,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     flags = {"method": args.method, "base": args.base, "env_id": args.env, "demos": args.demos,
              "total_env_steps": args.steps, "seed": args.seed}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
-    cfg = load_run_config(RefineConfig, args.config, overrides, args.run_dir, args.resume)
-    result = train(cfg, run_dir=args.run_dir, resume=args.resume)
+    cfg = load_refine_config(args.config, overrides, args.run_dir, args.resume)
+    result = train(cfg, refine_sources(cfg), run_dir=args.run_dir, resume=args.resume)
     for row in result.evals:
         print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "
               f"return {row['mean_return']:.3f}  length {row.get('mean_length', float('nan')):.1f}")

@@ -9,4 +9,9 @@
   from labelled dataset frames, and the env wrapper whose reward and success terminations come from it.
 * :mod:`robolearn.hil.workers` / :mod:`robolearn.hil.actor_learner`: the actor and the learner, in one
   process or two, and :func:`run_hil`.
+* :mod:`robolearn.hil.sources`: what a run is given from outside (envs, policies, the simulated person);
+  :func:`robolearn.wiring.hil_sources` builds the usual ones, so HIL imports neither sim nor the policy loader.
+
+The residual is refinement's (:class:`robolearn.refine.methods.ResidualParams`, its wrapper, its saved
+policy); the modes are :data:`robolearn.hil.modes.MODES`.
 """

@@ -28,12 +28,12 @@ from robolearn.core.config import make_run_dir, save_config
 from robolearn.hil.config import HILConfig
 from robolearn.hil.intervention import InterventionVecEnv, SuccessLabeler
 from robolearn.hil.sim_human import Intervener
+from robolearn.hil.sources import HILSources
 from robolearn.hil.workers import EpisodeRecorder, HILActor, HILLearner, make_env, make_residual_env
+from robolearn.refine.evaluation import EVAL_SEED, evaluate_wrapper
+from robolearn.refine.saved import save_refined
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
 from robolearn.rl.replay import Batch
-from robolearn.sim.registry import gym_make
-
-EVAL_SEED = 10_000
 
 
 @dataclass
@@ -232,42 +232,28 @@ class ProcessBackend:
         return self.updates
 
 
-def _control_hz(env_id: str) -> float:
-
-    probe = gym_make(env_id)
-    try:
-        return float(getattr(getattr(probe.unwrapped, "cfg", None), "control_hz", 20.0))
-    finally:
-        probe.close()
-
-
 def _resumed_env_steps(run: Path) -> int:
     path = latest_checkpoint(run)
     return 0 if path is None else int(load_checkpoint(path, {})["counters"]["env_steps"])
 
 
-def _open_recorder(cfg: HILConfig, run: Path, env: InterventionVecEnv, intervener_name: str) -> Any:
-
-    from robolearn.collect import dataset_info_for
+def _open_recorder(cfg: HILConfig, sources: HILSources, run: Path, env: InterventionVecEnv, intervener_name: str
+                   ) -> Any:
     from robolearn.datasets.writer import EpisodeWriter
 
-    probe = gym_make(cfg.env_id)
-    try:
-        info = dataset_info_for(probe, cfg.env_id, [], 84, {"source": "hil", "mode": cfg.mode, "base": cfg.base,
-                                                           "device": cfg.device})
-    finally:
-        probe.close()
+    info = sources.dataset_info({"source": "hil", "mode": cfg.mode, "base": cfg.base, "device": cfg.device})
     writer = EpisodeWriter(run / "dataset", info)
     return writer, EpisodeRecorder(writer, env.num_envs, {"source": "hil", "mode": cfg.mode,
                                                            "intervener": intervener_name})
 
 
-def run_hil(cfg: HILConfig, run_dir: str | Path | None = None, resume: bool = False,
+def run_hil(cfg: HILConfig, sources: HILSources, run_dir: str | Path | None = None, resume: bool = False,
             intervener: Intervener | None = None, labeler: SuccessLabeler | None = None,
             status: Callable[[str], None] | None = None, on_step: Callable[[HILActor, Any], None] | None = None,
             restart_learner: bool = True, log_every: int = 200,
             should_stop: Callable[[], bool] | None = None) -> HILResult:
-    """Run human-in-the-loop refinement of ``cfg.base`` for ``cfg.total_env_steps`` env steps.
+    """Run human-in-the-loop refinement of ``cfg.base`` for ``cfg.total_env_steps`` env steps on the envs and
+    policies of ``sources``.
 
     ``intervener`` defaults to the configured simulated human; ``labeler`` ends episodes on a person's
     success label (one env). ``status`` receives the live status line; ``on_step(actor, backend)`` is
@@ -279,15 +265,17 @@ def run_hil(cfg: HILConfig, run_dir: str | Path | None = None, resume: bool = Fa
     save_config(cfg, run / "config.yaml")
     if not resume and latest_checkpoint(run) is not None:
         raise FileExistsError(f"{run} already holds a HIL run; pass resume=True (--resume) or use a new run dir")
-    env = make_env(cfg, intervener, labeler)
-    writer, recorder = (_open_recorder(cfg, run, env, env.intervener.name) if cfg.dataset else (None, None))
+    env = make_env(cfg, sources, intervener, labeler)
+    writer, recorder = (_open_recorder(cfg, sources, run, env, env.intervener.name) if cfg.dataset
+                        else (None, None))
     actor = HILActor(cfg, env, recorder)
     backend: Any = ProcessBackend(cfg, run, env, restart_learner) if cfg.split else InProcessBackend(cfg, run, env)
     result = HILResult(str(run))
     actor.env_steps = _resumed_env_steps(run) if resume else 0
-    eval_env = make_residual_env(cfg, min(8, cfg.eval_episodes), cfg.seed + 1) if cfg.eval_every > 0 else None
+    eval_env = (make_residual_env(cfg, sources, min(8, cfg.eval_episodes), cfg.seed + 1) if cfg.eval_every > 0
+                else None)
     t0, next_log, next_eval, last_status = time.perf_counter(), actor.env_steps, actor.env_steps, 0.0
-    period = 1.0 / _control_hz(cfg.env_id) if cfg.realtime else 0.0
+    period = 1.0 / sources.control_hz if cfg.realtime else 0.0
     try:
         backend.start(actor)
         actor.reset(seed=cfg.seed + actor.env_steps)
@@ -335,8 +323,6 @@ def _curve_row(actor: HILActor, backend: Any) -> dict[str, float]:
 
 
 def _evaluate(eval_env: Any, actor: HILActor, cfg: HILConfig, result: HILResult) -> None:
-    from robolearn.refine.loop import evaluate_wrapper
-
     scores = evaluate_wrapper(eval_env, actor, cfg.eval_episodes, seed=EVAL_SEED)
     result.evals.append({"env_steps": actor.env_steps, **scores, "weights_version": actor.version})
 
@@ -344,14 +330,12 @@ def _evaluate(eval_env: Any, actor: HILActor, cfg: HILConfig, result: HILResult)
 def _finish(cfg: HILConfig, run: Path, actor: HILActor, backend: Any, result: HILResult, t0: float) -> None:
     import json
 
-    from robolearn.refine.common import save_refined
-
     result.env_steps, result.episodes, result.successes = actor.env_steps, actor.episodes, actor.successes
     result.intervention_steps, result.takeovers = actor.intervention_steps, actor.takeovers
     result.faults, result.learner_restarts = list(backend.faults), list(backend.restarts)
     result.dropped_batches, result.wall_s = backend.dropped, time.perf_counter() - t0
     save_refined(run / "policy", "residual", cfg.base, cfg.env_id, actor.net, actor.env.obs_shapes,
-                 cfg.learner.hidden, {"scale": cfg.residual_scale})
+                 cfg.learner.hidden, cfg.residual.to_dict())
     summary = {k: v for k, v in vars(result).items()}
     (run / "hil_result.json").write_text(json.dumps(summary, indent=1, default=float))
 

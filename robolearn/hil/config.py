@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robolearn.hil.sim_human import SimHumanConfig
+from robolearn.refine.methods.residual import ResidualParams
 from robolearn.rl.learner import LearnerConfig
 
 DEVICES = ("sim-human", "keyboard", "gamepad", "spacemouse")
@@ -28,8 +29,9 @@ class HILConfig:
     """Environment steps (transitions of single envs) to run for."""
     seed: int = 0
     """Seeds envs, networks, sampling and the simulated human."""
-    residual_scale: float = 0.25
-    """Largest residual correction, as a fraction of the normalized action range."""
+    residual: ResidualParams = field(default_factory=ResidualParams)
+    """The residual actor's settings (``scale``, ``plan_steps``): the same dataclass and defaults as
+    ``robolearn refine --method residual``'s ``params``."""
     n_step: int = 3
     """n-step returns."""
     replay_capacity: int = 100_000
@@ -89,3 +91,7 @@ class HILConfig:
         if not 0 <= self.offline_fraction <= 1:
             raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
         self.sim_human.validate()
+        try:
+            self.residual.validate()
+        except ValueError as err:
+            raise ValueError(f"residual.{err}") from err

@@ -15,7 +15,7 @@ observation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -90,15 +90,15 @@ class ClassifierRewardVecEnv(gym.vector.VectorWrapper):
         return self._visible(obs), reward, terminated | success, truncated & ~success, infos
 
 
-def make_classifier_vec_env(env_id: str, num_envs: int, classifier: str, threshold: float, seed: int | None = None,
-                            max_episode_steps: int | None = None) -> ClassifierRewardVecEnv:
-    """``num_envs`` envs of ``env_id`` rewarded by the classifier saved at ``classifier``.
+def make_classifier_vec_env(make_env: Callable[[int, int | None, dict[str, Any] | None], gym.vector.VectorEnv],
+                            num_envs: int, classifier: str, threshold: float, seed: int | None = None
+                            ) -> ClassifierRewardVecEnv:
+    """``num_envs`` envs from ``make_env(num_envs, seed, env_kwargs)`` rewarded by the classifier saved at
+    ``classifier``.
 
     Its ``pixels/<camera>`` keys are rendered by the env with the settings of ``robolearn collect --camera``
     (visual geoms, anti-aliased: the frames it was trained on) and hidden from the policy.
     """
-    from robolearn.sim.vector import make_vec_env
-
     clf = SuccessClassifier.load(classifier)
     pixels = {k: s for k, s in clf.obs_shapes.items() if is_pixel_key(k, s)}
     kwargs: dict[str, Any] = {}
@@ -110,5 +110,5 @@ def make_classifier_vec_env(env_id: str, num_envs: int, classifier: str, thresho
         (height, width, _), = sizes
         kwargs["pixels"] = {"cameras": [k.split("/", 1)[1] for k in pixels], "width": width, "height": height,
                             "geoms": "visual", "antialias": True}
-    venv = make_vec_env(env_id, num_envs, seed=seed, env_kwargs=kwargs, max_episode_steps=max_episode_steps)
+    venv = make_env(num_envs, seed, kwargs)
     return ClassifierRewardVecEnv(venv, clf, threshold, hidden_keys=list(pixels))

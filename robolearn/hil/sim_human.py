@@ -38,7 +38,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from robolearn.core.protocols import Policy
-from robolearn.sim.registry import gym_make
 
 IDLE, PENDING, CONTROL = 0, 1, 2
 TO_EPISODE_END = np.iinfo(np.int64).max // 2
@@ -128,19 +127,6 @@ class SimHuman:
         """Index of each env's current episode in the run (for ``demo_episodes``)."""
         self._next_episode = b
         self.last_reason: list[str] = [""] * b
-
-    @classmethod
-    def for_env(cls, cfg: SimHumanConfig, env_id: str, num_envs: int) -> SimHuman:
-        """The task's scripted expert as judge (noise 0) and hand (noise ``cfg.noise``)."""
-
-        from robolearn.policy_factory import load_policy
-
-        env = gym_make(env_id)
-        low, high = env.action_space.low, env.action_space.high
-        env.close()
-        judge = load_policy("expert:noise=0", env_id, seed=cfg.seed)
-        hand = load_policy(f"expert:noise={cfg.noise}", env_id, seed=cfg.seed + 1)
-        return cls(cfg, judge, hand, low, high, num_envs)
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, np.int64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,10 @@ import torch
 from robolearn.hil.config import HILConfig
 from robolearn.hil.intervention import InterventionVecEnv, SuccessLabeler
 from robolearn.hil.modes import ModeSpec, TransitionBuilder, mode_spec, mode_updates, route
-from robolearn.hil.sim_human import Intervener, SimHuman
-from robolearn.refine.residual import ResidualVecEnv, residual_critic_action
+from robolearn.hil.sim_human import Intervener
+from robolearn.hil.sources import HILSources
+from robolearn.refine.methods import METHODS
+from robolearn.refine.residual import ResidualVecEnv
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robolearn.rl.learner import OffPolicyLearner
 from robolearn.rl.networks import Actor
@@ -29,33 +30,32 @@ Weights = dict[str, np.ndarray]
 """An actor state dict as numpy arrays (picklable across processes)."""
 
 
-def make_residual_env(cfg: HILConfig, num_envs: int, seed: int, classifier: bool = False) -> ResidualVecEnv:
-    """``num_envs`` envs of ``cfg.env_id`` under a residual wrapper around a fresh ``cfg.base``; with
-    ``classifier`` and ``cfg.reward_classifier`` set, rewarded and ended by that success classifier."""
-    from robolearn.policy_factory import load_policy
-    from robolearn.sim.vector import make_vec_env
-
-    limit = cfg.max_episode_steps or None
+def make_residual_env(cfg: HILConfig, sources: HILSources, num_envs: int, seed: int, classifier: bool = False
+                      ) -> ResidualVecEnv:
+    """``num_envs`` envs of ``sources`` under the residual wrapper (``cfg.residual``) around a fresh
+    ``cfg.base``; with ``classifier`` and ``cfg.reward_classifier`` set, rewarded and ended by that success
+    classifier."""
     if classifier and cfg.reward_classifier:
         from robolearn.hil.reward_wrapper import make_classifier_vec_env
 
-        venv = make_classifier_vec_env(cfg.env_id, num_envs, cfg.reward_classifier, cfg.classifier_threshold,
-                                       seed=seed, max_episode_steps=limit)
+        venv = make_classifier_vec_env(sources.make_env, num_envs, cfg.reward_classifier, cfg.classifier_threshold,
+                                       seed=seed)
     else:
-        venv = make_vec_env(cfg.env_id, num_envs, seed=seed, max_episode_steps=limit)
-    return ResidualVecEnv(venv, load_policy(cfg.base, cfg.env_id, seed=seed), cfg.residual_scale)
+        venv = sources.make_env(num_envs, seed, None)
+    return METHODS["residual"].wrap(venv, sources.load_policy(cfg.base, seed), cfg.residual, seed)
 
 
-def make_env(cfg: HILConfig, intervener: Intervener | None = None, labeler: SuccessLabeler | None = None
-             ) -> InterventionVecEnv:
+def make_env(cfg: HILConfig, sources: HILSources, intervener: Intervener | None = None,
+             labeler: SuccessLabeler | None = None) -> InterventionVecEnv:
     """The training env: residual wrapper + the person (``intervener``, default the configured sim human).
 
     Its reward comes from ``cfg.reward_classifier`` when set (the policy-alone evaluation env keeps the env's)."""
     if intervener is None:
         if cfg.device != "sim-human":
             raise ValueError(f"device {cfg.device!r} needs an intervener built from the device (see robolearn.cli.hil)")
-        intervener = SimHuman.for_env(cfg.sim_human, cfg.env_id, cfg.num_envs)
-    return InterventionVecEnv(make_residual_env(cfg, cfg.num_envs, cfg.seed, classifier=True), intervener, labeler)
+        intervener = sources.sim_human(cfg.num_envs)
+    env = make_residual_env(cfg, sources, cfg.num_envs, cfg.seed, classifier=True)
+    return InterventionVecEnv(env, intervener, labeler)
 
 
 def actor_weights(actor: torch.nn.Module) -> Weights:
@@ -187,7 +187,7 @@ class HILLearner:
         self.cfg, self.spec = cfg, mode_spec(cfg.mode)
         lcfg = cfg.learner
         lcfg.zero_init_actor = True
-        fn = critic_action_fn or partial(residual_critic_action, scale=cfg.residual_scale)
+        fn = critic_action_fn or cfg.residual.critic_action_fn(action_dim)
         self.learner = OffPolicyLearner(lcfg, obs_shapes, action_dim, action_dim, fn, seed=cfg.seed,
                                         device=cfg.device_torch)
         self.online = ReplayBuffer(obs_shapes, action_dim, cfg.replay_capacity)

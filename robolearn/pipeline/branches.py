@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from robolearn.core.config import from_dict, to_dict
+from robolearn.core.config import to_dict
 from robolearn.core.durable import atomic_write_json
 from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
 from robolearn.pipeline.layout import refine_stage_name
@@ -17,14 +17,15 @@ from robolearn.pipeline.stages import Stage
 
 
 def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
-    """The branch's RefineConfig: its settings, on the pipeline's task, base and demonstrations."""
-    from robolearn.refine.config import RefineConfig
+    """The branch's RefineConfig, checked (the method's params too): its settings, on the pipeline's task,
+    base and demonstrations."""
+    from robolearn.refine.config import RefineConfig, refine_config_from_dict
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
                 "base": str(cfg.layout.base), "seed": cfg.seed}
     if branch.method == "residual":  # the demonstrations go to the offline buffer (RLPD-style 50/50)
         settings.setdefault("demos", str(cfg.layout.data))
-    return from_dict(RefineConfig, {**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
+    return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
 
 
 def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
@@ -33,10 +34,12 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
     def run() -> dict[str, Any]:
         from robolearn.policy_factory import load_policy
         from robolearn.refine.loop import train
+        from robolearn.wiring import refine_sources
 
         checkpoints = layout.branch_checkpoints(branch.method)
         resume = checkpoints.is_dir() and any(checkpoints.iterdir())
-        result = train(refine_config(cfg, branch), run_dir=layout.branch(branch.method), resume=resume)
+        refine_cfg = refine_config(cfg, branch)
+        result = train(refine_cfg, refine_sources(refine_cfg), run_dir=layout.branch(branch.method), resume=resume)
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
         atomic_write_json(layout.branch_curve(branch.method), curve)

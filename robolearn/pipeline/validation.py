@@ -7,6 +7,7 @@ dynamics preset at evaluation, a ROS 2 stage for a branch that never ran) fails 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ MINIMUM: dict[str, int] = {
 PIPELINE_KEYS = ("method", "env_id", "base", "seed")
 """Refinement settings the pipeline sets for every branch (its method, task, base and seed)."""
 
-GENERATIVE_BASE_METHODS = ("dsrl", "dsrl-na")
 """Refinement methods that steer the base policy's sampling noise: they need a ``diffusion`` base."""
 
 
@@ -78,7 +78,7 @@ def _check_dynamics(cfg: PipelineConfig) -> None:
             raise ConfigError(f"eval.dynamics[{i}]: {err}") from None
 
 
-def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, methods: tuple[str, ...]) -> None:
+def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, methods: Mapping[str, Any]) -> None:
     """One refinement branch: a known method, run once, on a base it can refine, with valid settings."""
     key = f"refine[{i}]"
     if branch.method not in methods:
@@ -90,7 +90,7 @@ def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, method
     owned = [k for k in PIPELINE_KEYS if k in branch.settings]
     if owned:
         raise ConfigError(f"{key}.settings.{owned[0]}: the pipeline sets it (its {owned[0]}); remove the key")
-    if branch.method in GENERATIVE_BASE_METHODS and cfg.train.policy.type != "diffusion":
+    if methods[branch.method].needs_generative_base and cfg.train.policy.type != "diffusion":
         raise ConfigError(f"{key}.method: {branch.method} steers a diffusion base's noise, but "
                           f"train.policy.type is '{cfg.train.policy.type}'; set train.policy.type=diffusion "
                           f"or drop the branch")
@@ -102,10 +102,10 @@ def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, method
 
 def _check_branches(cfg: PipelineConfig) -> None:
     """Every refinement branch (:func:`_check_branch`)."""
-    from robolearn.refine.config import METHODS
+    from robolearn.refine.methods import METHODS
 
     for i, branch in enumerate(cfg.refine):
-        _check_branch(cfg, i, branch, tuple(METHODS))
+        _check_branch(cfg, i, branch, METHODS)
 
 
 def _check_ros(cfg: PipelineConfig) -> None:

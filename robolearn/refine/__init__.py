@@ -1,9 +1,16 @@
 """Refinement of a frozen base :class:`~robolearn.core.protocols.Policy` with off-policy RL.
 
-Every method is an environment wrapper around the base (so one learner serves all of them):
+Every method is an environment wrapper around the base (so one learner serves all of them), and a plug-in
+listed in :data:`robolearn.refine.methods.METHODS` (one module each under :mod:`robolearn.refine.methods`):
 
-* :mod:`robolearn.refine.residual`: residual RL (ResFiT), a bounded correction added to the base action.
-* :mod:`robolearn.refine.noise_steering`: DSRL, the actor picks the base's initial diffusion noise.
-* :mod:`robolearn.refine.dsrl_na`: DSRL-NA, noise aliasing (action critic distilled into a noise critic).
-* :mod:`robolearn.refine.loop`: the training loop behind ``robolearn refine``.
+* ``residual``: residual RL (ResFiT), a bounded correction added to the base action
+  (:mod:`robolearn.refine.residual`);
+* ``dsrl``: DSRL, the actor picks the base's initial diffusion noise (:mod:`robolearn.refine.noise_steering`);
+* ``dsrl-na``: DSRL-NA, noise aliasing (action critic distilled into a noise critic,
+  :mod:`robolearn.refine.dsrl_na`);
+* ``rlpd``: SAC from scratch, no base (:mod:`robolearn.refine.direct`).
+
+:mod:`robolearn.refine.loop` is the training loop behind ``robolearn refine``. Refinement imports neither the
+simulator nor the policy loader: the caller passes envs and policies as factories
+(:class:`robolearn.refine.sources.RefineSources`; :mod:`robolearn.wiring` builds the usual ones).
 """

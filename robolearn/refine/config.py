@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
+import yaml
+
+from robolearn.core.config import ConfigError, apply_overrides, from_dict, load_run_config
+from robolearn.refine.methods import MethodParams, RefineMethod, get_method
 from robolearn.rl.learner import LearnerConfig
 
-METHODS = ("residual", "dsrl", "dsrl-na", "rlpd")
+RENAMED = {"residual_scale": "params.scale", "residual_plan_steps": "params.plan_steps",
+           "noise_bound": "params.bound"}
+"""Keys of earlier presets -> where they live now."""
 
 
 @dataclass
 class RefineConfig:
     """Refinement of a frozen base policy with off-policy RL."""
 
-    method: Literal["residual", "dsrl", "dsrl-na", "rlpd"] = "residual"
-    """residual (ResFiT), dsrl (noise-space SAC), dsrl-na (noise aliasing) or rlpd (SAC from scratch)."""
+    method: str = "residual"
+    """A key of robolearn.refine.methods.METHODS: residual (ResFiT), dsrl (noise-space SAC), dsrl-na (noise
+    aliasing) or rlpd (SAC from scratch)."""
     base: str = "expert:noise=1.5"
     """Base policy: expert[:noise=X], random, zero, or a policy checkpoint / refined-policy directory."""
     env_id: str = "robolearn/PandaLift-v0"
@@ -29,15 +37,10 @@ class RefineConfig:
     """Environment steps (transitions of single envs) to train for."""
     seed: int = 0
     """Seeds envs, networks and sampling."""
-    residual_scale: float | list[float] = 0.1
-    """Residual: largest correction, as a fraction of the normalized action range; one for every action
-    dimension, or a list with one per dimension (e.g. a gripper the residual may fully override:
-    ``[0.2, 0.2, 0.2, 0.2, 1.0]`` on the Panda's ``ee_delta`` actions)."""
-    residual_plan_steps: int = 0
-    """Residual: how many of the base chunk's next actions the actor and critic see besides the current one
-    (``base_plan``; 0: the current one only, as ResFiT; ``n_action_steps - 1`` covers a whole chunk)."""
-    noise_bound: float = 1.5
-    """DSRL: the actor's noise lies in [-bound, bound]."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The method's own settings, checked against its params dataclass (unknown keys rejected by name):
+    residual ``{scale: 0.1, plan_steps: 0}``, dsrl / dsrl-na ``{bound: 1.5}``, rlpd none (see
+    :mod:`robolearn.refine.methods`). Unset keys take the dataclass's defaults."""
     n_step: int = 3
     """n-step returns."""
     replay_capacity: int = 200_000
@@ -82,11 +85,72 @@ class RefineConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Off-policy learner settings."""
 
-    def validate(self) -> None:
+    def plugin(self, methods: dict[str, RefineMethod] | None = None) -> RefineMethod:
+        """The method's plug-in from ``methods`` (default :data:`~robolearn.refine.methods.METHODS`)."""
+        try:
+            return get_method(self.method, methods)
+        except ValueError as err:
+            raise ConfigError(f"method: {err}") from err
+
+    def method_params(self, methods: dict[str, RefineMethod] | None = None) -> MethodParams:
+        """``params`` loaded into the method's params dataclass; a ConfigError names a bad key and the allowed
+        ones."""
+        return self.plugin(methods).params_type.from_dict(self.params, f"params (method {self.method})")
+
+    def validate(self, methods: dict[str, RefineMethod] | None = None) -> None:
         """Raise a ValueError that names the first bad setting (before a run directory is made)."""
         for key in ("eval_every", "checkpoint_every", "total_env_steps"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
-        if self.residual_plan_steps < 0:
-            raise ValueError(f"residual_plan_steps must be >= 0 (0: the current base action only), "
-                             f"got {self.residual_plan_steps}")
+        self.method_params(methods)
+
+
+def renamed_key_error(err: ConfigError) -> ConfigError:
+    """``err`` with the new place of a key that moved (e.g. ``residual_scale`` -> ``params.scale``)."""
+    for old, new in RENAMED.items():
+        if f"unknown key '{old}'" in str(err):
+            return ConfigError(f"{str(err).split(';')[0]}: it moved to '{new}' (params of the chosen method)")
+    return err
+
+
+def refine_config_from_dict(data: dict[str, Any], source: str) -> RefineConfig:
+    """A checked :class:`RefineConfig` from a mapping (a pipeline branch's settings)."""
+    try:
+        cfg = from_dict(RefineConfig, data, source)
+        cfg.validate()
+    except ConfigError as err:
+        raise renamed_key_error(err) from err
+    return cfg
+
+
+def migrate_saved(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``config.yaml`` written before the methods' params moved under ``params``, in today's keys
+    (keys of other methods than the run's are dropped, as they were unused)."""
+    data = dict(data)
+    old = {k: data.pop(k) for k in RENAMED if k in data}
+    if old:
+        mine = {"residual": ("residual_scale", "residual_plan_steps"), "dsrl": ("noise_bound",),
+                "dsrl-na": ("noise_bound",)}.get(data.get("method", "residual"), ())
+        params = {RENAMED[k].split(".", 1)[1]: v for k, v in old.items() if k in mine}
+        data["params"] = {**params, **data.get("params", {})}
+    return data
+
+
+def load_refine_config(path: str | Path | None, overrides: list[str], run_dir: str | Path | None = None,
+                       resume: bool = False) -> RefineConfig:
+    """The run's :class:`RefineConfig` (see :func:`~robolearn.core.config.load_run_config`), checked, the
+    method's params included, before anything runs. With ``resume`` the run's saved config is read, in the
+    earlier layout too (:func:`migrate_saved`)."""
+    try:
+        if resume and run_dir and (Path(run_dir) / "config.yaml").is_file():
+            saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+            cfg = from_dict(RefineConfig, migrate_saved(saved), str(Path(run_dir) / "config.yaml"))
+            cfg = apply_overrides(cfg, overrides) if overrides else cfg
+        else:
+            cfg = load_run_config(RefineConfig, path, overrides, run_dir, resume)
+        cfg.validate()
+    except ConfigError as err:
+        raise renamed_key_error(err) from err
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    return cfg

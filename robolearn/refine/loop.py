@@ -1,17 +1,17 @@
-"""The refinement training loop: collect with the wrapper, update the learner, evaluate, checkpoint.
+"""The refinement training loop: collect with the method's wrapper, update the learner, evaluate, checkpoint.
 
-``train(cfg)`` is what ``robolearn refine`` and the tests call. Env steps count single-env transitions
-(a DSRL wrapper step executes ``Ta`` of them per env). The run directory holds ``config.yaml``,
-``metrics.jsonl`` (one JSON line per evaluation), TensorBoard events (when tensorboard is installed),
-``checkpoints/`` (atomic, see :mod:`robolearn.rl.checkpoint`) and ``policy/`` (the refined policy).
+``train(cfg, sources)`` is what ``robolearn refine``, the pipeline, the bench and the tests call; the method
+(``cfg.method``, a key of :data:`~robolearn.refine.methods.METHODS`) supplies the wrapper, the learner and the
+offline data. Env steps count single-env transitions (a DSRL wrapper step executes ``Ta`` of them per env).
+The run directory holds ``config.yaml``, ``metrics.jsonl`` (one JSON line per evaluation), TensorBoard events
+(when tensorboard is installed), ``checkpoints/`` (atomic, see :mod:`robolearn.rl.checkpoint`) and
+``policy/`` (the refined policy, :mod:`robolearn.refine.saved`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,16 @@ import torch
 from tqdm import tqdm
 
 from robolearn.core.config import make_run_dir, save_config
-from robolearn.core.protocols import Policy
-from robolearn.refine.common import load_base, save_refined
-from robolearn.refine.config import METHODS, RefineConfig
-from robolearn.refine.warm_start import collect_transitions, dataset_transitions
+from robolearn.refine.config import RefineConfig
+from robolearn.refine.evaluation import evaluate_wrapper
+from robolearn.refine.methods import OfflineData, RefineMethod
+from robolearn.refine.saved import save_refined
+from robolearn.refine.sources import RefineSources
+from robolearn.refine.warm_start import collect_transitions
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from robolearn.rl.learner import OffPolicyLearner
 from robolearn.rl.replay import NStepAccumulator, ReplayBuffer, sample_mixed, to_torch
-
-EVAL_SEED = 10_000
+from robolearn.rl.scalar_log import ScalarLog
 
 
 @dataclass
@@ -51,132 +52,30 @@ class RefineResult:
         return self.updates / self.update_s if self.update_s > 0 else 0.0
 
 
-def make_wrapper(cfg: RefineConfig, num_envs: int, seed: int, base: Policy | None = None) -> Any:
-    """The method's wrapper around ``num_envs`` envs and a fresh base instance (or ``base`` when given)."""
-    from robolearn.sim.vector import make_vec_env
-
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method '{cfg.method}'; choose from {', '.join(METHODS)}")
-    venv = make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=dict(cfg.task) or None)
-    if cfg.method == "rlpd":
-        from robolearn.refine.direct import DirectVecEnv
-
-        return DirectVecEnv(venv)
-    if base is None:
-        base = load_base(cfg.base, cfg.env_id, venv.single_action_space, seed=seed)
-    if cfg.method == "residual":
-        from robolearn.refine.residual import ResidualVecEnv
-
-        return ResidualVecEnv(venv, base, cfg.residual_scale, cfg.residual_plan_steps)
-    from robolearn.refine.noise_steering import NoiseSteeringVecEnv
-
-    if cfg.method == "dsrl":
-        return NoiseSteeringVecEnv(venv, base, cfg.noise_bound)
-    probe = NoiseSteeringVecEnv(venv, base, cfg.noise_bound)
-    obs = probe.reset(seed=seed)
-    chunk = np.asarray(base.act(obs, np.zeros((num_envs, *probe.noise_shape), np.float32)))
-    return NoiseSteeringVecEnv(venv, base, cfg.noise_bound, chunk_dim=int(np.prod(chunk.shape[1:])))
+def make_wrapper(cfg: RefineConfig, sources: RefineSources, num_envs: int, seed: int,
+                 methods: dict[str, RefineMethod] | None = None) -> Any:
+    """The method's wrapper around ``num_envs`` envs (seeded ``seed``) and a fresh base instance."""
+    method = cfg.plugin(methods)
+    venv = sources.make_env(num_envs, seed)
+    base = sources.base(cfg.base, seed) if method.needs_base else None
+    return method.wrap(venv, base, cfg.method_params(methods), seed)
 
 
-def make_learner(cfg: RefineConfig, env: Any) -> OffPolicyLearner:
-    """The learner for ``env``'s shapes (DSRL-NA gets its two-critic learner)."""
-    lcfg = cfg.learner
-    if cfg.method == "residual":
-        lcfg.zero_init_actor = True
-    if cfg.method == "dsrl-na":
-        from robolearn.refine.dsrl_na import ChunkDecoder, NoiseAliasingLearner
-
-        decoder = ChunkDecoder(env.base, env.scaler, env.bound)
-        return NoiseAliasingLearner(lcfg, env.obs_shapes, env.action_dim, env.critic_action_dim, decoder,
-                                    seed=cfg.seed, device=cfg.device)
-    return OffPolicyLearner(lcfg, env.obs_shapes, env.action_dim, env.critic_action_dim, env.critic_action_fn,
-                            seed=cfg.seed, device=cfg.device)
+def make_learner(cfg: RefineConfig, env: Any, methods: dict[str, RefineMethod] | None = None) -> OffPolicyLearner:
+    """The method's learner for ``env``'s shapes."""
+    return cfg.plugin(methods).learner(cfg.learner, env, cfg.seed, cfg.device)
 
 
-def evaluate_wrapper(env: Any, learner: OffPolicyLearner, episodes: int, seed: int = EVAL_SEED
-                     ) -> dict[str, float]:
-    """Success rate, mean return and mean episode length (wrapper steps: env steps for a residual, chunks for
-    DSRL) of the deterministic actor over ``episodes`` episodes.
-
-    Env ``i`` contributes a fixed quota of its own episodes (``episodes // B``, the first ``episodes % B``
-    envs one more), whatever their length. Counting the first ``episodes`` episodes to *finish* instead
-    would favour short ones, and with termination on success short episodes are the successes.
-    """
-    b = env.num_envs
-    quota = np.full(b, episodes // b) + (np.arange(b) < episodes % b)
-    outcomes: list[list[bool]] = [[] for _ in range(b)]
-    returns: list[list[float]] = [[] for _ in range(b)]
-    lengths: list[list[int]] = [[] for _ in range(b)]
-    running, steps = np.zeros(b), np.zeros(b, int)
-    obs = env.reset(seed=seed)
-    while any(len(o) < q for o, q in zip(outcomes, quota, strict=True)):
-        nxt, reward, term, trunc, info = env.step(learner.act(obs, deterministic=True))
-        running += reward
-        steps += 1
-        for i in np.nonzero(term | trunc)[0]:
-            if len(outcomes[i]) < quota[i]:
-                outcomes[i].append(bool(info["is_success"][i]))
-                returns[i].append(float(running[i]))
-                lengths[i].append(int(steps[i]))
-            running[i], steps[i] = 0.0, 0
-        obs = nxt
-    flat_o, flat_r, flat_l = sum(outcomes, []), sum(returns, []), sum(lengths, [])
-    return {"success_rate": float(np.mean(flat_o)), "mean_return": float(np.mean(flat_r)),
-            "mean_length": float(np.mean(flat_l))}
-
-
-def fill_offline(cfg: RefineConfig, env: Any) -> ReplayBuffer | None:
+def fill_offline(cfg: RefineConfig, env: Any, sources: RefineSources,
+                 methods: dict[str, RefineMethod] | None = None) -> ReplayBuffer | None:
     """The offline buffer from ``cfg.demos`` (None without demos or with a WSRL warm start)."""
     if not cfg.demos or cfg.warm_start_episodes > 0:
         return None
     buffer = ReplayBuffer(env.obs_shapes, env.critic_action_dim, cfg.replay_capacity)
-    name = cfg.demos.partition(":")[0]
-    named = name in ("expert", "random", "zero")
-    if cfg.method == "dsrl":
-        raise ValueError("--demos: DSRL (noise-space SAC) cannot use action demonstrations; use dsrl-na")
-    if cfg.method == "dsrl-na":  # single-step demonstrations cut into executed-chunk transitions
-        from robolearn.refine.chunk_data import chunk_transitions, dataset_episodes, rollout_episodes
-
-        if named:
-            demo = load_base(cfg.demos, cfg.env_id, env.venv.single_action_space, seed=cfg.seed + 777)
-            episodes = rollout_episodes(env.venv, demo, cfg.demo_episodes, seed=cfg.seed + 777)
-        else:
-            episodes = dataset_episodes(cfg.demos)
-        chunk_transitions(env, episodes, buffer, cfg.learner.gamma)
-        return buffer
-    if named:
-        demo = load_base(cfg.demos, cfg.env_id, env.venv.single_action_space, seed=cfg.seed + 777)
-        acc = NStepAccumulator(env.num_envs, cfg.n_step, cfg.learner.gamma)
-        collect_transitions(env, buffer, acc, cfg.demo_episodes, policy=demo, seed=cfg.seed + 777)
-    else:
-        dataset_transitions(cfg.demos, env, buffer, cfg.n_step, cfg.learner.gamma)
+    data = OfflineData(cfg.demos, cfg.demo_episodes, cfg.seed + 777, cfg.n_step, cfg.learner.gamma,
+                       sources.load_policy)
+    cfg.plugin(methods).fill_offline(env, buffer, data)
     return buffer
-
-
-class _Logger:
-    """``metrics.jsonl`` always; TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.file = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115  (closed in close())
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb: Any = SummaryWriter(str(run_dir / "tb"))
-        except ImportError:
-            self.tb = None
-
-    def scalars(self, values: dict[str, float], step: int, record: bool = False) -> None:
-        if self.tb is not None:
-            for k, v in values.items():
-                self.tb.add_scalar(k, v, step)
-        if record:
-            self.file.write(json.dumps({"env_steps": step, **values}) + "\n")
-            self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 def _do_updates(learner: OffPolicyLearner, online: ReplayBuffer, offline: ReplayBuffer | None, n: int,
@@ -214,7 +113,7 @@ def _checkpoint(run: Path, learner: OffPolicyLearner, counters: dict[str, Any], 
 
 
 def _evaluate(cfg: RefineConfig, eval_env: Any, learner: OffPolicyLearner, counters: dict[str, Any],
-              result: RefineResult, log: _Logger, t0: float) -> None:
+              result: RefineResult, log: ScalarLog, t0: float) -> None:
     scores = evaluate_wrapper(eval_env, learner, cfg.eval_episodes)
     row = {"env_steps": counters["env_steps"], **scores, "updates": learner.num_updates,
            "wall_s": result.wall_s + time.perf_counter() - t0}
@@ -222,8 +121,27 @@ def _evaluate(cfg: RefineConfig, eval_env: Any, learner: OffPolicyLearner, count
     if cfg.select_best and (result.best is None or scores["success_rate"] > result.best["success_rate"]):
         result.best = {"env_steps": counters["env_steps"], "success_rate": scores["success_rate"],
                        "actor": copy.deepcopy(learner.actor.state_dict())}
-    log.scalars({f"eval/{k}": v for k, v in scores.items()}, counters["env_steps"], record=True)
+    log.write(counters["env_steps"], {f"eval/{k}": v for k, v in scores.items()})
     counters["next_eval"] = counters["env_steps"] + _period(cfg.eval_every, cfg)
+
+
+def _update_step(cfg: RefineConfig, num_envs: int, learner: OffPolicyLearner, online: ReplayBuffer,
+                 offline: ReplayBuffer | None, counters: dict[str, Any], rng: np.random.Generator,
+                 result: RefineResult, log: ScalarLog) -> None:
+    """After a collect step of ``num_envs`` envs: the updates owed at ``cfg.updates_per_env_step`` (once data
+    has landed and the warm-up is over), plus the critic warm-up burst before the first update."""
+    has_data = len(online) > 0 or (offline is not None and len(offline) > 0)  # n-step / chunked
+    if counters["env_steps"] < cfg.random_steps or not has_data:  # transitions land a few steps late
+        return
+    counters["owed"] += cfg.updates_per_env_step * num_envs
+    n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
+    if cfg.critic_warmup_burst and learner.num_updates == 0:  # free critic-only updates, once
+        n += cfg.critic_warmup_updates
+    tu = time.perf_counter()
+    stats = _do_updates(learner, online, offline, n, cfg, rng)
+    result.update_s += time.perf_counter() - tu
+    if stats and learner.num_updates % 50 < n:
+        log.write(counters["env_steps"], {f"train/{k}": v for k, v in stats.items()}, record=False)
 
 
 def _period(every: int, cfg: RefineConfig) -> int:
@@ -231,24 +149,21 @@ def _period(every: int, cfg: RefineConfig) -> int:
     return every if every > 0 else cfg.total_env_steps
 
 
-def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = False,
-          progress: bool = True, base_factory: Callable[[], Policy] | None = None) -> RefineResult:
-    """Refine ``cfg.base`` on ``cfg.env_id`` with ``cfg.method``; resumes from the latest checkpoint if asked.
-
-    ``base_factory`` (tests, benchmarks) builds base instances instead of ``cfg.base`` (one for training
-    envs, one for evaluation envs); the saved refined policy still names ``cfg.base``.
-    """
-    cfg.validate()
+def train(cfg: RefineConfig, sources: RefineSources, run_dir: str | Path | None = None, resume: bool = False,
+          progress: bool = True, methods: dict[str, RefineMethod] | None = None) -> RefineResult:
+    """Refine ``cfg.base`` with ``cfg.method`` on the envs of ``sources``; resumes from the latest checkpoint
+    if asked. ``methods`` replaces :data:`~robolearn.refine.methods.METHODS` (tests add methods to a copy)."""
+    cfg.validate(methods)
     run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"refine-{cfg.method}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
-    make_base = base_factory or (lambda: None)
-    env = make_wrapper(cfg, cfg.num_envs, cfg.seed, make_base())
-    eval_env = make_wrapper(cfg, cfg.eval_envs, cfg.seed + 1, make_base())
-    learner = make_learner(cfg, env)
+    env = make_wrapper(cfg, sources, cfg.num_envs, cfg.seed, methods)
+    eval_env = make_wrapper(cfg, sources, cfg.eval_envs, cfg.seed + 1, methods)
+    learner = make_learner(cfg, env, methods)
     online = ReplayBuffer(env.obs_shapes, env.critic_action_dim, cfg.replay_capacity)
-    offline = fill_offline(cfg, env)
+    offline = fill_offline(cfg, env, sources, methods)
     acc = NStepAccumulator(env.num_envs, cfg.n_step, cfg.learner.gamma)
-    rng, result, log = np.random.default_rng(cfg.seed), RefineResult(str(run)), _Logger(run)
+    rng, result = np.random.default_rng(cfg.seed), RefineResult(str(run))
+    log = ScalarLog(run, step_key="env_steps")
     counters: dict[str, Any] = {"env_steps": 0, "owed": 0.0, "next_eval": 0,
                                 "next_ckpt": _period(cfg.checkpoint_every, cfg),
                                 "episodes": 0, "successes": 0, "wall_s": 0.0}
@@ -270,17 +185,7 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
                 break
             obs = _collect_step(cfg, env, learner, acc, online, obs, counters, rng, log)
             bar.update(counters["env_steps"] - bar.n)
-            has_data = len(online) > 0 or (offline is not None and len(offline) > 0)  # n-step / chunked
-            if counters["env_steps"] >= cfg.random_steps and has_data:  # transitions land a few steps late
-                counters["owed"] += cfg.updates_per_env_step * env.num_envs
-                n, counters["owed"] = int(counters["owed"]), counters["owed"] - int(counters["owed"])
-                if cfg.critic_warmup_burst and learner.num_updates == 0:  # free critic-only updates, once
-                    n += cfg.critic_warmup_updates
-                tu = time.perf_counter()
-                stats = _do_updates(learner, online, offline, n, cfg, rng)
-                result.update_s += time.perf_counter() - tu
-                if stats and learner.num_updates % 50 < n:
-                    log.scalars({f"train/{k}": v for k, v in stats.items()}, counters["env_steps"])
+            _update_step(cfg, env.num_envs, learner, online, offline, counters, rng, result, log)
             if counters["env_steps"] >= counters["next_ckpt"]:
                 counters["wall_s"] = result.wall_s + time.perf_counter() - t0
                 counters["next_ckpt"] = counters["env_steps"] + _period(cfg.checkpoint_every, cfg)
@@ -293,10 +198,10 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
     _checkpoint(run, learner, counters, rng, result, online, offline)
     if result.best is not None:  # select_best: the refined policy is the best evaluated actor
         learner.actor.load_state_dict(result.best["actor"])
-        log.scalars({"select_best/env_steps": result.best["env_steps"],
-                     "select_best/success_rate": result.best["success_rate"]}, counters["env_steps"])
-    _save_policy(cfg, run, env, learner)
-    log.scalars({"perf/updates_per_s": result.updates_per_s}, counters["env_steps"])
+        log.write(counters["env_steps"], {"select_best/env_steps": result.best["env_steps"],
+                                          "select_best/success_rate": result.best["success_rate"]}, record=False)
+    _save_policy(cfg, run, env, learner, methods)
+    log.write(counters["env_steps"], {"perf/updates_per_s": result.updates_per_s}, record=False)
     log.close()
     env.close()
     eval_env.close()
@@ -305,7 +210,7 @@ def train(cfg: RefineConfig, run_dir: str | Path | None = None, resume: bool = F
 
 def _collect_step(cfg: RefineConfig, env: Any, learner: OffPolicyLearner, acc: NStepAccumulator,
                   online: ReplayBuffer, obs: dict[str, np.ndarray], counters: dict[str, Any],
-                  rng: np.random.Generator, log: _Logger) -> dict[str, np.ndarray]:
+                  rng: np.random.Generator, log: ScalarLog) -> dict[str, np.ndarray]:
     """One wrapper step: uniform actions during warm-up, then the stochastic actor; stores n-step transitions."""
     if counters["env_steps"] < cfg.random_steps:
         action = rng.uniform(-1, 1, (env.num_envs, env.action_dim)).astype(np.float32)
@@ -320,20 +225,19 @@ def _collect_step(cfg: RefineConfig, env: Any, learner: OffPolicyLearner, acc: N
     if done.any():
         counters["episodes"] += int(done.sum())
         counters["successes"] += int(info["is_success"][done].sum())
-        log.scalars({"train/episode_success": float(info["is_success"][done].mean())}, counters["env_steps"])
+        log.write(counters["env_steps"], {"train/episode_success": float(info["is_success"][done].mean())},
+                  record=False)
     for key in ("residual_abs", "noise_abs"):
         if key in info and counters["env_steps"] % 1000 < env.num_envs:
-            log.scalars({f"train/{key}": info[key]}, counters["env_steps"])
+            log.write(counters["env_steps"], {f"train/{key}": info[key]}, record=False)
     return nxt
 
 
-def _save_policy(cfg: RefineConfig, run: Path, env: Any, learner: OffPolicyLearner) -> None:
-    """The refined policy (base + actor) under ``run/policy`` (not for rlpd, which has no base)."""
-    if cfg.method == "rlpd":
+def _save_policy(cfg: RefineConfig, run: Path, env: Any, learner: OffPolicyLearner,
+                 methods: dict[str, RefineMethod] | None) -> None:
+    """The refined policy (base spec + actor + the method's params) under ``run/policy``; not for a method
+    without a base (rlpd)."""
+    if not cfg.plugin(methods).needs_base:
         return
-    params = ({"scale": cfg.residual_scale, "plan_steps": cfg.residual_plan_steps} if cfg.method == "residual"
-              else {"bound": cfg.noise_bound})
-    method = "residual" if cfg.method == "residual" else "dsrl"
-    save_refined(run / "policy", method, cfg.base, cfg.env_id, learner.actor, env.obs_shapes,
-                 cfg.learner.hidden, params)
-
+    save_refined(run / "policy", cfg.method, cfg.base, cfg.env_id, learner.actor, env.obs_shapes,
+                 cfg.learner.hidden, cfg.method_params(methods).to_dict())

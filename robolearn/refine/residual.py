@@ -23,8 +23,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
-from robolearn.refine.common import ActionScaler, batch_size, torch_obs
+from robolearn.refine.common import ActionScaler, torch_obs
 from robolearn.rl.networks import Actor
 
 BASE_KEY = "base_action"

@@ -8,6 +8,7 @@ executed action next to the base action of that observation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,12 +62,14 @@ def collect_transitions(env: Any, buffer: ReplayBuffer, acc: NStepAccumulator, e
     return {"episodes": done_eps, "successes": successes, "env_steps": steps}
 
 
-def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, gamma: float) -> int:
-    """Replay a robolearn episode dataset through the wrapper's relabelling; returns transitions added.
+def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, gamma: float,
+                        relabel: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None) -> int:
+    """Replay a robolearn episode dataset through the method's ``relabel``; returns transitions added.
 
-    Works for wrappers whose step is one env step (residual, from-scratch): each episode's observations
-    go through the base (for ``base_action``), its actions are the executed ones. An episode's last action
-    has no recorded next observation; it is kept only when the episode succeeded (terminal, no bootstrap).
+    Works for wrappers whose step is one env step (residual, from-scratch): each episode's observation
+    frames ``{key: (1, ...)}`` go through ``relabel`` (the residual adds the base's inputs; the base, if the
+    wrapper has one, is reset at each episode's start), its actions are the executed ones. An episode's last
+    action has no recorded next observation; it is kept only when the episode succeeded (terminal, no bootstrap).
     """
     from robolearn.datasets.reader import EpisodeDataset
 
@@ -81,7 +84,7 @@ def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, 
             base.reset()
         steps = len(ep.action)
         frames = [{k: ep.obs[k][t : t + 1] for k in obs_keys} for t in range(steps)]
-        labelled = [_relabel(env, base, f) for f in frames]
+        labelled = [relabel(f) for f in frames] if relabel is not None else frames
         for t in range(steps):
             last = t == steps - 1
             if last and not bool(ep.is_success[-1]):
@@ -95,11 +98,3 @@ def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, 
         acc.reset()
     return added
 
-
-def _relabel(env: Any, base: Policy | None, frame: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if base is None:
-        return frame
-    from robolearn.refine.residual import base_inputs, normalized_chunk
-
-    chunk = normalized_chunk(np.asarray(base.act(frame), np.float32), env.scaler)
-    return frame | base_inputs(chunk, 0, getattr(env, "plan_steps", 0))

@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.core.checkpoints import LATEST
+from robolearn.core.checkpoints import latest_checkpoint as latest_step_dir
 from robolearn.core.durable import fsync_dir
 from robolearn.rl.replay import ReplayBuffer
 
-LATEST = "LATEST"
+STATE = "state.pt"
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: Mapping[str, Any],
@@ -37,7 +39,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: Mapping[str, Any],
     tmp = root / f"step_{step}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save(dict(state), tmp / "state.pt")
+    torch.save(dict(state), tmp / STATE)
     for name, buf in buffers.items():
         if buf is not None:
             with open(tmp / f"replay_{name}.npz", "wb") as f:
@@ -61,20 +63,17 @@ def save_checkpoint(run_dir: str | Path, step: int, state: Mapping[str, Any],
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint directory of ``run_dir`` (None when there is none)."""
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if (path / "state.pt").is_file() else None
+    """The newest complete checkpoint directory of ``run_dir`` (None when there is none): the rule of
+    :func:`robolearn.core.checkpoints.latest_checkpoint`, the directory holding ``state.pt``."""
+    return latest_step_dir(run_dir, required=STATE)
 
 
 def load_checkpoint(path: str | Path, buffers: Mapping[str, ReplayBuffer | None]) -> dict[str, Any]:
     """Load a step directory: fills ``buffers`` in place and returns the saved state dict."""
     path = Path(path)
-    if not (path / "state.pt").is_file():
-        raise FileNotFoundError(f"no checkpoint state at {path / 'state.pt'}")
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if not (path / STATE).is_file():
+        raise FileNotFoundError(f"no checkpoint state at {path / STATE}")
+    state = torch.load(path / STATE, map_location="cpu", weights_only=False)
     for name, buf in buffers.items():
         file = path / f"replay_{name}.npz"
         if buf is not None and file.is_file():

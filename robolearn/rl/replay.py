@@ -195,16 +195,3 @@ class NStepAccumulator:
             "next_obs": {k: np.stack([t[4][k] for t in out]) for k in keys},
         }
 
-
-def final_next_obs(next_obs: Mapping[str, np.ndarray], infos: Mapping[str, Any], done: np.ndarray
-                   ) -> dict[str, np.ndarray]:
-    """The true next observation of each env under same-step autoreset: ``infos["final_obs"][i]`` where done."""
-    out = {k: np.array(v, copy=True) for k, v in next_obs.items()}
-    if not np.any(done):
-        return out
-    if "final_obs" not in infos:
-        raise KeyError("an env ended but infos has no 'final_obs': use a same-step autoreset vector env")
-    for i in np.nonzero(done)[0]:
-        for k in out:
-            out[k][i] = infos["final_obs"][i][k]
-    return out

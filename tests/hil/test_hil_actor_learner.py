@@ -18,14 +18,16 @@ from robolearn.core.config import ConfigError
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.hil.actor_learner import run_hil
 from robolearn.hil.config import HILConfig
+from robolearn.refine.methods import ResidualParams
 from robolearn.rl.learner import LearnerConfig
+from robolearn.wiring import hil_sources
 
 torch.set_num_threads(1)
 
 
 def tiny(mode: str, steps: int, **kw) -> HILConfig:
     cfg = HILConfig(mode=mode, num_envs=2, total_env_steps=steps, min_buffer=32, critic_warmup_updates=5,
-                    publish_every=5, checkpoint_every=20, updates_per_env_step=0.25,
+                    publish_every=5, checkpoint_every=20, updates_per_env_step=0.25, residual=ResidualParams(0.25),
                     learner=LearnerConfig(algo="td3", hidden=[32, 32], batch_size=32, drq_pad=0), **kw)
     cfg.sim_human.noise, cfg.sim_human.stall_steps = 0.3, 30
     return cfg
@@ -33,7 +35,8 @@ def tiny(mode: str, steps: int, **kw) -> HILConfig:
 
 def test_in_process_run_writes_every_episode_and_resumes(tmp_path) -> None:
     run = tmp_path / "run"
-    result = run_hil(tiny("hil-serl", 240), run)
+    sources = hil_sources(tiny("hil-serl", 240))
+    result = run_hil(tiny("hil-serl", 240), sources, run)
     assert result.env_steps == 240 and result.updates > 0 and result.takeovers > 0
     assert result.curve[-1]["weights_version"] == result.updates
     reader = EpisodeDataset(run / "dataset")
@@ -42,8 +45,8 @@ def test_in_process_run_writes_every_episode_and_resumes(tmp_path) -> None:
     assert 0 < flags.sum() <= result.intervention_steps
     assert (run / "policy" / "refined.yaml").is_file()
     with pytest.raises(FileExistsError, match="resume"):
-        run_hil(tiny("hil-serl", 300), run)
-    more = run_hil(tiny("hil-serl", 300), run, resume=True)
+        run_hil(tiny("hil-serl", 300), sources, run)
+    more = run_hil(tiny("hil-serl", 300), sources, run, resume=True)
     assert more.env_steps == 300 and more.updates > result.updates
 
 
@@ -59,7 +62,7 @@ def test_learner_killed_actor_keeps_acting_and_restart_resumes(tmp_path) -> None
 
     cfg = tiny("rlif", 900, split=True, dataset=False)
     cfg.updates_per_env_step = 1.0
-    result = run_hil(cfg, tmp_path / "split", on_step=kill_once)
+    result = run_hil(cfg, hil_sources(cfg), tmp_path / "split", on_step=kill_once)
     assert killed, "the learner never reached 25 updates"
     assert result.env_steps == 900  # the actor ran to the end
     assert len(result.faults) == 1 and "exited with code -9" in result.faults[0]

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from robolearn.hil.intervention import InterventionVecEnv
-from robolearn.hil.sim_human import SimHuman, SimHumanConfig, TeleopIntervener
+from robolearn.hil.sim_human import SimHumanConfig, TeleopIntervener
 from robolearn.policy_factory import load_policy
 from robolearn.refine.residual import ResidualVecEnv
 from robolearn.sim.vector import make_vec_env
 from robolearn.teleop.base import EEDeltaMapping
 from robolearn.teleop.keyboard import KeyboardTeleop, ScriptedKeys
+from robolearn.wiring import sim_human
 
 ENV = "robolearn/PandaPegInsert-v0"
 
@@ -24,7 +25,7 @@ def test_sim_human_takeovers_are_executed_and_flagged() -> None:
     # the policy pushes hard in +x: the clean-expert judge sees the deviation and takes over
     cfg = SimHumanConfig(noise=0.0, action_threshold=0.1, action_smoothing=1, state_threshold=0.0, duration=4,
                          delay=1)
-    env = InterventionVecEnv(residual(2), SimHuman.for_env(cfg, ENV, 2))
+    env = InterventionVecEnv(residual(2), sim_human(cfg, ENV, 2))
     env.reset(seed=3)
     push = np.tile(np.array([1.0, 1.0, 1.0, 1.0, 0.0], np.float32), (2, 1))  # 0.2 off in normalized units
     seen = []
@@ -69,5 +70,5 @@ def test_keyboard_takeover_keeps_the_gripper_and_labels_end_the_episode() -> Non
 def test_labels_need_one_env() -> None:
     env = residual(2)
     with pytest.raises(ValueError, match="num_envs must be 1"):
-        InterventionVecEnv(env, SimHuman.for_env(SimHumanConfig(), ENV, 2), lambda: None)
+        InterventionVecEnv(env, sim_human(SimHumanConfig(), ENV, 2), lambda: None)
     env.close()

@@ -29,7 +29,9 @@ from robolearn.hil.reward_classifier import (
     train_classifier,
 )
 from robolearn.hil.workers import make_env
+from robolearn.refine.methods import ResidualParams
 from robolearn.rl.learner import LearnerConfig
+from robolearn.wiring import hil_sources
 
 torch.set_num_threads(1)
 ENV = "robolearn/PandaLift-v0"
@@ -139,9 +141,10 @@ def test_cli_train_force_and_eval(data, tmp_path, capsys) -> None:
 def test_hil_env_reward_and_terminations_come_from_the_classifier(trained) -> None:
     out, _ = trained
     clf = SuccessClassifier.load(out)
-    cfg = HILConfig(env_id=ENV, base="expert", num_envs=2, seed=5, reward_classifier=out, classifier_threshold=0.5)
+    cfg = HILConfig(env_id=ENV, base="expert", residual=ResidualParams(0.25),
+                    num_envs=2, seed=5, reward_classifier=out, classifier_threshold=0.5)
     cfg.sim_human.state_threshold = 0.0  # its default state key is PegInsert's
-    env = make_env(cfg)
+    env = make_env(cfg, hil_sources(cfg))
     env.reset(seed=5)
     fired = truly = 0
     for _ in range(90):
@@ -157,10 +160,11 @@ def test_hil_env_reward_and_terminations_come_from_the_classifier(trained) -> No
 
 def test_hil_run_records_classifier_rewards_and_true_success(trained, tmp_path) -> None:
     out, _ = trained
-    cfg = HILConfig(env_id=ENV, base="expert", num_envs=2, seed=5, total_env_steps=160, min_buffer=10_000,
+    cfg = HILConfig(env_id=ENV, base="expert", residual=ResidualParams(0.25),
+                    num_envs=2, seed=5, total_env_steps=160, min_buffer=10_000,
                     reward_classifier=out, learner=LearnerConfig(algo="td3", hidden=[32, 32], drq_pad=0))
     cfg.sim_human.state_threshold = 0.0
-    result = run_hil(cfg, tmp_path / "run")
+    result = run_hil(cfg, hil_sources(cfg), tmp_path / "run")
     reader = EpisodeDataset(tmp_path / "run" / "dataset")
     assert result.episodes == len(reader) >= 2
     rewards = [reader.episode(i).reward for i in range(len(reader))]
@@ -198,9 +202,10 @@ def test_pixel_classifier_trains_and_drives_the_hil_env(tmp_path) -> None:
     assert clf.keys == ["pixels/front"] and clf.obs_shapes["pixels/front"] == (32, 32, 3)
     frames, _ = load_frames([ds])
     assert clf.predict({"pixels/front": frames.obs["pixels/front"][:5]}).shape == (5,)
-    cfg = HILConfig(env_id=ENV, base="expert", num_envs=2, seed=1, reward_classifier=result.out)
+    cfg = HILConfig(env_id=ENV, base="expert", residual=ResidualParams(0.25),
+                    num_envs=2, seed=1, reward_classifier=result.out)
     cfg.sim_human.state_threshold = 0.0
-    env = make_env(cfg)
+    env = make_env(cfg, hil_sources(cfg))
     obs = env.reset(seed=1)
     assert "pixels/front" not in obs and "pixels/front" not in env.obs_shapes  # rendered for the classifier only
     _, reward, *_ = env.step(np.zeros((2, 5), np.float32))

@@ -28,3 +28,15 @@ def test_preset_matches_its_task(preset):
     methods = [r.method for r in cfg.refine]
     assert cfg.ros.policy in [*methods, "base"]
     env.close()
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+def test_refine_branches_load_with_their_methods_params(preset):
+    """Each branch's settings make a checked RefineConfig: its method's params, by name (a moved key such as
+    residual_scale fails here, naming params.scale)."""
+    from robolearn.pipeline.branches import refine_config
+    from robolearn.refine.methods import METHODS
+
+    cfg = load_config(PipelineConfig, preset)
+    for branch in cfg.refine:
+        assert isinstance(refine_config(cfg, branch).method_params(), METHODS[branch.method].params_type)

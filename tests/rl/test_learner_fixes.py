@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from robolearn.refine.loop import evaluate_wrapper
+from robolearn.refine.evaluation import evaluate_wrapper
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.rl.networks import Actor
 

@@ -17,6 +17,7 @@ from robolearn.refine.config import RefineConfig
 from robolearn.refine.loop import train
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
 from robolearn.rl.learner import LearnerConfig
+from robolearn.wiring import refine_sources
 
 ENV = "robolearn/PandaLift-v0"
 
@@ -53,7 +54,8 @@ def small_cfg(method: str, steps: int = 300, **kw) -> RefineConfig:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["residual", "rlpd"])
 def test_loop_runs_with_demos(method, tmp_path):
-    result = train(small_cfg(method, demos="expert:noise=0", demo_episodes=4), run_dir=tmp_path, progress=False)
+    cfg = small_cfg(method, demos="expert:noise=0", demo_episodes=4)
+    result = train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
     assert result.env_steps >= 300 and result.updates > 0
     assert [e["env_steps"] for e in result.evals][0] == 0 and len(result.evals) == 2
     state = load_checkpoint(latest_checkpoint(tmp_path), {})
@@ -67,25 +69,26 @@ def test_loop_runs_with_demos(method, tmp_path):
 @pytest.mark.parametrize("method", ["dsrl", "dsrl-na"])
 def test_noise_steering_loop_with_generative_base(method, tmp_path):
     cfg = small_cfg(method, steps=240, random_steps=80)
-    result = train(cfg, run_dir=tmp_path, progress=False, base_factory=TinyGenerativePolicy)
+    result = train(cfg, refine_sources(cfg, TinyGenerativePolicy), run_dir=tmp_path, progress=False)
     assert result.updates > 0 and result.env_steps >= 240
     assert all(0.0 <= e["success_rate"] <= 1.0 for e in result.evals)
 
 
 def test_zero_eval_and_checkpoint_periods_mean_only_at_the_ends(tmp_path):
     """0 disables the periodic evaluations / checkpoints (as ``eval.every: 0`` in training), not every step."""
-    result = train(small_cfg("residual", steps=120, random_steps=200, eval_every=0, checkpoint_every=0),
-                   run_dir=tmp_path, progress=False)
+    cfg = small_cfg("residual", steps=120, random_steps=200, eval_every=0, checkpoint_every=0)
+    result = train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
     assert [e["env_steps"] for e in result.evals] == [0, 120]
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_120"]
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
-        train(small_cfg("residual", eval_every=-1), run_dir=tmp_path / "bad", progress=False)
+        train(small_cfg("residual", eval_every=-1), refine_sources(cfg), run_dir=tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
 
 def test_dsrl_rejects_a_deterministic_base(tmp_path):
     with pytest.raises(ValueError, match="generative"):
-        train(small_cfg("dsrl", base="expert:noise=0"), run_dir=tmp_path, progress=False)
+        cfg = small_cfg("dsrl", base="expert:noise=0")
+        train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
 
 
 def test_critic_warmup_burst_spends_no_env_steps(tmp_path):
@@ -95,7 +98,7 @@ def test_critic_warmup_burst_spends_no_env_steps(tmp_path):
     for burst in (False, True):
         cfg = small_cfg("residual", steps=140, random_steps=100, critic_warmup_updates=40,
                         critic_warmup_burst=burst, eval_every=0, checkpoint_every=0)
-        runs[burst] = train(cfg, run_dir=tmp_path / str(burst), progress=False)
+        runs[burst] = train(cfg, refine_sources(cfg), run_dir=tmp_path / str(burst), progress=False)
     assert runs[True].updates - runs[False].updates == 40
     last = {b: load_checkpoint(latest_checkpoint(tmp_path / str(b)), {})["learner"]["actor"] for b in runs}
     head = [k for k in last[True] if k.endswith(".weight")][-1]  # the zero-initialised output layer
@@ -104,10 +107,12 @@ def test_critic_warmup_burst_spends_no_env_steps(tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(tmp_path):
-    train(small_cfg("residual", steps=200), run_dir=tmp_path, progress=False)
+    cfg = small_cfg("residual", steps=200)
+    train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
     ckpt = latest_checkpoint(tmp_path)
     before = load_checkpoint(ckpt, {})
-    resumed = train(small_cfg("residual", steps=300), run_dir=tmp_path, resume=True, progress=False)
+    resumed = train(small_cfg("residual", steps=300), refine_sources(cfg), run_dir=tmp_path, resume=True,
+                    progress=False)
     assert resumed.env_steps == 300
     assert resumed.evals[0] == before["evals"][0]
     assert resumed.updates > before["learner"]["num_updates"]
@@ -121,11 +126,12 @@ import sys
 from robolearn.refine.config import RefineConfig
 from robolearn.refine.loop import train
 from robolearn.rl.learner import LearnerConfig
+from robolearn.wiring import refine_sources
 cfg = RefineConfig(method="residual", base="expert:noise=1.5", num_envs=2, total_env_steps=int(sys.argv[2]),
                    random_steps=50, critic_warmup_updates=5, updates_per_env_step=0.25, eval_every=10**6,
                    eval_episodes=2, eval_envs=2, checkpoint_every=40, replay_capacity=5000,
                    learner=LearnerConfig(algo="td3", hidden=[16], batch_size=16))
-train(cfg, run_dir=sys.argv[1], resume=True, progress=False)
+train(cfg, refine_sources(cfg), run_dir=sys.argv[1], resume=True, progress=False)
 """
 
 
@@ -173,10 +179,10 @@ def test_zero_init_dsrl_actor_starts_at_the_zero_noise_base():
 
 @pytest.mark.slow
 def test_select_best_saves_the_best_evaluated_actor(tmp_path):
-    from robolearn.refine.common import ACTOR_FILE
+    from robolearn.refine.layout import ACTOR_FILE
 
     cfg = small_cfg("residual", steps=400, eval_every=100, select_best=True)
-    result = train(cfg, run_dir=tmp_path, progress=False)
+    result = train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
     rates = [e["success_rate"] for e in result.evals]
     assert len(rates) == 5 and result.best is not None
     first_best = next(e for e in result.evals if e["success_rate"] == max(rates))
@@ -221,11 +227,12 @@ def test_dsrl_na_learns_with_demonstrations_in_the_offline_buffer(tmp_path):
     from robolearn.refine.loop import fill_offline, make_wrapper
 
     cfg = small_cfg("dsrl-na", steps=160, random_steps=80, demos="expert:noise=0", demo_episodes=2)
-    env = make_wrapper(cfg, 2, 0, TinyGenerativePolicy())
-    offline = fill_offline(cfg, env)
+    sources = refine_sources(cfg, TinyGenerativePolicy)
+    env = make_wrapper(cfg, sources, 2, 0)
+    offline = fill_offline(cfg, env, sources)
     assert len(offline) >= 2 * 20 and offline.action.shape[1] == env.critic_action_dim  # executed chunks
     env.close()
-    result = train(cfg, run_dir=tmp_path, progress=False, base_factory=TinyGenerativePolicy)
+    result = train(cfg, sources, run_dir=tmp_path, progress=False)
     assert result.updates > 0
     state = load_checkpoint(latest_checkpoint(tmp_path), {})
     assert state["counters"]["env_steps"] == result.env_steps

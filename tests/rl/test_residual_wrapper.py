@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import robolearn.sim.envs  # noqa: F401  (registers the tasks with gymnasium)
-from robolearn.policy_factory import make_policy
-from robolearn.refine.common import load_refined, save_refined
+from robolearn.policy_factory import load_refined, make_policy
 from robolearn.refine.config import RefineConfig
 from robolearn.refine.layout import refined_method
 from robolearn.refine.residual import PLAN_KEY, ResidualPolicy, ResidualVecEnv
+from robolearn.refine.saved import save_refined
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.sim.vector import make_vec_env
 
@@ -196,5 +196,5 @@ def test_plan_steps_survive_save_and_load_and_bad_values_are_refused(tmp_path):
                                                                   venv.single_action_space.high))
     with pytest.raises(ValueError, match="plan_steps must be >= 0"):
         ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), 0.1, plan_steps=-1)
-    with pytest.raises(ValueError, match="residual_plan_steps must be >= 0"):
-        RefineConfig(residual_plan_steps=-1).validate()
+    with pytest.raises(ValueError, match="plan_steps must be >= 0"):
+        RefineConfig(params={"plan_steps": -1}).validate()

@@ -74,8 +74,8 @@ def test_the_child_prepares_after_each_act_when_the_served_policy_can(remote, tm
     """A refined residual policy (base chunk + per-step correction) runs its ``prepare`` (the base's next chunk)
     in the child right after each ``act`` reply, between commands and with no round trip of its own; the
     actions equal those of the same policy in this process called act-then-prepare."""
-    from robolearn.refine.common import save_refined
     from robolearn.refine.residual import ResidualVecEnv
+    from robolearn.refine.saved import save_refined
     from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
     from robolearn.sim.vector import make_vec_env
 

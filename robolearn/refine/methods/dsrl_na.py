@@ -1,0 +1,45 @@
+"""DSRL-NA (noise aliasing) as a refinement method: replay stores executed chunks, an action critic is
+distilled into a noise critic (:mod:`robolearn.refine.dsrl_na`); demonstrations are cut into executed-chunk
+transitions (:mod:`robolearn.refine.chunk_data`)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from robolearn.core.protocols import Policy
+from robolearn.refine.methods.base import OfflineData
+from robolearn.refine.methods.dsrl import DSRLMethod, NoiseParams
+from robolearn.refine.noise_steering import NoiseSteeringVecEnv
+from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
+from robolearn.rl.replay import ReplayBuffer
+
+
+class DSRLNAMethod(DSRLMethod):
+    def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: NoiseParams, seed: int
+             ) -> NoiseSteeringVecEnv:
+        """A wrapper that stores executed chunks ``(Ta * Da,)``; one zero-noise chunk of a probing reset
+        (seeded ``seed``) measures their size."""
+        assert base is not None
+        probe = NoiseSteeringVecEnv(venv, base, params.bound)
+        obs = probe.reset(seed=seed)
+        chunk = np.asarray(base.act(obs, np.zeros((venv.num_envs, *probe.noise_shape), np.float32)))
+        return NoiseSteeringVecEnv(venv, base, params.bound, chunk_dim=int(np.prod(chunk.shape[1:])))
+
+    def learner(self, lcfg: LearnerConfig, env: NoiseSteeringVecEnv, seed: int, device: str) -> OffPolicyLearner:
+        from robolearn.refine.dsrl_na import ChunkDecoder, NoiseAliasingLearner
+
+        decoder = ChunkDecoder(env.base, env.scaler, env.bound)
+        return NoiseAliasingLearner(lcfg, env.obs_shapes, env.action_dim, env.critic_action_dim, decoder,
+                                    seed=seed, device=device)
+
+    def fill_offline(self, env: NoiseSteeringVecEnv, buffer: ReplayBuffer, data: OfflineData) -> None:
+        """Single-step demonstrations cut into executed-chunk transitions."""
+        from robolearn.refine.chunk_data import chunk_transitions, dataset_episodes, rollout_episodes
+
+        if data.is_dataset:
+            episodes = dataset_episodes(data.demos)
+        else:
+            demo = data.load_policy(data.demos, data.seed)
+            episodes = rollout_episodes(env.venv, demo, data.episodes, seed=data.seed)
+        chunk_transitions(env, episodes, buffer, data.gamma)

@@ -1,0 +1,76 @@
+"""Residual RL (ResFiT) as a refinement method: a bounded correction on top of the frozen base's action
+(:mod:`robolearn.refine.residual`). Its params are the one definition of the residual's settings, which HIL
+uses too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from robolearn.core.protocols import Policy
+from robolearn.refine.methods.base import MethodParams, RefineMethod
+from robolearn.refine.residual import (
+    ResidualPolicy,
+    ResidualVecEnv,
+    base_inputs,
+    normalized_chunk,
+    residual_critic_action,
+    residual_scales,
+)
+from robolearn.rl.networks import Actor
+
+
+@dataclass
+class ResidualParams(MethodParams):
+    """Settings of the residual (refinement and HIL)."""
+
+    scale: float | list[float] = 0.1
+    """Largest correction, as a fraction of the normalized action range; one for every action dimension, or
+    a list with one per dimension (e.g. a gripper the residual may fully override: ``[0.2, 0.2, 0.2, 0.2, 1.0]``
+    on the Panda's ``ee_delta`` actions)."""
+    plan_steps: int = 0
+    """How many of the base chunk's next actions the actor and critic see besides the current one
+    (``base_plan``; 0: the current one only, as ResFiT; ``n_action_steps - 1`` covers a whole chunk)."""
+
+    def validate(self) -> None:
+        if self.plan_steps < 0:
+            raise ValueError(f"plan_steps must be >= 0 (0: the current base action only), got {self.plan_steps}")
+        scales = np.asarray(self.scale, np.float32)
+        if scales.ndim > 1 or not np.all((scales > 0) & (scales <= 2)):
+            raise ValueError(f"scale must be in (0, 2] (one number, or one per action dimension), got {self.scale}")
+
+    def critic_action_fn(self, action_dim: int) -> Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+        """The executed normalized action of a residual, without an env (a learner process rebuilds it)."""
+        scale = torch.as_tensor(residual_scales(self.scale, action_dim))
+
+        def critic_action(obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+            return residual_critic_action(obs, action, scale.to(action.device))
+
+        return critic_action
+
+
+class ResidualMethod(RefineMethod):
+    params_type = ResidualParams
+    zero_init_actor = True
+
+    def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: ResidualParams, seed: int
+             ) -> ResidualVecEnv:
+        assert base is not None
+        return ResidualVecEnv(venv, base, params.scale, params.plan_steps)
+
+    def relabel(self, env: ResidualVecEnv) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """A dataset frame ``{key: (1, ...)}`` plus the base's inputs for it (``base_action``, ``base_plan``)."""
+
+        def frame_inputs(frame: dict[str, Any]) -> dict[str, Any]:
+            chunk = normalized_chunk(np.asarray(env.base.act(frame), np.float32), env.scaler)
+            return frame | base_inputs(chunk, 0, env.plan_steps)
+
+        return frame_inputs
+
+    def policy(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, params: ResidualParams) -> Policy:
+        return ResidualPolicy(base, actor, action_space, params.scale, params.plan_steps)

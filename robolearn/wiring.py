@@ -1,0 +1,92 @@
+"""Plugs the simulator and the policy loader into refinement and HIL, which see neither: the usual
+:class:`~robolearn.refine.sources.RefineSources` and :class:`~robolearn.hil.sources.HILSources` of a config.
+
+``robolearn refine`` / ``robolearn hil``, the pipeline, the benchmarks and the tests build their sources
+here; a real robot or another simulator would pass its own factories instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+
+from robolearn.core.protocols import Policy
+from robolearn.policy_factory import load_policy
+from robolearn.refine.sources import RefineSources
+from robolearn.sim import vector
+from robolearn.sim.registry import gym_make, register_all
+
+if TYPE_CHECKING:
+    from robolearn.hil.config import HILConfig
+    from robolearn.hil.sim_human import SimHuman, SimHumanConfig
+    from robolearn.hil.sources import HILSources
+    from robolearn.refine.config import RefineConfig
+
+
+def make_vec_env(env_id: str, num_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None,
+                 max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
+    """:func:`robolearn.sim.vector.make_vec_env` after registering robolearn's tasks (a fresh interpreter)."""
+    register_all()
+    return vector.make_vec_env(env_id, num_envs, seed=seed, env_kwargs=env_kwargs, max_episode_steps=max_episode_steps)
+
+
+def policy_loader(env_id: str) -> Callable[[str, int], Policy]:
+    """``(spec, seed) -> Policy`` for ``env_id`` (:func:`robolearn.policy_factory.load_policy`)."""
+    return lambda spec, seed: load_policy(spec, env_id, seed=seed)
+
+
+def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
+    """Envs of ``cfg.env_id`` with ``cfg.task`` settings, policies from specs (or ``make_base`` for the base)."""
+    task_kwargs = dict(cfg.task) or None
+
+    def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
+        return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
+
+    return RefineSources(make_env, policy_loader(cfg.env_id), make_base)
+
+
+def sim_human(cfg: SimHumanConfig, env_id: str, num_envs: int) -> SimHuman:
+    """The task's scripted expert as a simulated person: judge (noise 0) and hand (noise ``cfg.noise``)."""
+    from robolearn.hil.sim_human import SimHuman
+
+    env = gym_make(env_id)
+    low, high = env.action_space.low, env.action_space.high
+    env.close()
+    judge = load_policy("expert:noise=0", env_id, seed=cfg.seed)
+    hand = load_policy(f"expert:noise={cfg.noise}", env_id, seed=cfg.seed + 1)
+    return SimHuman(cfg, judge, hand, low, high, num_envs)
+
+
+def hil_sources(cfg: HILConfig) -> HILSources:
+    """Envs of ``cfg.env_id`` (time limit ``cfg.max_episode_steps``, 0: the registry's), policies from specs,
+    the configured simulated person, the task's control rate and dataset metadata."""
+    from robolearn.hil.sources import HILSources
+
+    limit = cfg.max_episode_steps or None
+
+    def make_env(num_envs: int, seed: int, env_kwargs: dict[str, Any] | None) -> gym.vector.VectorEnv:
+        return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=env_kwargs, max_episode_steps=limit)
+
+    def dataset_info(extra: Mapping[str, Any]) -> Any:
+        from robolearn.collect import dataset_info_for
+
+        probe = gym_make(cfg.env_id)
+        try:
+            return dataset_info_for(probe, cfg.env_id, [], 84, dict(extra))
+        finally:
+            probe.close()
+
+    return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id),
+                      sim_human=lambda n: sim_human(cfg.sim_human, cfg.env_id, n),
+                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info)
+
+
+def _control_hz(env_id: str) -> float:
+    """The task's control rate (Hz; 20 when the env does not say)."""
+    probe = gym_make(env_id)
+    try:
+        return float(getattr(getattr(probe.unwrapped, "cfg", None), "control_hz", 20.0))
+    finally:
+        probe.close()
