@@ -1,6 +1,6 @@
 """HIL benchmark: success and cumulative interventions vs env steps for HIL-SERL, RLIF and HG-DAgger.
 
-On PandaPegInsert the base is the noisy scripted expert (``--base-noise``; about 45% success, measured in
+On PandaPegInsert the base is the noisy scripted expert (``--base-noise``; its success alone is measured in
 every run) under a residual actor. Two simulated people watch it, both the scripted expert executing with
 noise: a good one (``--human-noise``) for HIL-SERL and a sub-optimal one (``--sub-noise``, itself well
 below 100% alone, and quicker to step in: ``--sub-threshold``) for RLIF. Each demonstrates the first
@@ -202,7 +202,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None, help="env steps per run (default 3k quick, 45k full)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
     p.add_argument("--envs", type=int, default=4)
-    p.add_argument("--base-noise", type=float, default=0.3, help="expert noise of the base (about 45%% success)")
+    p.add_argument("--base-noise", type=float, default=0.3, help="expert noise of the base")
     p.add_argument("--human-noise", type=float, default=0.1, help="expert noise of the good simulated person")
     p.add_argument("--sub-noise", type=float, default=0.28, help="expert noise of the sub-optimal person (RLIF)")
     p.add_argument("--threshold", type=float, default=0.35, help="good person's action-deviation threshold")

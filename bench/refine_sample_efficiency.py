@@ -1,7 +1,7 @@
 """Sample efficiency of refinement: success rate vs env steps for residual RL, DSRL-SAC, DSRL-NA and RLPD.
 
 The base and the demonstrations are a pipeline run's (default: the ``make demo`` pipeline,
-``configs/pipelines/panda_lift.yaml``: a diffusion policy from 30 noisy demonstrations, ~34% success; run
+``configs/pipelines/panda_lift.yaml``: a diffusion policy from 30 noisy demonstrations, far from reliable; run
 it first). Methods, all with the same env-step budget and the same evaluation (deterministic actor, 32
 episodes seeded 10_000 + i, every ``--eval-every`` steps):
 

@@ -106,7 +106,7 @@ class TrainConfig:
     """Torch device."""
     threads: int = 1
     """Torch CPU threads (0: torch's default, one per core). One is fastest for state-based policies on a
-    shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold (3-4x slower)."""
+    shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold."""
     progress: bool = True
     """Show a progress bar."""
 

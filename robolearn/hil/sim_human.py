@@ -25,8 +25,7 @@ A noticed problem leads to a takeover with probability ``rate`` per step, ``dela
 time); the person then keeps control for ``duration`` steps (or to the end of the episode). A takeover
 for a stall keeps control to the end of the episode (``stall_hold``), as a person who sees the robot
 dither finishes the task: handing a half-done insertion back for a step or two and taking it again costs
-more than it teaches (with the clean expert as the person, 92% of stalled PandaPegInsert episodes still
-succeed when it holds on, 66% when it hands back every 20 steps).
+more than it teaches.
 """
 
 from __future__ import annotations

@@ -57,8 +57,8 @@ class LearnerConfig:
     backup_entropy: bool = False
     """SAC: include the entropy bonus ``-alpha * log pi`` in the critic's target (soft Q). Off by default: with
     a sparse 0/1 reward and a high-dimensional action (DSRL's noise: ``Ta * Da`` dimensions) the bonus
-    dwarfs the reward and the soft Q fits mostly entropy (DSRL on PandaLift: Q grew to 19 and the actor
-    collapsed from 75% to 6% success; without it 91%). The actor's loss keeps its entropy term either way."""
+    dwarfs the reward and the soft Q fits mostly entropy, and the actor collapses (docs/known-problems.md).
+    The actor's loss keeps its entropy term either way."""
     exploration_noise: float = 0.1
     """TD3: Gaussian std added to actions while collecting (normalized units)."""
     target_noise: float = 0.2

@@ -31,7 +31,7 @@ CORE = "robolearn.core"
 LOW = (CORE, "robolearn.sim", "robolearn.policies", "robolearn.datasets")
 ALGORITHMS = ("robolearn.rl", "robolearn.refine", "robolearn.hil", "robolearn.teleop")
 APPS = ("robolearn.collect", "robolearn.evaluate", "robolearn.rollout", "robolearn.train",
-        "robolearn.policy_factory", "robolearn.teleop.record")
+        "robolearn.policy_factory", "robolearn.wiring", "robolearn.teleop.record", "robolearn.teleop.devices")
 TOP = ("robolearn.cli", "robolearn.pipeline", "robolearn.__main__")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
