@@ -40,6 +40,6 @@ def merge_datasets(sources: Sequence[str | Path], out: str | Path, only_success:
                     continue
                 meta = {**rec.meta, "source": str(ds.root), "source_episode": rec.index}
                 rec = type(rec).from_dict({**rec.to_dict(), "meta": meta})
-                writer.add_episode_file(ds.root / rec.file, rec)
+                writer.add_episode_file(ds.check_file(rec), rec)
                 count += 1
     return count

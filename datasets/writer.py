@@ -31,6 +31,7 @@ from robolearn.datasets.format import (
     DATA_DIR,
     EPISODE_META_KEY,
     INDEX_PATH,
+    INFO_META_KEY,
     INFO_PATH,
     PARTIAL_SUFFIX,
     STATS_PATH,
@@ -249,7 +250,9 @@ class EpisodeWriter:
             stats=ep["stats"], meta=ep["meta"],
         )
         footer = {k: v for k, v in record.to_dict().items() if k not in ("bytes", "sha256")}
-        self._pq.add_key_value_metadata({EPISODE_META_KEY: json.dumps(footer)})
+        self._pq.add_key_value_metadata(
+            {EPISODE_META_KEY: json.dumps(footer), INFO_META_KEY: json.dumps(self.info.to_dict())}
+        )
         self._pq.close()
         self._pq = None
         self._episode = None
