@@ -52,12 +52,13 @@ class DatasetCorruptError(DatasetError):
     """A committed file is torn, truncated or modified; the message names it and the repair command."""
 
 
-def resolve_inside(root: Path, relative: str, what: str) -> Path:
+def resolve_inside(root: Path, relative: str, what: str, fix: str = "") -> Path:
     """``root / relative`` after checking that it stays inside ``root``.
 
     ``relative`` comes from a received file (an index record, a LeRobot path template), so it must be a
     relative path without ``..`` whose real location, symlinks followed, is under ``root``. ``what`` names
-    the record it came from. Raises :class:`DatasetCorruptError` (one line: the path, the record, the fix).
+    the record it came from, ``fix`` what to do (default: for index records, repair). Raises
+    :class:`DatasetCorruptError` (one line: the path, the record, the fix).
     """
     text = str(relative)
     rel = Path(text)
@@ -71,10 +72,8 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
         if real != base and base not in real.parents:
             problem = f"is a symlink to {real}, outside the dataset"
     if problem:
-        raise DatasetCorruptError(
-            f"{what}: path {text!r} {problem}; it must stay inside {root}: fix or drop that record "
-            f"(`robolearn dataset repair {root}` drops index records, moving nothing outside)"
-        )
+        fix = fix or f"`robolearn dataset repair {root}` drops such index records, moving nothing outside"
+        raise DatasetCorruptError(f"{what}: path {text!r} {problem}; it must stay inside {root}: {fix}")
     return root / rel
 
 
