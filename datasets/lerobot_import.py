@@ -68,7 +68,11 @@ def _first_task(src: Path) -> str:
 def _import_info(src: Path, meta: dict[str, Any]) -> tuple[DatasetInfo, dict[str, str]]:
     """The robolearn info for a LeRobot dataset and the map robolearn obs key -> LeRobot column."""
     own = src / "meta/robolearn.json"
-    base = DatasetInfo.from_dict(json.loads(own.read_text()), str(own)) if own.is_file() else None
+    if own.is_file() or own.is_symlink():
+        own = resolve_inside(src, "meta/robolearn.json", "meta/robolearn.json", fix="replace it with a regular file")
+        base: DatasetInfo | None = DatasetInfo.from_dict(json.loads(own.read_text()), str(own))
+    else:
+        base = None
     obs: dict[str, Feature] = {}
     columns: dict[str, str] = {}
     for name, f in meta["features"].items():

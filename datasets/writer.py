@@ -89,8 +89,8 @@ class EpisodeWriter:
 
     # ------------------------------------------------------------------ setup
     def _open_or_create(self, info: DatasetInfo | None) -> DatasetInfo:
-        if (self.root / INFO_PATH).exists():
-            existing = read_info(self.root)
+        if (self.root / INFO_PATH).exists() or (self.root / INDEX_PATH).exists():
+            existing = read_info(self.root)  # a lost info.json with episodes there: repair rebuilds it
             if info is not None and (diff := existing.same_features(info)):
                 raise DatasetError(f"cannot append to {self.root}: {diff}")
             return existing

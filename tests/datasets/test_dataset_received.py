@@ -177,3 +177,14 @@ def test_a_directory_without_episodes_is_not_made_a_dataset(tmp_path):
     with pytest.raises(DatasetError, match="no dataset"):
         repair(tmp_path / "other")
     assert not (tmp_path / "other/meta").exists()
+
+
+def test_the_writer_does_not_recreate_a_lost_info_json_over_existing_episodes(tmp_path):
+    root = tmp_path / "ds"
+    write_dataset(root, [3])
+    (root / INFO_PATH).unlink()
+    with pytest.raises(DatasetCorruptError, match="repair"):
+        write_dataset(root, [2])
+    assert not (root / INFO_PATH).exists()
+    repair(root)
+    assert [r.length for r in EpisodeDataset(root).records] == [3]
