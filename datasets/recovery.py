@@ -29,6 +29,7 @@ from robolearn.datasets.format import (
     atomic_write_bytes,
     file_number,
     read_index,
+    resolve_inside,
 )
 
 
@@ -77,6 +78,8 @@ def recover_leftovers(root: Path) -> list[str]:
     Deletes ``.partial`` files, drops a torn last index line, and indexes complete orphan files (renamed
     but killed before their index line); unreadable orphans go to ``quarantine/``.
     """
+    if (root / DATA_DIR).exists():  # deletes and moves below must not reach outside through a linked data/
+        resolve_inside(root, DATA_DIR, f"{root / DATA_DIR}", fix="make data/ a real directory of the dataset")
     done: list[str] = []
     for p in sorted((root / DATA_DIR).glob("*" + PARTIAL_SUFFIX)):
         p.unlink()

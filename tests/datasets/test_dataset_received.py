@@ -188,3 +188,14 @@ def test_the_writer_does_not_recreate_a_lost_info_json_over_existing_episodes(tm
     assert not (root / INFO_PATH).exists()
     repair(root)
     assert [r.length for r in EpisodeDataset(root).records] == [3]
+
+
+def test_a_data_directory_linked_outside_is_refused_before_anything_is_deleted(tmp_path):
+    root, elsewhere = tmp_path / "ds", tmp_path / "elsewhere"
+    write_dataset(root, [3])
+    (root / "data").rename(elsewhere)
+    (elsewhere / "episode_000009.parquet.partial").write_text("someone else's")
+    (root / "data").symlink_to(elsewhere)
+    with pytest.raises(DatasetCorruptError, match="real directory"):
+        repair(root)
+    assert (elsewhere / "episode_000009.parquet.partial").exists()
