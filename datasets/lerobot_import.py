@@ -169,18 +169,26 @@ def import_lerobot(src: str | Path, out: str | Path) -> Path:
                     obs[key] = _decode_images(table[col])
                 else:
                     obs[key] = column_values(table[col], feat.shape, feat.dtype)
-            names = table.column_names
             writer.begin_episode(seed=row.get("seed"), meta={"lerobot_episode_index": row["episode_index"]})
-            writer.add_steps(
-                obs,
-                column_values(table["action"], info.action.shape, info.action.dtype),
-                reward=table["next.reward"].to_numpy() if "next.reward" in names else None,
-                is_success=table["next.success"].to_numpy() if "next.success" in names else None,
-                intervention=table["intervention"].to_numpy() if "intervention" in names else None,
-                timestamp=(table["step_time"] if "step_time" in names else table["timestamp"]).to_numpy(),
-            )
+            try:
+                _add_steps(writer, info, table, obs)
+            except DatasetError as err:
+                writer.discard_episode()
+                raise DatasetError(f"{src} episode {row['episode_index']}: {err}") from err
             writer.end_episode(success=row.get("success"))
     return out
+
+
+def _add_steps(writer: EpisodeWriter, info: DatasetInfo, table: pa.Table, obs: dict[str, np.ndarray]) -> None:
+    names = table.column_names
+    writer.add_steps(
+        obs,
+        column_values(table["action"], info.action.shape, info.action.dtype),
+        reward=table["next.reward"].to_numpy() if "next.reward" in names else None,
+        is_success=table["next.success"].to_numpy() if "next.success" in names else None,
+        intervention=table["intervention"].to_numpy() if "intervention" in names else None,
+        timestamp=(table["step_time"] if "step_time" in names else table["timestamp"]).to_numpy(),
+    )
 
 
 def _read_frames(path: Path) -> np.ndarray:

@@ -191,3 +191,16 @@ def test_import_refuses_a_video_symlinked_outside(tmp_path):
     video.symlink_to(tmp_path / "elsewhere.mp4")
     with pytest.raises(DatasetError, match="symlink"):
         import_lerobot(src, tmp_path / "ds")
+
+
+def test_import_names_the_episode_holding_a_nan(tmp_path):
+    src = write_lerobot_style(tmp_path / "lr")
+    path = src / "data/chunk-000/file-001.parquet"
+    table = pq.read_table(path)
+    effort = table["observation.effort"].to_numpy().copy()
+    effort[5] = np.nan  # file 1 holds episode 1 (rows 0..5), then episode 2: its last step
+    pq.write_table(table.set_column(table.schema.get_field_index("observation.effort"), "observation.effort",
+                                    pa.array(effort, pa.float32())), path)
+    with pytest.raises(DatasetError, match="episode 1: observation 'effort' contains NaN"):
+        import_lerobot(src, tmp_path / "ds")
+    assert [r.length for r in EpisodeDataset(tmp_path / "ds").records] == [LENGTHS[0]]

@@ -199,3 +199,10 @@ def test_a_data_directory_linked_outside_is_refused_before_anything_is_deleted(t
     with pytest.raises(DatasetCorruptError, match="real directory"):
         repair(root)
     assert (elsewhere / "episode_000009.parquet.partial").exists()
+
+
+def test_merge_refuses_to_merge_a_dataset_into_itself(tmp_path):
+    write_dataset(tmp_path / "ds", [3])
+    with pytest.raises(DatasetError, match="into itself"):
+        merge_datasets([tmp_path / "ds"], tmp_path / "ds/../ds")
+    assert len(EpisodeDataset(tmp_path / "ds")) == 1
