@@ -168,7 +168,7 @@ def import_lerobot(src: str | Path, out: str | Path) -> Path:
                 elif dtype == "image":
                     obs[key] = _decode_images(table[col])
                 else:
-                    obs[key] = column_values(table[col], feat.shape, feat.dtype)
+                    obs[key] = column_values(table[col], feat.shape, feat.dtype, col)
             writer.begin_episode(seed=row.get("seed"), meta={"lerobot_episode_index": row["episode_index"]})
             try:
                 _add_steps(writer, info, table, obs)
@@ -183,7 +183,7 @@ def _add_steps(writer: EpisodeWriter, info: DatasetInfo, table: pa.Table, obs: d
     names = table.column_names
     writer.add_steps(
         obs,
-        column_values(table["action"], info.action.shape, info.action.dtype),
+        column_values(table["action"], info.action.shape, info.action.dtype, "action"),
         reward=table["next.reward"].to_numpy() if "next.reward" in names else None,
         is_success=table["next.success"].to_numpy() if "next.success" in names else None,
         intervention=table["intervention"].to_numpy() if "intervention" in names else None,

@@ -79,8 +79,8 @@ def column_for(values: np.ndarray, shape: tuple[int, ...]) -> pa.Array:
     return to_fixed_list(values, pa.list_(pa.from_numpy_dtype(values.dtype), size))
 
 
-def column_values(column: pa.ChunkedArray, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """A LeRobot data column (scalar, fixed-size or variable list) -> numpy ``(T, *shape)``."""
+def column_values(column: pa.ChunkedArray, shape: tuple[int, ...], dtype: str, name: str) -> np.ndarray:
+    """LeRobot data column ``name`` (scalar, fixed-size or variable list) -> numpy ``(T, *shape)``."""
     chunks = column.chunks
     listed = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
     if chunks and any(test(chunks[0].type) for test in listed):
@@ -89,8 +89,8 @@ def column_values(column: pa.ChunkedArray, shape: tuple[int, ...], dtype: str) -
         flat = column.to_numpy()
     expected = len(column) * int(np.prod(shape))
     if flat.size != expected:
-        raise DatasetError(f"a column holds {flat.size} values for {len(column)} frames; its feature says "
-                           f"shape {tuple(shape)}")
+        raise DatasetError(f"column {name!r} holds {flat.size} values for {len(column)} frames; info.json "
+                           f"says shape {tuple(shape)}")
     return flat.astype(dtype, copy=False).reshape(-1, *shape)
 
 
@@ -105,10 +105,12 @@ def feature_names(feature: dict[str, Any]) -> tuple[str, ...]:
 def video_hwc(feature: dict[str, Any]) -> tuple[int, int, int]:
     """``(H, W, C)`` of a LeRobot video/image feature, whose shape may be listed channels first."""
     shape = tuple(int(s) for s in feature["shape"])
+    if len(shape) != 3:
+        raise DatasetError(f"a camera feature has shape {shape}; LeRobot cameras are (H, W, C) or (C, H, W)")
     names = list(feature.get("names") or [])
     if names and str(names[0]).startswith("channel"):
         return shape[1], shape[2], shape[0]
-    return shape  # type: ignore[return-value]
+    return shape[0], shape[1], shape[2]
 
 
 def format_path(root: Path, template: str, what: str, **fields: Any) -> Path:
