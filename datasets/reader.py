@@ -29,7 +29,7 @@ from robolearn.datasets.format import (
     resolve_inside,
 )
 from robolearn.datasets.stats import aggregate
-from robolearn.datasets.validate import column_problem, nonfinite_problem
+from robolearn.datasets.validate import column_problem, nonfinite_problem, stats_problem
 
 
 @dataclass
@@ -158,8 +158,10 @@ class EpisodeDataset:
     def stats(self, episodes: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
         """Normalization statistics ``{key: {min, max, mean, std, count}}`` over ``episodes`` (all when
         None), aggregated exactly from the per-episode records (see stats.py)."""
-        recs = self.records if episodes is None else [self.records[i] for i in episodes]
-        return aggregate(self.info, recs)
+        indices = range(len(self)) if episodes is None else episodes
+        for i in indices:
+            self._check(i, stats_problem(self.records[i].stats))
+        return aggregate(self.info, [self.records[i] for i in indices])
 
     def summary(self) -> dict[str, Any]:
         """Counts and metadata for ``robolearn dataset info``."""

@@ -45,7 +45,7 @@ from robolearn.datasets.recovery import (
     quarantine,
     recover_leftovers,
 )
-from robolearn.datasets.validate import column_problem
+from robolearn.datasets.validate import column_problem, stats_problem
 from robolearn.datasets.writer import write_stats_snapshot
 
 
@@ -83,6 +83,8 @@ def _check_episode(ds: EpisodeDataset, i: int, deep: bool) -> str | None:
     rec = ds.records[i]
     try:
         path = ds.check_file(rec)
+        if problem := stats_problem(rec.stats):
+            return f"episode {rec.index}: {problem}"
         if deep:
             if rec.sha256 and file_sha256(path) != rec.sha256:
                 return f"episode {rec.index}: {path.name} does not match its sha256 (modified or damaged)"

@@ -75,3 +75,17 @@ def nonfinite_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
             where = f" element {element}" if values.ndim > 1 and values[0].size > 1 else ""
             return f"{_label(name)} is {value} at step {step}{where}"
     return None
+
+
+def stats_problem(stats: Mapping[str, Mapping[str, list]]) -> str | None:
+    """None when an index record's sufficient statistics are all finite numbers; else a sentence naming the
+    first key and statistic that is not (a normalizer built from it would turn every batch into NaN)."""
+    for key, per_key in stats.items():
+        for name, values in per_key.items():
+            try:
+                arr = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                return f"index statistics {key}/{name} are not numbers"
+            if not np.all(np.isfinite(arr)):
+                return f"index statistics {key}/{name} hold NaN or inf"
+    return None

@@ -206,3 +206,16 @@ def test_merge_refuses_to_merge_a_dataset_into_itself(tmp_path):
     with pytest.raises(DatasetError, match="into itself"):
         merge_datasets([tmp_path / "ds"], tmp_path / "ds/../ds")
     assert len(EpisodeDataset(tmp_path / "ds")) == 1
+
+
+def test_nan_in_index_statistics_is_caught_before_it_reaches_a_normalizer(tmp_path):
+    root = tmp_path / "ds"
+    write_dataset(root, [3, 4])
+    stats = EpisodeDataset(root).records[1].stats
+    stats["action"]["sum"][0] = float("nan")
+    _set_record(root, 1, stats=stats)
+    report = verify(root, deep=False)
+    assert report.bad_episodes == [1] and "action/sum hold NaN" in report.findings[0].problem
+    with pytest.raises(DatasetCorruptError, match="episode 1 .*action/sum hold NaN"):
+        EpisodeDataset(root).stats()
+    assert EpisodeDataset(root).stats([0])["action"]["count"] == 3
