@@ -35,6 +35,8 @@ DATA_DIR = "data"
 PARTIAL_SUFFIX = ".partial"
 EPISODE_META_KEY = b"robolearn.episode"
 """Parquet footer key holding the episode's record, so an index line can be rebuilt from its file."""
+INFO_META_KEY = b"robolearn.info"
+"""Parquet footer key holding the dataset's ``meta/info.json``, so repair can rebuild a lost one."""
 
 OBS_PREFIX = "obs."
 STEP_COLUMNS = ("action", "reward", "is_success", "intervention", "timestamp", "frame_index")
@@ -48,6 +50,31 @@ class DatasetError(ValueError):
 
 class DatasetCorruptError(DatasetError):
     """A committed file is torn, truncated or modified; the message names it and the repair command."""
+
+
+def resolve_inside(root: Path, relative: str, what: str, fix: str = "") -> Path:
+    """``root / relative`` after checking that it stays inside ``root``.
+
+    ``relative`` comes from a received file (an index record, a LeRobot path template), so it must be a
+    relative path without ``..`` whose real location, symlinks followed, is under ``root``. ``what`` names
+    the record it came from, ``fix`` what to do (default: for index records, repair). Raises
+    :class:`DatasetCorruptError` (one line: the path, the record, the fix).
+    """
+    text = str(relative)
+    rel = Path(text)
+    problem = None
+    if not text or rel.is_absolute():
+        problem = "is empty" if not text else "is absolute"
+    elif ".." in rel.parts:
+        problem = "contains '..'"
+    else:
+        real, base = (root / rel).resolve(), root.resolve()
+        if real != base and base not in real.parents:
+            problem = f"is a symlink to {real}, outside the dataset"
+    if problem:
+        fix = fix or f"`robolearn dataset repair {root}` drops such index records, moving nothing outside"
+        raise DatasetCorruptError(f"{what}: path {text!r} {problem}; it must stay inside {root}: {fix}")
+    return root / rel
 
 
 def episode_file(index: int) -> str:
@@ -226,17 +253,26 @@ def from_fixed_list(column: pa.ChunkedArray | pa.Array, shape: tuple[int, ...], 
 
 
 def read_info(root: Path) -> DatasetInfo:
+    """The dataset's :class:`DatasetInfo`; a missing or damaged ``meta/info.json`` of a directory that holds
+    episodes raises :class:`DatasetCorruptError` naming ``robolearn dataset repair`` (which rebuilds it)."""
     path = root / INFO_PATH
+    hint = REPAIR_HINT.format(root=root) + " to rebuild it from the episode files"
     if not root.is_dir():
         raise DatasetError(f"no dataset at {root}: directory does not exist")
     if not path.is_file():
+        if (root / INDEX_PATH).is_file() or any((root / DATA_DIR).glob("episode_*.parquet")):
+            raise DatasetCorruptError(f"{root}: {INFO_PATH} is missing but episodes are there; {hint}")
         raise DatasetError(f"no dataset at {root}: {INFO_PATH} is missing")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        hint = REPAIR_HINT.format(root=root)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetCorruptError(f"{path} is not valid JSON ({err}); {hint}") from err
-    return DatasetInfo.from_dict(data, str(path))
+    try:
+        return DatasetInfo.from_dict(data, str(path))
+    except DatasetError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DatasetCorruptError(f"{path} is damaged ({type(err).__name__}: {err}); {hint}") from err
 
 
 def read_index(root: Path) -> tuple[list[EpisodeRecord], str | None]:

@@ -20,6 +20,10 @@ def merge_datasets(sources: Sequence[str | Path], out: str | Path, only_success:
     if not sources:
         raise DatasetError("merge needs at least one source dataset")
     datasets = [EpisodeDataset(s) for s in sources]
+    target = Path(out).resolve()
+    for ds in datasets:
+        if ds.root.resolve() == target:
+            raise DatasetError(f"cannot merge {ds.root} into itself: give --out a new or another dataset")
     from robolearn.datasets.repair import verify
 
     for ds in datasets:
@@ -40,6 +44,6 @@ def merge_datasets(sources: Sequence[str | Path], out: str | Path, only_success:
                     continue
                 meta = {**rec.meta, "source": str(ds.root), "source_episode": rec.index}
                 rec = type(rec).from_dict({**rec.to_dict(), "meta": meta})
-                writer.add_episode_file(ds.root / rec.file, rec)
+                writer.add_episode_file(ds.check_file(rec), rec)
                 count += 1
     return count

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robolearn.datasets.format import (
+    INDEX_PATH,
     REPAIR_HINT,
     DatasetCorruptError,
     DatasetInfo,
@@ -25,8 +26,10 @@ from robolearn.datasets.format import (
     from_fixed_list,
     read_index,
     read_info,
+    resolve_inside,
 )
 from robolearn.datasets.stats import aggregate
+from robolearn.datasets.validate import column_problem, nonfinite_problem, stats_problem
 
 
 @dataclass
@@ -67,7 +70,7 @@ class EpisodeDataset:
 
     def check_file(self, rec: EpisodeRecord) -> Path:
         """The episode's data file path, after checking it exists with the recorded size."""
-        path = self.root / rec.file
+        path = resolve_inside(self.root, rec.file, f"{INDEX_PATH} episode {rec.index}")
         hint = REPAIR_HINT.format(root=self.root)
         if not path.is_file():
             raise DatasetCorruptError(f"episode {rec.index}: data file {path} is missing; {hint}")
@@ -119,12 +122,13 @@ class EpisodeDataset:
         columns = [column_name(k) for k in keys]
         steps = ["action", "reward", "is_success", "intervention", "timestamp"]
         table = self.read_table(index, [*columns, *steps])
+        self._check(index, column_problem(self.info, table.schema))
         obs = {
             k: from_fixed_list(table[c], self.info.observation[k].shape, self.info.observation[k].dtype)
             for k, c in zip(keys, columns, strict=True)
         }
         act = self.info.action
-        return Episode(
+        episode = Episode(
             record=self.records[index],
             obs=obs,
             action=from_fixed_list(table["action"], act.shape, act.dtype),
@@ -133,6 +137,19 @@ class EpisodeDataset:
             intervention=table["intervention"].to_numpy().astype(bool),
             timestamp=table["timestamp"].to_numpy().astype(np.float64),
         )
+        numbers = {column_name(k): v for k, v in obs.items()}
+        numbers |= {"action": episode.action, "reward": episode.reward, "timestamp": episode.timestamp}
+        self._check(index, nonfinite_problem(numbers))
+        return episode
+
+    def _check(self, index: int, problem: str | None) -> None:
+        """Raise :class:`DatasetCorruptError` for ``problem`` found in episode ``index`` (None: fine)."""
+        if problem is not None:
+            rec = self.records[index]
+            raise DatasetCorruptError(
+                f"episode {rec.index} ({rec.file}): {problem}; {REPAIR_HINT.format(root=self.root)} "
+                "to move it to quarantine/"
+            )
 
     def __iter__(self) -> Iterator[Episode]:
         for i in range(len(self)):
@@ -141,8 +158,10 @@ class EpisodeDataset:
     def stats(self, episodes: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
         """Normalization statistics ``{key: {min, max, mean, std, count}}`` over ``episodes`` (all when
         None), aggregated exactly from the per-episode records (see stats.py)."""
-        recs = self.records if episodes is None else [self.records[i] for i in episodes]
-        return aggregate(self.info, recs)
+        indices = range(len(self)) if episodes is None else episodes
+        for i in indices:
+            self._check(i, stats_problem(self.records[i].stats))
+        return aggregate(self.info, [self.records[i] for i in indices])
 
     def summary(self) -> dict[str, Any]:
         """Counts and metadata for ``robolearn dataset info``."""

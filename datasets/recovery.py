@@ -29,6 +29,7 @@ from robolearn.datasets.format import (
     atomic_write_bytes,
     file_number,
     read_index,
+    resolve_inside,
 )
 
 
@@ -77,6 +78,8 @@ def recover_leftovers(root: Path) -> list[str]:
     Deletes ``.partial`` files, drops a torn last index line, and indexes complete orphan files (renamed
     but killed before their index line); unreadable orphans go to ``quarantine/``.
     """
+    if (root / DATA_DIR).exists():  # deletes and moves below must not reach outside through a linked data/
+        resolve_inside(root, DATA_DIR, f"{root / DATA_DIR}", fix="make data/ a real directory of the dataset")
     done: list[str] = []
     for p in sorted((root / DATA_DIR).glob("*" + PARTIAL_SUFFIX)):
         p.unlink()
@@ -87,6 +90,10 @@ def recover_leftovers(root: Path) -> list[str]:
         atomic_write_bytes(root / INDEX_PATH, raw[: raw.rfind(b"\n") + 1])
         done.append(f"dropped the torn last line of {INDEX_PATH} (an episode that was not committed)")
     for p in orphans(root, records):
+        if p.is_symlink():  # episode files are regular files; a link may point anywhere
+            quarantine(root, p)
+            done.append(f"moved symlink {DATA_DIR}/{p.name} to quarantine/ (its target is untouched)")
+            continue
         rec = footer_record(p)
         if rec is None:
             quarantine(root, p)
@@ -100,7 +107,19 @@ def recover_leftovers(root: Path) -> list[str]:
     return done
 
 
-def quarantine(root: Path, path: Path) -> None:
+def quarantine(root: Path, path: Path) -> Path:
+    """Move ``path`` (a file or symlink in a directory of ``root``) to ``quarantine/``; returns where.
+
+    A symlink is moved itself, never its target; a name already in quarantine gets a ``.N`` suffix, so
+    nothing quarantined earlier is overwritten. Raises :class:`DatasetError` for a path outside ``root``.
+    """
+    base, parent = root.resolve(), path.parent.resolve()
+    if parent != base and base not in parent.parents:
+        raise DatasetError(f"refusing to move {path} into quarantine/: it is outside the dataset {root}")
     dest = root / "quarantine"
     dest.mkdir(exist_ok=True)
-    shutil.move(str(path), dest / path.name)
+    target, n = dest / path.name, 1
+    while target.exists() or target.is_symlink():
+        target, n = dest / f"{path.name}.{n}", n + 1
+    shutil.move(str(path), target)
+    return target

@@ -19,16 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pyarrow.parquet as pq
+
 from robolearn.datasets.format import (
     DATA_DIR,
     INDEX_PATH,
+    INFO_PATH,
     PARTIAL_SUFFIX,
     DatasetCorruptError,
+    DatasetError,
+    DatasetInfo,
+    EpisodeRecord,
     atomic_write_bytes,
+    atomic_write_json,
     read_index,
     read_info,
 )
 from robolearn.datasets.reader import EpisodeDataset
+from robolearn.datasets.rebuild import info_from_files
 from robolearn.datasets.recovery import (
     acquire_lock,
     file_sha256,
@@ -37,6 +45,7 @@ from robolearn.datasets.recovery import (
     quarantine,
     recover_leftovers,
 )
+from robolearn.datasets.validate import column_problem, stats_problem
 from robolearn.datasets.writer import write_stats_snapshot
 
 
@@ -74,10 +83,14 @@ def _check_episode(ds: EpisodeDataset, i: int, deep: bool) -> str | None:
     rec = ds.records[i]
     try:
         path = ds.check_file(rec)
+        if problem := stats_problem(rec.stats):
+            return f"episode {rec.index}: {problem}"
         if deep:
             if rec.sha256 and file_sha256(path) != rec.sha256:
                 return f"episode {rec.index}: {path.name} does not match its sha256 (modified or damaged)"
-            ds.read_table(i)
+            ds.episode(i)  # decodes every column the reader uses: types as info.json says, numbers finite
+            if problem := column_problem(ds.info, pq.read_schema(path)):
+                return f"episode {rec.index} ({rec.file}): {problem}"
     except DatasetCorruptError as err:
         return str(err).split("; run")[0]
     return None
@@ -112,16 +125,56 @@ def verify(root: str | Path, deep: bool = True) -> VerifyReport:
     return report
 
 
+def _drop_episode(root: Path, rec: EpisodeRecord) -> str:
+    """Quarantine a damaged episode's file when it lies inside ``root``; returns what was done.
+
+    A record naming a path outside the dataset (absolute, ``..``, through a symlinked directory) moves
+    nothing: only the record is dropped.
+    """
+    rel = Path(str(rec.file))
+    outside = f"dropped episode {rec.index}: its record names {str(rec.file)!r}, outside the dataset (nothing moved)"
+    if not str(rec.file) or rel.is_absolute() or ".." in rel.parts:
+        return outside
+    path = root / rel
+    if not (path.exists() or path.is_symlink()):
+        return f"removed damaged episode {rec.index} ({rec.file} is missing)"
+    try:
+        quarantine(root, path)
+    except DatasetError:
+        return outside
+    return f"removed damaged episode {rec.index} ({rec.file} -> quarantine/)"
+
+
+def _rebuild_info(root: Path, done: list[str]) -> DatasetInfo:
+    """Write ``meta/info.json`` from the episode files, keeping a damaged one as ``info.json.bad``."""
+    info, source = info_from_files(root)
+    path = root / INFO_PATH
+    kept = ""
+    if path.exists():
+        shutil.copyfile(path, root / (INFO_PATH + ".bad"))
+        kept = f" (the damaged one kept as {INFO_PATH}.bad)"
+    atomic_write_json(path, info.to_dict())
+    done.append(f"rebuilt {INFO_PATH} from {source}{kept}")
+    return info
+
+
 def repair(root: str | Path) -> list[str]:
     """Make the dataset verify: clean leftovers, quarantine damaged episodes and renumber the rest.
 
-    Returns one line per action. A damaged index is rebuilt from the data files' footers.
+    Returns one line per action. A damaged index is rebuilt from the data files' footers, a missing or
+    damaged ``meta/info.json`` from the episode files (see rebuild.py).
     """
     root = Path(root)
-    info = read_info(root)
+    try:
+        info: DatasetInfo | None = read_info(root)
+    except DatasetCorruptError:
+        info = None  # rebuilt below, under the writer lock
+    (root / "meta").mkdir(exist_ok=True)
     fd = acquire_lock(root)
     try:
         done: list[str] = []
+        if info is None:
+            info = _rebuild_info(root, done)
         try:
             read_index(root)
         except DatasetCorruptError:
@@ -136,9 +189,7 @@ def repair(root: str | Path) -> list[str]:
             kept = []
             for rec in records:
                 if rec.index in bad:
-                    if (root / rec.file).exists():
-                        quarantine(root, root / rec.file)
-                    done.append(f"removed damaged episode {rec.index} ({rec.file} -> quarantine/)")
+                    done.append(_drop_episode(root, rec))
                     continue
                 rec.index = len(kept)
                 kept.append(rec)

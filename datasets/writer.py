@@ -31,6 +31,7 @@ from robolearn.datasets.format import (
     DATA_DIR,
     EPISODE_META_KEY,
     INDEX_PATH,
+    INFO_META_KEY,
     INFO_PATH,
     PARTIAL_SUFFIX,
     STATS_PATH,
@@ -88,8 +89,8 @@ class EpisodeWriter:
 
     # ------------------------------------------------------------------ setup
     def _open_or_create(self, info: DatasetInfo | None) -> DatasetInfo:
-        if (self.root / INFO_PATH).exists():
-            existing = read_info(self.root)
+        if (self.root / INFO_PATH).exists() or (self.root / INDEX_PATH).exists():
+            existing = read_info(self.root)  # a lost info.json with episodes there: repair rebuilds it
             if info is not None and (diff := existing.same_features(info)):
                 raise DatasetError(f"cannot append to {self.root}: {diff}")
             return existing
@@ -249,7 +250,9 @@ class EpisodeWriter:
             stats=ep["stats"], meta=ep["meta"],
         )
         footer = {k: v for k, v in record.to_dict().items() if k not in ("bytes", "sha256")}
-        self._pq.add_key_value_metadata({EPISODE_META_KEY: json.dumps(footer)})
+        self._pq.add_key_value_metadata(
+            {EPISODE_META_KEY: json.dumps(footer), INFO_META_KEY: json.dumps(self.info.to_dict())}
+        )
         self._pq.close()
         self._pq = None
         self._episode = None

@@ -14,10 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("info", help="episodes, steps, success, features and statistics")
     p.add_argument("root")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p = sub.add_parser("verify", help="check every committed file (sizes, sha256, decode); exit 1 if damaged")
+    p = sub.add_parser("verify", help="check every committed file (sizes, sha256, column types, finite values); "
+                       "exit 1 if damaged")
     p.add_argument("root")
     p.add_argument("--quick", action="store_true", help="only check file sizes, no hashing or decoding")
-    p = sub.add_parser("repair", help="clean crash leftovers and quarantine damaged episodes")
+    p = sub.add_parser("repair", help="clean crash leftovers, quarantine damaged episodes, drop records "
+                       "pointing outside the dataset, rebuild a lost meta/info.json")
     p.add_argument("root")
     p = sub.add_parser("merge", help="append the episodes of several datasets to OUT")
     p.add_argument("sources", nargs="+")
@@ -27,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("root")
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=["lerobot"], default="lerobot")
-    p.add_argument("--vcodec", default="libx264", help="ffmpeg video encoder (libx264, libsvtav1, ...)")
+    p.add_argument("--vcodec", default="libx264",
+                   help="camera video encoder: libx264 (H.264) or libsvtav1 (AV1, LeRobot's default)")
     p.add_argument("--crf", type=int, default=10, help="video quality (lower is better, larger files)")
     p = sub.add_parser("import", help="read a dataset of another format into a new robolearn dataset")
     p.add_argument("source")

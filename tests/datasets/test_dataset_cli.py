@@ -58,3 +58,15 @@ def test_collect_expert_appends_and_filters(tmp_path, capsys):
     ep = ds.episode(0)
     assert not ep.intervention.any() and ep.is_success[-1]
     assert verify(out).findings == []
+
+
+def test_lost_info_json_is_one_line_naming_repair_and_repair_rebuilds_it(tmp_path, capsys):
+    write_dataset(tmp_path / "a", [3, 4])
+    (tmp_path / "a/meta/info.json").unlink()
+    for action in ("info", "verify"):
+        assert _run(dataset_cli, [action, str(tmp_path / "a")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "info.json is missing" in err and "dataset repair" in err and "\n" not in err
+    assert _run(dataset_cli, ["repair", str(tmp_path / "a")]) == 0
+    assert "rebuilt meta/info.json" in capsys.readouterr().out
+    assert _run(dataset_cli, ["verify", str(tmp_path / "a")]) == 0
