@@ -20,10 +20,11 @@ def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
     """The branch's RefineConfig, checked (the method's params too): its settings, on the pipeline's task,
     base and demonstrations."""
     from robolearn.refine.config import RefineConfig, refine_config_from_dict
+    from robolearn.refine.methods import METHODS
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
                 "base": str(cfg.layout.base), "seed": cfg.seed}
-    if branch.method == "residual":  # the demonstrations go to the offline buffer (RLPD-style 50/50)
+    if branch.method in METHODS and METHODS[branch.method].demos_by_default:
         settings.setdefault("demos", str(cfg.layout.data))
     return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
 

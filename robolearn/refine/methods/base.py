@@ -100,6 +100,9 @@ class RefineMethod:
     """Start the actor at exactly zero output (a residual starts at the base)."""
     needs_generative_base: ClassVar[bool] = False
     """Steers the base's initial noise, so the base must be generative (a diffusion policy)."""
+    demos_by_default: ClassVar[bool] = False
+    """A pipeline branch feeds the run's demonstrations to the offline buffer unless its settings say
+    otherwise (RLPD-style 50/50 sampling)."""
 
     def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: Any, seed: int) -> Any:
         """The wrapper around ``venv`` (``B`` envs) and ``base``; ``seed`` seeds any probing reset."""

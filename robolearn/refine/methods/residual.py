@@ -57,6 +57,7 @@ class ResidualParams(MethodParams):
 class ResidualMethod(RefineMethod):
     params_type = ResidualParams
     zero_init_actor = True
+    demos_by_default = True
 
     def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: ResidualParams, seed: int
              ) -> ResidualVecEnv:
