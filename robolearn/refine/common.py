@@ -38,3 +38,22 @@ class ActionScaler:
 def torch_obs(obs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """A numpy observation batch as CPU tensors (same keys)."""
     return {k: torch.as_tensor(np.asarray(v)) for k, v in obs.items()}
+
+
+def episode_ends(obs: Mapping[str, np.ndarray], terminated: np.ndarray, truncated: np.ndarray,
+                 infos: Mapping[str, object]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """What a vector env's step says about ended episodes (gymnasium's same-step autoreset).
+
+    Returns ``done`` ``(B,)``, the final observations (a copy of ``obs`` with each ended env's
+    ``infos["final_obs"][i]`` in its row) and ``success`` ``(B,)`` (``is_success`` of ended envs, else False).
+    """
+    done = np.logical_or(terminated, truncated)
+    final = {k: np.array(v, copy=True) for k, v in obs.items()}
+    success = np.zeros(len(done), bool)
+    if done.any():
+        for i in np.nonzero(done)[0]:
+            for k in final:
+                final[k][i] = infos["final_obs"][i][k]  # type: ignore[index]
+        success[done] = np.asarray(infos["final_info"]["is_success"])[done]  # type: ignore[index]
+    return done, final, success
+

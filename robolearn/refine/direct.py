@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robolearn.refine.common import ActionScaler
+from robolearn.refine.common import ActionScaler, episode_ends
 
 
 class DirectVecEnv:
@@ -31,14 +31,7 @@ class DirectVecEnv:
         executed = np.clip(np.asarray(action, np.float32) if override is None else self.scaler.normalize(override),
                            -1, 1).reshape(self.num_envs, self.action_dim)
         obs, reward, terminated, truncated, infos = self.venv.step(self.scaler.unnormalize(executed))
-        done = terminated | truncated
-        final = {k: np.array(v, copy=True) for k, v in obs.items()}
-        success = np.zeros(self.num_envs, bool)
-        for i in np.nonzero(done)[0]:
-            for k in final:
-                final[k][i] = infos["final_obs"][i][k]
-        if done.any():
-            success[done] = np.asarray(infos["final_info"]["is_success"])[done]
+        _, final, success = episode_ends(obs, terminated, truncated, infos)
         info = {"final_obs": final, "critic_action": executed, "is_success": success}
         return {k: np.asarray(v) for k, v in obs.items()}, reward.astype(np.float32), terminated, truncated, info
 

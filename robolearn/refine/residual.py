@@ -25,7 +25,7 @@ import torch
 
 from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
-from robolearn.refine.common import ActionScaler, torch_obs
+from robolearn.refine.common import ActionScaler, episode_ends, torch_obs
 from robolearn.rl.networks import Actor
 
 BASE_KEY = "base_action"
@@ -150,14 +150,8 @@ class ResidualVecEnv:
         executed = np.clip(self.scaler.normalize(physical), -1, 1)
         prev = self._inputs  # _augment() below replaces it, never writes into it
         obs, reward, terminated, truncated, infos = self.venv.step(physical)
-        done = np.logical_or(terminated, truncated)
-        final = {k: np.array(v, copy=True) for k, v in obs.items()}
-        success = np.zeros(self.num_envs, bool)
+        done, final, success = episode_ends(obs, terminated, truncated, infos)
         if done.any():
-            for i in np.nonzero(done)[0]:
-                for k in final:
-                    final[k][i] = infos["final_obs"][i][k]
-            success[done] = np.asarray(infos["final_info"]["is_success"])[done]
             self.base.reset(np.nonzero(done)[0])
             self._chunk = None
         else:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robolearn.policy_factory import load_policy
-from robolearn.refine.common import ActionScaler, torch_obs
+from robolearn.refine.common import ActionScaler, episode_ends, torch_obs
 from robolearn.refine.config import RefineConfig
 from robolearn.refine.loop import train
 from robolearn.refine.methods import METHODS, MethodParams, RefineMethod
@@ -58,14 +58,8 @@ class NudgeVecEnv:
         if override is not None:
             executed = np.clip(self.scaler.normalize(override), -1, 1)
         obs, reward, term, trunc, infos = self.venv.step(self.scaler.unnormalize(executed))
-        done = term | trunc
-        final = {k: np.array(v, copy=True) for k, v in obs.items()}
-        success = np.zeros(self.num_envs, bool)
-        for i in np.nonzero(done)[0]:
-            for k in final:
-                final[k][i] = infos["final_obs"][i][k]
+        done, final, success = episode_ends(obs, term, trunc, infos)
         if done.any():
-            success[done] = np.asarray(infos["final_info"]["is_success"])[done]
             self.base.reset(np.nonzero(done)[0])
         self._obs = {k: np.asarray(v) for k, v in obs.items()}
         info = {"final_obs": final, "critic_action": executed, "is_success": success}
