@@ -56,7 +56,7 @@ def teleop_intervener(cfg: HILConfig, source: Any = None) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from robolearn.hil.actor_learner import run_hil
+    from robolearn.hil.run import run_hil
     from robolearn.teleop.session import terminal_status
     from robolearn.wiring import hil_sources
 
