@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from robolearn.hil.sim_human import SimHumanConfig
 from robolearn.refine.methods.residual import ResidualParams
 from robolearn.rl.learner import LearnerConfig
+from robolearn.teleop.devices import DEVICES as TELEOP_DEVICES
 
-DEVICES = ("sim-human", "keyboard", "gamepad", "spacemouse")
+DEVICES = ("sim-human", *TELEOP_DEVICES)
+"""Who intervenes: the simulated person or a teleop device (:data:`robolearn.teleop.devices.DEVICES`)."""
 
 
 @dataclass

@@ -17,11 +17,13 @@ from robolearn.cli.hil import add_arguments, build_config
 from robolearn.cli.hil import run as cli_run
 from robolearn.core.config import ConfigError
 from robolearn.datasets.reader import EpisodeDataset
+from robolearn.hil import config as hil_config
 from robolearn.hil.config import HILConfig
 from robolearn.hil.run import run_hil
 from robolearn.refine.methods import ResidualParams
 from robolearn.rl.checkpoint import latest_checkpoint
 from robolearn.rl.learner import LearnerConfig
+from robolearn.teleop.devices import DEVICES as TELEOP_DEVICES
 from robolearn.wiring import hil_sources
 
 torch.set_num_threads(1)
@@ -72,6 +74,10 @@ def test_a_run_dir_of_the_earlier_hil_loop_resumes(tmp_path) -> None:
     more = run_hil(tiny("rlif", 180, dataset=False), hil_sources(cfg), run, resume=True)
     assert more.env_steps == 180 and more.updates > first.updates
     assert (latest_checkpoint(run) / "state.pt").is_file()
+
+
+def test_devices_are_the_teleop_list_plus_the_simulated_person() -> None:
+    assert hil_config.DEVICES == ("sim-human", *TELEOP_DEVICES)
 
 
 def test_learner_killed_actor_keeps_acting_and_restart_resumes(tmp_path) -> None:
