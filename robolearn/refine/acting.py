@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,6 +18,26 @@ import torch
 from robolearn.refine.learner_side import Weights
 from robolearn.rl.learner import OffPolicyLearner
 from robolearn.rl.networks import Actor
+
+
+class Acting(Protocol):
+    """What the loop acts and evaluates with."""
+
+    takes_weights: bool
+    """Its weights come from the learner side's publications (False: it is the learner)."""
+    rng: np.random.Generator
+    """Draws the uniform warm-up actions."""
+
+    @property
+    def version(self) -> int:
+        """Update count of the weights it acts on."""
+
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool, rng: Any = None) -> np.ndarray: ...
+
+    def load_weights(self, weights: Weights, version: int) -> None: ...
+
+    def actor_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the actor's state dict (the best evaluated actor)."""
 
 
 class LearnerActing:

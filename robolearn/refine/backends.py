@@ -21,8 +21,9 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from robolearn.refine.acting import Acting
 from robolearn.refine.learner_side import LearnerSide
 from robolearn.rl.replay import Batch
 
@@ -30,10 +31,31 @@ LearnerFactory = Callable[[], LearnerSide]
 """Builds the learner side; picklable (a ``functools.partial`` of a module-level function) for ``process``."""
 
 
+class Backend(Protocol):
+    """What the loop needs from where its learner side runs."""
+
+    side: LearnerSide | None
+    """The learner side when it is in this process (the loop checkpoints and restores it); None: elsewhere."""
+    faults: list[str]
+    restarts: list[dict[str, int]]
+    dropped: int
+    update_s: float
+
+    @property
+    def updates(self) -> int: ...
+
+    def start(self, acting: Acting) -> None: ...
+
+    def send(self, batch: Batch | None, units: int, env_steps: int, train: bool = True
+             ) -> tuple[dict[str, float], int]: ...
+
+    def poll(self, acting: Acting, env_steps: int) -> None: ...
+
+    def stop(self, acting: Acting) -> None: ...
+
+
 class SyncBackend:
     """The learner side in the loop's process."""
-
-    runs_updates_here = True
 
     def __init__(self, side: LearnerSide, publish_every: int = 1) -> None:
         self.side, self.publish_every = side, publish_every
@@ -47,7 +69,7 @@ class SyncBackend:
     def updates(self) -> int:
         return self.side.updates
 
-    def start(self, acting: Any) -> None:
+    def start(self, acting: Acting) -> None:
         self._published = self.side.updates
         if acting.takes_weights:
             acting.load_weights(self.side.weights(), self.side.updates)
@@ -63,13 +85,13 @@ class SyncBackend:
         self.update_s += time.perf_counter() - t0
         return (self.side.last_stats if ran else {}), ran
 
-    def poll(self, acting: Any, env_steps: int) -> None:
+    def poll(self, acting: Acting, env_steps: int) -> None:
         """Publish the weights to ``acting`` every ``publish_every`` updates."""
         if acting.takes_weights and self.side.updates - self._published >= self.publish_every:
             acting.load_weights(self.side.weights(), self.side.updates)
             self._published = self.side.updates
 
-    def stop(self, acting: Any) -> None:
+    def stop(self, acting: Acting) -> None:
         if acting.takes_weights:
             acting.load_weights(self.side.weights(), self.side.updates)
 
@@ -125,7 +147,7 @@ def _publish(weights: Any, side: LearnerSide, block: bool = False) -> None:
 class ProcessBackend:
     """The learner side in its own (spawned) process; see the module docstring for the fault handling."""
 
-    runs_updates_here = False
+    side = None
 
     def __init__(self, factory: LearnerFactory, run: Path, publish_every: int, checkpoint_every: int,
                  restart: bool = True) -> None:
@@ -154,7 +176,7 @@ class ProcessBackend:
             self.stop_event))
         self.proc.start()
 
-    def start(self, acting: Any) -> None:
+    def start(self, acting: Acting) -> None:
         self._spawn()
         deadline = time.monotonic() + 120.0
         while acting.version < 0:  # the first weights: the restored (or initial) actor
@@ -172,7 +194,7 @@ class ProcessBackend:
                 self.dropped += 1
         return {}, 0
 
-    def poll(self, acting: Any, env_steps: int) -> None:
+    def poll(self, acting: Acting, env_steps: int) -> None:
         """Take the newest published weights, read the learner's status, notice a dead learner."""
         self._env_steps = env_steps
         latest = None
@@ -210,7 +232,7 @@ class ProcessBackend:
             self._down_at = self._env_steps
             self._spawn()
 
-    def stop(self, acting: Any) -> None:
+    def stop(self, acting: Acting) -> None:
         self._stopping = True
         if self.proc.is_alive():
             self.stop_event.set()

@@ -25,6 +25,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from robolearn.refine.acting import Acting
+from robolearn.refine.backends import Backend
 from robolearn.refine.evaluation import evaluate_wrapper
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
 from robolearn.rl.replay import Batch, NStepAccumulator
@@ -133,8 +135,8 @@ intervention counts, status lines, test hooks)."""
 class OffPolicyLoop:
     """Collect -> transitions -> replay -> owed updates, with evaluation, checkpoints and resume."""
 
-    def __init__(self, run: Path, schedule: LoopSchedule, env: Any, eval_env: Any | None, acting: Any, sink: Sink,
-                 backend: Any, observers: Sequence[Observer] = (), progress: bool = False,
+    def __init__(self, run: Path, schedule: LoopSchedule, env: Any, eval_env: Any | None, acting: Acting,
+                 sink: Sink, backend: Backend, observers: Sequence[Observer] = (), progress: bool = False,
                  should_stop: Callable[[], bool] | None = None) -> None:
         self.run_dir, self.schedule, self.env, self.eval_env = run, schedule, env, eval_env
         self.acting, self.sink, self.backend = acting, sink, backend
@@ -154,7 +156,7 @@ class OffPolicyLoop:
     def restore(self) -> dict[str, Any] | None:
         """Continue from the run's latest checkpoint (learner side, buffers, counters, evaluations); its state,
         or None when the run has none."""
-        if self.backend.runs_updates_here:
+        if self.backend.side is not None:
             state = self.backend.side.restore(self.run_dir)
         else:  # the learner process restores itself; the collector continues from its env-step count
             path = latest_checkpoint(self.run_dir)
@@ -254,11 +256,12 @@ class OffPolicyLoop:
 
     def _checkpoint(self) -> None:
         """Learner side, buffers and the loop's state (the learner process checkpoints itself)."""
-        if not self.backend.runs_updates_here:
+        side = self.backend.side
+        if side is None:
             return
         self.counters["wall_s"] = self._wall()
         step = self.env_steps if self.schedule.checkpoint_unit == "env_steps" else self.backend.updates
-        self.backend.side.checkpoint(self.run_dir, step, {
+        side.checkpoint(self.run_dir, step, {
             "counters": dict(self.counters), "evals": self.result.evals, "update_s": self.backend.update_s,
             "best": self.result.best})
 
