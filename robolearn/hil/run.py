@@ -9,8 +9,10 @@ updates); and observers for the dataset, the intervention counts and the status 
 loop's learner side runs in its own process (runner option ``process``), so the robot keeps its control rate
 while the learner updates; without it (``sync``) the loop is deterministic for a seed.
 
-Checkpoints are the loop's (every ``checkpoint_every`` updates); a run directory written by the HIL loop
-before it was the shared one resumes (its ``counters`` are read as the learner side's).
+The run directory holds ``config.yaml``, ``checkpoints/`` (the loop's, every ``checkpoint_every`` updates; a
+run directory written by the HIL loop before it was the shared one resumes: its ``counters`` are read as the
+learner side's), ``metrics.jsonl`` and TensorBoard events (the loop's scalar logs), ``dataset/``, ``policy/``
+(the refined residual policy) and ``hil_result.json``.
 """
 
 from __future__ import annotations
