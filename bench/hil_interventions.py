@@ -76,7 +76,7 @@ def run_one(job: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     """Train one (variant, seed) in this worker process; returns its :class:`HILResult` as a dict."""
     import torch
 
-    from robolearn.hil.actor_learner import run_hil
+    from robolearn.hil.run import run_hil
     from robolearn.wiring import hil_sources
 
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves the cores to MuJoCo

@@ -47,7 +47,7 @@ def teleop_intervener(cfg: HILConfig, source: Any = None) -> tuple[Any, Any]:
     from robolearn.hil.intervention import success_labeler_from_events
     from robolearn.hil.sim_human import TeleopIntervener
     from robolearn.teleop.base import EEDeltaMapping
-    from robolearn.teleop.record import make_device
+    from robolearn.teleop.devices import make_device
 
     intervener = TeleopIntervener(make_device(cfg.device, EEDeltaMapping(), source))
     return intervener, success_labeler_from_events(intervener.take_events)
@@ -56,7 +56,7 @@ def teleop_intervener(cfg: HILConfig, source: Any = None) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from robolearn.hil.actor_learner import run_hil
+    from robolearn.hil.run import run_hil
     from robolearn.teleop.session import terminal_status
     from robolearn.wiring import hil_sources
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from robolearn.hil.sim_human import SimHumanConfig
 from robolearn.refine.methods.residual import ResidualParams
 from robolearn.rl.learner import LearnerConfig
+from robolearn.teleop.devices import DEVICES as TELEOP_DEVICES
 
-DEVICES = ("sim-human", "keyboard", "gamepad", "spacemouse")
+DEVICES = ("sim-human", *TELEOP_DEVICES)
+"""Who intervenes: the simulated person or a teleop device (:data:`robolearn.teleop.devices.DEVICES`)."""
 
 
 @dataclass
@@ -45,7 +47,7 @@ class HILConfig:
     offline_fraction: float = 0.5
     """Share of each RL batch drawn from the demonstration buffer (RLPD's 0.5)."""
     publish_every: int = 50
-    """The learner publishes actor weights to the actor every this many updates."""
+    """The learner publishes actor weights to the acting policy every this many updates."""
     checkpoint_every: int = 1_000
     """The learner checkpoints every this many updates (and at the end)."""
     eval_every: int = 0
@@ -53,7 +55,8 @@ class HILConfig:
     eval_episodes: int = 16
     """Episodes per evaluation (deterministic actor, fixed seeds)."""
     split: bool = False
-    """Run the learner in its own process (the actor keeps acting while it updates)."""
+    """Run the loop's learner side in its own process (runner ``process``: the robot keeps its control rate
+    while the learner updates); off: in the loop's process (runner ``sync``, deterministic for a seed)."""
     dataset: bool = True
     """Write every episode (with intervention flags) to <run_dir>/dataset."""
     realtime: bool = False

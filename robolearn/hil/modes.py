@@ -10,6 +10,10 @@
 All three use :class:`~robolearn.rl.learner.OffPolicyLearner` (its actor is what HG-DAgger clones) and
 the replay of :mod:`robolearn.rl.replay`. The takeover at step ``t + 1`` is only known one step later,
 so :class:`TransitionBuilder` holds each vector step back by one before the n-step accumulator sees it.
+
+What a mode plugs into the off-policy loop (:mod:`robolearn.refine.runner`): :class:`ModeSink` (how a
+transition is built), :func:`mode_router` (which buffers it goes to) and :func:`mode_rule` (the updates,
+HG-DAgger's behaviour cloning included).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from robolearn.refine.learner_side import Buffers, Router, UpdateRule
 from robolearn.rl.learner import OffPolicyLearner
 from robolearn.rl.replay import Batch, NStepAccumulator, ReplayBuffer, concat_batches, sample_mixed, to_torch
 
@@ -113,6 +118,25 @@ class TransitionBuilder:
         self.acc.reset()
 
 
+class ModeSink:
+    """The loop's sink for a mode: a wrapper step with the intervention wrapper's ``info`` (``critic_action``,
+    ``final_obs``, ``intervention``, ``takeover``) into :class:`TransitionBuilder`."""
+
+    def __init__(self, spec: ModeSpec, num_envs: int, n_step: int, gamma: float) -> None:
+        self.builder = TransitionBuilder(spec, num_envs, n_step, gamma)
+
+    def push(self, obs: Mapping[str, np.ndarray], reward: np.ndarray, terminated: np.ndarray,
+             truncated: np.ndarray, info: Mapping[str, Any]) -> Batch | None:
+        return self.builder.push(obs, info["critic_action"], reward, terminated, truncated, info["final_obs"],
+                                 info["intervention"], info["takeover"])
+
+    def flush(self) -> Batch | None:
+        return self.builder.flush()
+
+    def reset(self) -> None:
+        self.builder.reset()
+
+
 def route(spec: ModeSpec, batch: Batch, online: ReplayBuffer | None, demo: ReplayBuffer | None) -> None:
     """Add a built batch to the buffers the mode uses."""
     def add(buf: ReplayBuffer, rows: np.ndarray) -> None:
@@ -163,3 +187,24 @@ def mode_updates(spec: ModeSpec, learner: OffPolicyLearner, online: ReplayBuffer
             batch = sample_mixed(online, demo, bs, rng, offline_fraction, flag=learner.cfg.bc_weight > 0)
             stats = learner.update(to_torch(batch, learner.device), actor=learner.num_updates >= critic_warmup)
     return stats
+
+
+def mode_router(spec: ModeSpec) -> Router:
+    """The loop's router for a mode: :func:`route` into the ``online`` and ``demo`` buffers."""
+
+    def router(batch: Batch, buffers: Buffers) -> None:
+        route(spec, batch, buffers["online"], buffers["demo"])
+
+    return router
+
+
+def mode_rule(spec: ModeSpec, offline_fraction: float, critic_warmup: int, min_size: int) -> UpdateRule:
+    """The loop's update rule for a mode: :func:`mode_updates` (owed updates are dropped while the sampled
+    buffer holds fewer than ``min_size`` transitions)."""
+
+    def rule(learner: OffPolicyLearner, buffers: Buffers, n: int, rng: np.random.Generator) -> dict[str, float]:
+        online, demo = buffers["online"], buffers["demo"]
+        assert online is not None and demo is not None
+        return mode_updates(spec, learner, online, demo, n, rng, offline_fraction, critic_warmup, min_size)
+
+    return rule

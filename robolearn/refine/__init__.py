@@ -10,7 +10,9 @@ listed in :data:`robolearn.refine.methods.METHODS` (one module each under :mod:`
   :mod:`robolearn.refine.dsrl_na`);
 * ``rlpd``: SAC from scratch, no base (:mod:`robolearn.refine.direct`).
 
-:mod:`robolearn.refine.loop` is the training loop behind ``robolearn refine``. Refinement imports neither the
+:mod:`robolearn.refine.runner` is the off-policy loop (collect, n-step transitions, replay, owed updates,
+evaluation, checkpoints) that refinement (:mod:`robolearn.refine.loop`, behind ``robolearn refine``) and HIL
+(:mod:`robolearn.hil.run`) plug their parts into. Refinement imports neither the
 simulator nor the policy loader: the caller passes envs and policies as factories
 (:class:`robolearn.refine.sources.RefineSources`; :mod:`robolearn.wiring` builds the usual ones).
 """

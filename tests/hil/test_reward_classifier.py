@@ -17,7 +17,6 @@ from robolearn.core.protocols import Feature
 from robolearn.datasets.format import DatasetInfo
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.writer import EpisodeWriter
-from robolearn.hil.actor_learner import run_hil
 from robolearn.hil.config import HILConfig
 from robolearn.hil.reward_classifier import (
     CONFIG_FILE,
@@ -28,7 +27,7 @@ from robolearn.hil.reward_classifier import (
     load_frames,
     train_classifier,
 )
-from robolearn.hil.workers import make_env
+from robolearn.hil.run import make_env, run_hil
 from robolearn.refine.methods import ResidualParams
 from robolearn.rl.learner import LearnerConfig
 from robolearn.wiring import hil_sources

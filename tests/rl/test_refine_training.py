@@ -236,3 +236,35 @@ def test_dsrl_na_learns_with_demonstrations_in_the_offline_buffer(tmp_path):
     assert result.updates > 0
     state = load_checkpoint(latest_checkpoint(tmp_path), {})
     assert state["counters"]["env_steps"] == result.env_steps
+
+
+def _side(clock):
+    """A learner side whose rule records the owed updates it is asked for (and runs none)."""
+    from robolearn.refine.learner_side import LearnerSide
+    from robolearn.rl.learner import OffPolicyLearner
+    from robolearn.rl.replay import ReplayBuffer
+
+    asked = []
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[8]), {"x": (3,)}, 2, seed=0)
+    side = LearnerSide(learner, {"online": ReplayBuffer({"x": (3,)}, 2, 10)}, lambda b, bufs: None,
+                       lambda lrn, bufs, n, rng: asked.append(n) or {}, clock, np.random.default_rng(0))
+    return side, asked
+
+
+def test_update_clocks_owe_updates_per_collect_step_or_on_arrival():
+    """collect: utd per wrapper transition once the warm-up is over and data is stored; arrival: the env steps
+    since the last stored batch, when one arrives. Owed updates a rule skips are dropped, fractions carry."""
+    from robolearn.refine.learner_side import UpdateClock
+
+    side, asked = _side(UpdateClock(0.25, random_steps=4))
+    assert not side.accrue(2, 2, arrived=True)  # warm-up
+    side.buffers["online"].add({"x": np.zeros((1, 3))}, np.zeros((1, 2)), [0.0], [1.0], {"x": np.zeros((1, 3))})
+    for step in (4, 6, 8):
+        assert side.accrue(2, step, arrived=False)
+        side.train()
+    assert asked == [0, 1, 0] and side.counters["owed"] == 0.5
+    side, asked = _side(UpdateClock(0.25, on_arrival=True))
+    assert not side.accrue(2, 2, arrived=False) and not side.accrue(2, 4, arrived=False)
+    assert side.accrue(2, 6, arrived=True)
+    side.train()
+    assert asked == [1] and side.counters["owed"] == 0.5 and side.counters["env_steps"] == 6

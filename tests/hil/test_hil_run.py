@@ -1,5 +1,6 @@
-"""The HIL run end to end on PandaPegInsert: in one process (with the dataset and a resume) and split into
-real actor and learner processes, where the learner is SIGKILLed mid-run."""
+"""The HIL run end to end on PandaPegInsert, through the shared off-policy loop: runner ``sync`` (with the
+dataset and a resume, also of a run directory written by the HIL loop before it was the shared one) and runner
+``process``, whose learner process is SIGKILLed mid-run."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from robolearn.cli.hil import add_arguments, build_config
 from robolearn.cli.hil import run as cli_run
 from robolearn.core.config import ConfigError
 from robolearn.datasets.reader import EpisodeDataset
-from robolearn.hil.actor_learner import run_hil
+from robolearn.hil import config as hil_config
 from robolearn.hil.config import HILConfig
+from robolearn.hil.run import run_hil
 from robolearn.refine.methods import ResidualParams
+from robolearn.rl.checkpoint import latest_checkpoint
 from robolearn.rl.learner import LearnerConfig
+from robolearn.teleop.devices import DEVICES as TELEOP_DEVICES
 from robolearn.wiring import hil_sources
 
 torch.set_num_threads(1)
@@ -48,14 +52,41 @@ def test_in_process_run_writes_every_episode_and_resumes(tmp_path) -> None:
         run_hil(tiny("hil-serl", 300), sources, run)
     more = run_hil(tiny("hil-serl", 300), sources, run, resume=True)
     assert more.env_steps == 300 and more.updates > result.updates
+    with pytest.raises(ValueError, match="mode 'hil-serl', this run has 'rlif'"):
+        run_hil(tiny("rlif", 400), sources, run, resume=True)
+
+
+def old_layout(run) -> None:
+    """Rewrite the run's latest checkpoint as the HIL loop wrote it before it was the shared loop: the learner's
+    counters under ``counters``, no loop state."""
+    path = latest_checkpoint(run) / "state.pt"
+    state = torch.load(path, weights_only=False)
+    old = {"learner": state["learner"], "counters": state["learner_counters"], "rng": state["rng"],
+           "torch_rng": state["torch_rng"], "mode": state["mode"]}
+    torch.save(old, path)
+
+
+def test_a_run_dir_of_the_earlier_hil_loop_resumes(tmp_path) -> None:
+    run = tmp_path / "old"
+    cfg = tiny("rlif", 120, dataset=False)
+    first = run_hil(cfg, hil_sources(cfg), run)
+    old_layout(run)
+    more = run_hil(tiny("rlif", 180, dataset=False), hil_sources(cfg), run, resume=True)
+    assert more.env_steps == 180 and more.updates > first.updates
+    assert (latest_checkpoint(run) / "state.pt").is_file()
+
+
+def test_devices_are_the_teleop_list_plus_the_simulated_person() -> None:
+    assert hil_config.DEVICES == ("sim-human", *TELEOP_DEVICES)
 
 
 def test_learner_killed_actor_keeps_acting_and_restart_resumes(tmp_path) -> None:
     killed: dict[str, int] = {}
 
-    def kill_once(actor, backend) -> None:
+    def kill_once(loop, step) -> None:
+        backend = loop.backend
         if not killed and backend.updates >= 25:  # a checkpoint (every 20 updates) exists
-            killed["env_steps"], killed["updates"] = actor.env_steps, backend.updates
+            killed["env_steps"], killed["updates"] = loop.env_steps, backend.updates
             os.kill(backend.pid, signal.SIGKILL)
         elif killed:
             time.sleep(0.03)  # a robot's control rate from here on: the new learner has time to start
