@@ -25,6 +25,15 @@ the robot a fallback within the timeout) and owns the e-stop, which reaches the 
 local, so a policy node started later hears it at once; published in both modes). A monitor cannot block
 a process that ignores the e-stop: it counts each such command (``command while latched``). A quadrotor's
 setpoint stream is the gate's to keep up; under a monitor the policy node streams its own.
+
+Only the safety layer commands the robot: in both modes the node watches the robot's command topics (the
+embodiment's ``command_topic`` and the twin's further inputs, e.g. ``forward_position``) at ``watch_hz``
+(:class:`~robolearn.ros_nodes.graph_watch.PublisherWatch`). A publisher there other than this node (or, in
+monitor mode, the inline-filtering policy node, ``allowed_publishers``) is logged, counted (``unknown
+publisher``), listed in ``safety/status`` (``intruders``) and latches the e-stop. ``~/reset`` is refused
+(``success: false``, counted ``reset refused``) while such a publisher is on those topics: stop it first.
+Without DDS Security (not in the PyPI wheels: ``ros_nodes/README.md``, *Security*) a node's name is its only
+identity, so this check finds a careless or rogue publisher, not one that copies the allowed policy node's name.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from typing import Any
 from robolearn.ros_nodes.convert import clock_sec
 from robolearn.ros_nodes.embodiments import embodiment_for
 from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.graph_watch import PublisherWatch
 from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node, set_realtime
 from robolearn.ros_nodes.safety import Command, SafetyFilter
 from robolearn.ros_nodes.safety_params import declare_limits, state_qos
@@ -55,6 +65,10 @@ PARAMETERS = {
     "mode": ("gate", "gate: filter policy/<command topic> onto the robot's topic; monitor: watch the "
                      "robot's topic, which an inline-filtering policy node publishes (watchdog, "
                      "fallback and e-stop only)"),
+    "watch_hz": (5.0, "rate of the check for unknown publishers on the robot's command topics, Hz (0: off)"),
+    "allowed_publishers": ("", "fully qualified names of the nodes besides this one allowed to publish on the "
+                               "robot's command topics, comma-separated ('' : the policy node of this namespace in "
+                               "monitor mode, none in gate mode)"),
 }
 """The node's parameters (name -> default, description), besides the ``limits.*`` ones."""
 
@@ -87,6 +101,10 @@ class SafetyNode(LifecycleNode):
         """Header stamps of the messages this node sent (monitor mode: not the policy's commands)."""
         self._last_sent: Command | None = None
         self._last_sent_time = 0.0
+        self.watch: PublisherWatch | None = None
+        self.intruders: list[str] = []
+        """Unknown publishers on the robot's command topics at the last check (``"<node> on <topic>"``)."""
+        self._intruder_gids: set[str] = set()
         if self.p["autostart"]:
             self.trigger_configure()
             self.trigger_activate()
@@ -118,8 +136,35 @@ class SafetyNode(LifecycleNode):
         self.create_service(Trigger, "~/rearm", self.on_rearm)
         self.create_timer(1.0 / float(self.p["tick_hz"]), self.tick)
         self.create_timer(0.5, self.publish_status)
+        self.watch = PublisherWatch(self, [topic, *self.embodiment.twin_inputs(self.adapter)],
+                                    self.allowed_publishers())
+        if float(self.p["watch_hz"]) > 0:
+            self.create_timer(1.0 / float(self.p["watch_hz"]), self.check_publishers)
         self.publish_state()
         return TransitionCallbackReturn.SUCCESS
+
+    def allowed_publishers(self) -> list[str]:
+        """The ``allowed_publishers`` parameter, or its default for the mode (see ``PARAMETERS``)."""
+        names = [n.strip() for n in str(self.p["allowed_publishers"]).split(",") if n.strip()]
+        if not names and self.mode == "monitor":
+            names = [f"{self.get_namespace().rstrip('/')}/policy"]
+        return names
+
+    def check_publishers(self) -> list[str]:
+        """Find unknown publishers on the robot's command topics; a new one (by endpoint GID) is reported,
+        counted and latches the e-stop. Returns the current ones, ``"<node> on <topic>"``."""
+        if self.watch is None:
+            return []
+        found = self.watch.unknown()
+        new = [gid for gid in found if gid not in self._intruder_gids]
+        self._intruder_gids = set(found)
+        self.intruders = sorted(found.values())
+        for gid in new:
+            self.get_logger().error(f"unknown publisher on the robot's command topics: {found[gid]} (gid {gid})")
+            self.filter.counts["unknown publisher"] += 1
+        if new and self.active:
+            self.latch(f"unknown publisher {found[new[0]]}")
+        return self.intruders
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = True
@@ -191,6 +236,15 @@ class SafetyNode(LifecycleNode):
         return response
 
     def on_reset(self, request: Any, response: Any) -> Any:
+        """Clear the e-stop and any trip, unless an unknown publisher is on the robot's command topics."""
+        intruders = self.check_publishers()
+        if intruders:
+            self.filter.counts["reset refused"] += 1
+            response.success = False
+            response.message = f"reset refused: unknown publisher(s) {'; '.join(intruders)}; stop them first"
+            self.get_logger().error(response.message)
+            self.publish_status()
+            return response
         self.filter.reset()
         self.publish_state(cleared="reset")
         response.success, response.message = True, "reset"
@@ -223,7 +277,7 @@ class SafetyNode(LifecycleNode):
         f = self.filter
         self.status.publish(String(data=json.dumps({
             "counts": dict(f.counts), "fallback": f.fallback_active, "estopped": f.estopped,
-            "tripped": f.trip_reason, "active": self.active, "mode": self.mode})))
+            "tripped": f.trip_reason, "active": self.active, "mode": self.mode, "intruders": self.intruders})))
 
     def close(self) -> None:
         """At shutdown: the counts by reason, on stderr."""
