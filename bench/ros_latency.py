@@ -81,7 +81,6 @@ class Robot:
     """The robot stand-in: publishes observations at ``rate`` Hz and records command arrivals."""
 
     def __init__(self, domain: int):
-        import gymnasium as gym
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -90,9 +89,9 @@ class Robot:
         from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
-        import robolearn  # noqa: F401
+        from robolearn.sim.registry import gym_make
 
-        env = gym.make(LIFT)
+        env = gym_make(LIFT)  # tasks register through the registry, not on import
         self.obs, _ = env.reset(seed=0)
         env.close()
         self.context = Context()
