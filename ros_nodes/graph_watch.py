@@ -11,10 +11,14 @@ the node's own participant cannot, so a copy of the safety node's own name is st
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+UNNAMED_GRACE_S = 1.0
+"""Seconds an endpoint may go without its node's name before it counts as unknown: DDS discovers a publisher
+a moment before the ROS graph names its node (so the allowed policy node is not flagged as it starts)."""
 GUID_PREFIX_BYTES = 12
 """Bytes of an endpoint GID that name its DDS participant (the rest name the endpoint within it)."""
 
@@ -44,6 +48,8 @@ class PublisherWatch:
         infos = node.get_publishers_info_by_topic(probe.topic_name)
         self.prefix = bytes(infos[0].endpoint_gid)[:GUID_PREFIX_BYTES] if infos else b""
         node.destroy_publisher(probe)
+        self._unnamed: dict[str, float] = {}
+        """GID (hex) -> when an endpoint without a node name was first seen (monotonic s)."""
 
     def is_own(self, info: Any) -> bool:
         """Whether an endpoint is this node's own (its name and its participant)."""
@@ -52,15 +58,19 @@ class PublisherWatch:
 
     def unknown(self) -> dict[str, str]:
         """Each publisher on the topics that is neither this node nor an allowed one: endpoint GID (hex) ->
-        ``"<node> on <topic>"``. An endpoint whose node is not known yet (discovery in progress, or a plain DDS
-        writer) is named ``<unknown node>``."""
-        found = {}
+        ``"<node> on <topic>"``. An endpoint whose node stays unnamed for :data:`UNNAMED_GRACE_S` (a plain DDS
+        writer) is ``<unknown node>``; before that it is not reported (its node's name may be on its way)."""
+        found, unnamed, now = {}, {}, time.monotonic()
         for topic in self.topics:
             for info in self.node.get_publishers_info_by_topic(topic):
-                name = fqn(info.node_name, info.node_namespace)
+                name, gid = fqn(info.node_name, info.node_namespace), bytes(info.endpoint_gid).hex()
                 if self.is_own(info) or name in self.allowed:
                     continue
                 if "_NODE_NAME_UNKNOWN_" in name:
+                    unnamed[gid] = self._unnamed.get(gid, now)
+                    if now - unnamed[gid] < UNNAMED_GRACE_S:
+                        continue
                     name = "<unknown node>"
-                found[bytes(info.endpoint_gid).hex()] = f"{name} on {topic}"
+                found[gid] = f"{name} on {topic}"
+        self._unnamed = unnamed
         return found

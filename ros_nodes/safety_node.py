@@ -35,7 +35,8 @@ a process that ignores the e-stop: it counts each such command (``command while 
 setpoint stream is the gate's to keep up; under a monitor the policy node streams its own.
 
 Only the safety layer commands the robot: in both modes the node watches the robot's command topics (the
-embodiment's ``command_topic`` and the twin's further inputs, e.g. ``forward_position``) at ``watch_hz``
+embodiment's ``command_topic`` and the twin's further inputs, e.g. ``forward_position``) and its own
+``safety/state`` at ``watch_hz``
 (:class:`~robolearn.ros_nodes.graph_watch.PublisherWatch`). A publisher there other than this node (or, in
 monitor mode, the inline-filtering policy node, ``allowed_publishers``) is logged, counted (``unknown
 publisher``), listed in ``safety/status`` (``intruders``) and latches the e-stop. ``~/reset`` is refused
@@ -159,7 +160,7 @@ class SafetyNode(LifecycleNode):
         else:
             self.create_timer(1.0 / float(self.p["tick_hz"]), self.tick)
         self.create_timer(0.5, self.publish_status)
-        self.watch = PublisherWatch(self, [topic, *self.embodiment.twin_inputs(self.adapter)],
+        self.watch = PublisherWatch(self, [topic, *self.embodiment.twin_inputs(self.adapter), "safety/state"],
                                     self.allowed_publishers())
         if float(self.p["watch_hz"]) > 0:
             self.create_timer(1.0 / float(self.p["watch_hz"]), self.check_publishers)

@@ -69,6 +69,7 @@ PARAMETERS = {
     "wait_for_subscribers": (0, "after start_delay, also wait until 'observation' has this many subscribers"),
     "wait_for_commander": (True, "after start_delay, also wait until the command topic has a publisher (the "
                                  "safety node or the policy), so no episode starts with nobody to command it"),
+    "safety_node": ("safety", "name of the safety node (in this namespace) whose safety/state may clear the e-stop"),
     "rearm_service": ("safety/rearm", "std_srvs/Trigger called at each new episode when it is up (clears a "
                                       "safety trip, not the e-stop); '' : never"),
 }
@@ -138,10 +139,14 @@ class SimRobotNode(Node):
             self.robot.estop(True)
             self.latest = None
 
-    def on_safety_state(self, msg: Any) -> None:
+    def on_safety_state(self, msg: Any, info: Any) -> None:
         """The safety node's latch (``{"estopped", "epoch", "cleared"}``): follow it, except that an ``estop``
-        topic latch holds until a reset newer than it."""
+        topic latch holds until a reset newer than it, and that only the safety node's own message (by its
+        publisher's GID in the graph) clears it: a clear from any other publisher is refused and counted."""
         data = json.loads(msg.data)
+        if not data.get("estopped") and self.robot.guard.estopped and not self.from_safety_node(info):
+            self.robot.guard.refuse("safety/state from another node")
+            return
         self._epoch = int(data.get("epoch", 0))
         if data.get("estopped"):
             self.robot.estop(True)
@@ -149,6 +154,13 @@ class SimRobotNode(Node):
         elif self._topic_latch_epoch is None or self._epoch > self._topic_latch_epoch:
             self._topic_latch_epoch = None
             self.robot.estop(False)
+
+    def from_safety_node(self, info: Any) -> bool:
+        """Whether a ``safety/state`` message (its ``MessageInfo``) was published by the safety node."""
+        gid = bytes((info or {}).get("publisher_gid", {}).get("data", b""))
+        name = f"{self.get_namespace().rstrip('/')}/{self.p['safety_node']}"
+        return any(bytes(p.endpoint_gid) == gid and f"{p.node_namespace.rstrip('/')}/{p.node_name}" == name
+                   for p in self.get_publishers_info_by_topic(self.resolve_topic_name("safety/state")))
 
     def publish_status(self) -> None:
         """``sim_robot/status``: commands accepted, refused by reason, the e-stop latch."""

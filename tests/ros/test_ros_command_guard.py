@@ -125,6 +125,7 @@ def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset
     from std_srvs.srv import Trigger
 
     from robolearn.ros_nodes.convert import sec_to_stamp
+    from robolearn.ros_nodes.safety_params import state_qos
 
     domain = fresh_domain()
     client = Client(domain)
@@ -158,6 +159,18 @@ def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset
         assert not reply.success and "/safety on /forward_position" in reply.message, reply.message
         assert client.spin_until(lambda: state["safety"]["counts"].get("reset refused", 0) >= 1, 2.0)
         rogue.close()
+        # a forged "cleared" safety/state does not unlatch the twin, and is an intruder on the safety node's topic
+        rogue = Rogue(domain, "forger")
+        forged = rogue.node.create_publisher(String, "safety/state", state_qos())
+        for _ in range(10):
+            forged.publish(String(data=json.dumps({"estopped": False, "epoch": 99, "cleared": "reset"})))
+            client.spin_for(0.05)
+        assert client.spin_until(lambda: state["twin"]["refused"].get("safety/state from another node", 0) >= 1,
+                                 3.0), state["twin"]
+        assert state["twin"]["estopped"] and np.abs(state["q"] - q0).max() < 0.01
+        assert client.spin_until(lambda: any(i.startswith("/forger on /safety/state")
+                                             for i in state["safety"].get("intruders", [])), 3.0), state["safety"]
+        rogue.close()
         rogue = None
         assert client.spin_until(lambda: not state["safety"].get("intruders"), 10.0), state["safety"]
         assert client.call(Trigger, "/safety/reset").success
@@ -168,6 +181,56 @@ def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset
         for n in nodes:
             client.executor.remove_node(n)
             n.destroy_node()
+        client.close()
+
+
+@pytest.mark.slow
+def test_twin_node_refuses_and_counts_nan_wrong_length_names_and_out_of_limit_commands():
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, String
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from robolearn.ros_nodes.convert import sec_to_stamp
+    from robolearn.ros_nodes.sim_robot_node import SimRobotNode
+
+    domain = fresh_domain()
+    client = Client(domain)
+    twin = SimRobotNode(context=client.context, parameter_overrides=[
+        Parameter("env_id", value=LIFT), Parameter("step_hz", value=50.0), Parameter("episode_steps", value=100_000),
+        Parameter("start_delay", value=0.0)])
+    client.executor.add_node(twin)
+    state: dict = {"q": None, "twin": {}}
+    node = client.node
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+                             qos_profile_sensor_data)
+    node.create_subscription(String, "sim_robot/status", lambda m: state.update(twin=json.loads(m.data)), 10)
+    rogue = Rogue(domain, "rogue")  # no safety node here: the twin alone stands between it and the arm
+    names = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
+    try:
+        assert client.spin_until(lambda: state["q"] is not None, 30.0)
+        q0 = state["q"].copy()
+        nan, huge = [*q0.tolist(), float("nan")], [1e3] * 8
+        for _ in range(10):
+            rogue.forward.publish(Float64MultiArray(data=nan))
+            client.spin_for(0.02)
+            rogue.forward.publish(Float64MultiArray(data=q0.tolist()))  # 7 values for 8
+            client.spin_for(0.02)
+            rogue.publish(huge, sec_to_stamp(client.now()))
+            client.spin_for(0.02)
+            msg = JointTrajectory(joint_names=names[::-1], points=[JointTrajectoryPoint(positions=[*q0, 0.0])])
+            rogue.trajectory.publish(msg)
+            client.spin_for(0.02)
+        client.spin_for(0.6)
+        refused = state["twin"].get("refused", {})
+        for reason in ("NaN or inf", "wrong length 7, expected 8", "outside the joint limits", "malformed"):
+            assert refused.get(reason, 0) >= 5, (reason, refused)
+        assert state["twin"]["accepted"] == 0 and np.abs(state["q"] - q0).max() < 0.01, (state, q0)
+    finally:
+        rogue.close()
+        client.executor.remove_node(twin)
+        twin.destroy_node()
         client.close()
 
 
