@@ -33,6 +33,19 @@ def test_launch_onto_an_occupied_domain_refuses_with_one_line_naming_the_nodes(t
     assert domain_nodes(domain) == []  # empty again once the other node left: the launch may go ahead
 
 
+def test_robolearn_launch_onto_an_occupied_domain_prints_one_line_and_exits_2(capsys, repo_root):
+    from robolearn.cli.main import main
+
+    domain = fresh_domain()
+    client = Client(domain)
+    try:
+        code = main(["launch", str(repo_root / "configs/deploy/panda_sim.yaml"), "--domain-id", str(domain)])
+    finally:
+        client.close()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "/test_client" in err, err
+
+
 def test_an_unset_domain_skips_the_busy_ones(monkeypatch):
     busy = fresh_domain()
     free = 10 + (busy - 10 + 45) % 90
