@@ -160,14 +160,19 @@ def main() -> None:
                "watchdog_s": args.watchdog, "stall_ms": args.stall_ms, "stall_every_s": args.stall_every,
                "bound_ms": 1e3 * (args.watchdog + period), "domain": domain,
                "configs": {name: gaps(b, period, args.watchdog, args.duration) for name, b in blocks.items()}}
+    print_results(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """One line per configuration."""
     for name, r in results["configs"].items():
         print(f"{name:6s} max gap {r['max_gap_ms']:.1f} ms (bound {results['bound_ms']:.0f}), p99 "
               f"{r['p99_gap_ms']:.1f} ms, over the bound {r['over_bound']}, timeouts {r['timeouts']} with the "
               f"fallback at most {r['late_ms']:.1f} ms past the timeout, missed periods {r['missed']} of "
               f"{r['expected']}, commands {r['commands']}, fallbacks {r['fallbacks']}, CPU steal "
               f"{r['cpu_steal_pct']:.1f}%", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -117,10 +117,23 @@ class Rogue:
         self.context.try_shutdown()
 
 
-@pytest.mark.slow
-def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset():
+def watch(client) -> dict:
+    """The latest joint positions (``q``, rad), ``safety/status`` and ``sim_robot/status``, kept up to date."""
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+
+    state: dict = {"q": None, "safety": {}, "twin": {}}
+    node = client.node
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+                             qos_profile_sensor_data)
+    node.create_subscription(String, "safety/status", lambda m: state.update(safety=json.loads(m.data)), 10)
+    node.create_subscription(String, "sim_robot/status", lambda m: state.update(twin=json.loads(m.data)), 10)
+    return state
+
+
+@pytest.mark.slow
+def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset():
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
@@ -130,12 +143,7 @@ def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset
     domain = fresh_domain()
     client = Client(domain)
     nodes = start_graph(client)
-    state: dict = {"q": None, "safety": {}, "twin": {}}
-    node = client.node
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
-                             qos_profile_sensor_data)
-    node.create_subscription(String, "safety/status", lambda m: state.update(safety=json.loads(m.data)), 10)
-    node.create_subscription(String, "sim_robot/status", lambda m: state.update(twin=json.loads(m.data)), 10)
+    state = watch(client)
     rogue = None
     try:
         assert client.spin_until(lambda: state["q"] is not None and state["safety"].get("fallback")
@@ -187,9 +195,7 @@ def test_rogue_publisher_with_estop_latched_moves_nothing_trips_and_blocks_reset
 @pytest.mark.slow
 def test_twin_node_refuses_and_counts_nan_wrong_length_names_and_out_of_limit_commands():
     from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray, String
+    from std_msgs.msg import Float64MultiArray
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     from robolearn.ros_nodes.convert import sec_to_stamp
@@ -201,11 +207,7 @@ def test_twin_node_refuses_and_counts_nan_wrong_length_names_and_out_of_limit_co
         Parameter("env_id", value=LIFT), Parameter("step_hz", value=50.0), Parameter("episode_steps", value=100_000),
         Parameter("start_delay", value=0.0)])
     client.executor.add_node(twin)
-    state: dict = {"q": None, "twin": {}}
-    node = client.node
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
-                             qos_profile_sensor_data)
-    node.create_subscription(String, "sim_robot/status", lambda m: state.update(twin=json.loads(m.data)), 10)
+    state = watch(client)
     rogue = Rogue(domain, "rogue")  # no safety node here: the twin alone stands between it and the arm
     names = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
     try:
