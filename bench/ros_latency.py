@@ -81,7 +81,6 @@ class Robot:
     """The robot stand-in: publishes observations at ``rate`` Hz and records command arrivals."""
 
     def __init__(self, domain: int):
-        import gymnasium as gym
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -90,9 +89,9 @@ class Robot:
         from std_msgs.msg import Float64MultiArray, String
         from trajectory_msgs.msg import JointTrajectory
 
-        import robolearn  # noqa: F401
+        from robolearn.sim.registry import gym_make
 
-        env = gym.make(LIFT)
+        env = gym_make(LIFT)  # tasks register through the registry, not on import
         self.obs, _ = env.reset(seed=0)
         env.close()
         self.context = Context()
@@ -328,12 +327,15 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def deployment_cmds(rate: float, tmp: Path, policy: str, safety: str = "gate", tick_hz: float = 100.0,
-                    inference: str = "auto", extra: dict[str, Any] | None = None) -> list[list[str]]:
+                    inference: str = "auto", extra: dict[str, Any] | None = None,
+                    safety_extra: dict[str, Any] | None = None) -> list[list[str]]:
     """The policy node and, by ``safety``: ``gate``, the safety node in front of the robot topic; ``inline``,
-    the filter in the policy node and the safety node as its monitor; ``none``, no safety at all."""
+    the filter in the policy node and the safety node as its monitor; ``none``, no safety at all. ``extra`` and
+    ``safety_extra``: further parameters of the policy and safety nodes."""
     params = {"policy": {"env_id": LIFT, "policy": policy, "control_hz": float(rate), "rt_priority": RT_PRIORITY,
                          "inference": inference, **(extra or {})},
-              "safety": {"env_id": LIFT, "tick_hz": float(tick_hz), "rt_priority": RT_PRIORITY}}
+              "safety": {"env_id": LIFT, "tick_hz": float(tick_hz), "rt_priority": RT_PRIORITY,
+                         **(safety_extra or {})}}
     if safety == "none":
         params["policy"]["output_topic"] = "joint_trajectory"
     elif safety == "inline":
@@ -370,7 +372,8 @@ def main() -> None:
                         help="where policy_node runs the policy (its 'inference' parameter)")
     parser.add_argument("--policy-param", action="append", default=[], metavar="KEY=VALUE",
                         help="another policy_node parameter (YAML value), e.g. gc_freeze=false; repeatable")
-    parser.add_argument("--domain-id", type=int, default=77)
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="ROS_DOMAIN_ID (refused when ROS nodes are on it; default: a free one)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -385,8 +388,11 @@ def main() -> None:
     if args.echo:
         echo_main()
         return
+    from robolearn.ros_nodes.domain import claim_domain
     from robolearn.ros_nodes.rosenv import use_ros_env
 
+    args.domain_id = claim_domain(args.domain_id)
+    print(f"ROS_DOMAIN_ID {args.domain_id}", flush=True)
     os.environ["ROBOLEARN_BENCH_RT"] = str(args.rt_priority)  # the echo child reads it
     global RT_PRIORITY
     RT_PRIORITY = args.rt_priority

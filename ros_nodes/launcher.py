@@ -6,6 +6,11 @@ parameter file per node (``/node: ros__parameters`` form), starts each node with
 private ``ROS_DOMAIN_ID`` with discovery limited to this host, listens to the ``episode`` topic and
 stops every node on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL after ``stop_timeout`` s each) or when
 the robot twin reports that its episodes are done.
+
+A graph owns its domain (:mod:`robolearn.ros_nodes.domain`): with ``domain_id`` unset (null, the default)
+the launcher takes a domain no ROS node is on; a given ``domain_id`` is probed first and the launch refuses
+(:class:`~robolearn.ros_nodes.domain.DomainBusyError`, one line naming the nodes) when nodes are already
+there, so two graphs never share one by accident.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
 from robolearn.core.config import ConfigError
+from robolearn.ros_nodes.domain import claim_domain
 from robolearn.ros_nodes.rosenv import require_rclpy, ros_env, use_ros_env
 
 NODES: dict[str, str] = {
@@ -42,8 +48,8 @@ class DeployConfig:
 
     env_id: str = "robolearn/PandaLift-v0"
     """Registered task (every node gets it as its ``env_id`` parameter)."""
-    domain_id: int = 0
-    """ROS_DOMAIN_ID of the graph (0..101)."""
+    domain_id: int | None = None
+    """ROS_DOMAIN_ID of the graph (0..101): refused when ROS nodes are already on it; None (null): a free one."""
     localhost_only: bool = True
     """Limit DDS discovery to this machine."""
     nodes: list[str] = field(default_factory=lambda: ["sim_robot", "policy", "safety"])
@@ -61,7 +67,7 @@ class DeployConfig:
         unknown = [n for n in [*self.nodes, *self.params] if n not in NODES]
         if unknown:
             raise ConfigError(f"unknown nodes {unknown}; choose from {', '.join(NODES)}")
-        if not 0 <= self.domain_id <= 101:
+        if self.domain_id is not None and not 0 <= self.domain_id <= 101:
             raise ConfigError(f"domain_id must be in 0..101, got {self.domain_id}")
 
 
@@ -83,6 +89,8 @@ class GraphResult:
     """Last ``safety/status`` and ``policy/timing`` JSON, under those keys."""
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     reason: str = ""
+    domain_id: int | None = None
+    """The ROS_DOMAIN_ID the graph ran in."""
 
     @property
     def success_rate(self) -> float:
@@ -90,11 +98,17 @@ class GraphResult:
 
 
 class Graph:
-    """The running node processes of a :class:`DeployConfig`."""
+    """The running node processes of a :class:`DeployConfig`.
+
+    With ``cfg.domain_id`` None it claims a free domain (:func:`~robolearn.ros_nodes.domain.claim_domain`,
+    in ``self.domain``); a given one is taken as is (:func:`run_graph` probes it first; a test puts its own
+    client there before the graph).
+    """
 
     def __init__(self, cfg: DeployConfig):
-        self.cfg = cfg
-        self.env = ros_env(cfg.domain_id, cfg.localhost_only)
+        self.domain = cfg.domain_id if cfg.domain_id is not None else claim_domain(None, cfg.localhost_only)
+        self.cfg = cfg = replace(cfg, domain_id=self.domain)
+        self.env = ros_env(self.domain, cfg.localhost_only)
         self.procs: dict[str, subprocess.Popen] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="robolearn-launch-")
         self._logs: list[IO[str]] = []
@@ -186,11 +200,16 @@ class Monitor:
 
 
 def run_graph(cfg: DeployConfig, progress: bool = True) -> GraphResult:
-    """Start the graph, wait for its episodes (or ``cfg.timeout``, or Ctrl-C), stop it; the result."""
+    """Start the graph in a domain of its own, wait for its episodes (or ``cfg.timeout``, or Ctrl-C), stop it;
+    the result. Raises :class:`~robolearn.ros_nodes.domain.DomainBusyError` when ``cfg.domain_id`` is given
+    and ROS nodes are already on it."""
+    cfg = replace(cfg, domain_id=claim_domain(cfg.domain_id, cfg.localhost_only))
+    if progress:
+        print(f"ROS_DOMAIN_ID {cfg.domain_id}", flush=True)
     use_ros_env(cfg.domain_id, cfg.localhost_only)
     monitor = Monitor(cfg.domain_id)
     graph = Graph(cfg)
-    result = GraphResult()
+    result = GraphResult(domain_id=cfg.domain_id)
     start = time.monotonic()
     try:
         graph.start()

@@ -172,22 +172,24 @@ def _arm_teardown_watchdog(seconds: float) -> None:
     timer.start()
 
 
-def set_realtime(priority: int, exclude: set[int] | None = None) -> int:
+def set_realtime(priority: int, exclude: set[int] | None = None, reset_on_fork: bool = False) -> int:
     """Run this process's threads (DDS receive threads, the executor) under ``SCHED_FIFO`` at ``priority``.
 
     Threads whose native ids are in ``exclude`` (an inference worker) keep the normal scheduler, so a
-    control step preempts inference the moment its message arrives. Linux only; needs root or
-    ``CAP_SYS_NICE`` (``ulimit -r``). Returns the number of threads changed; raises PermissionError naming
-    the fix when the system refuses.
+    control step preempts inference the moment its message arrives. With ``reset_on_fork`` the processes
+    this one starts get the normal scheduler back (``SCHED_RESET_ON_FORK``) instead of inheriting
+    ``SCHED_FIFO``. Linux only; needs root or ``CAP_SYS_NICE`` (``ulimit -r``). Returns the number of threads
+    changed; raises PermissionError naming the fix when the system refuses.
     """
     if not 1 <= priority <= 99:
         raise ValueError(f"rt_priority must be in 1..99, got {priority}")
+    policy = os.SCHED_FIFO | (os.SCHED_RESET_ON_FORK if reset_on_fork else 0)
     changed = 0
     for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
         if exclude and tid in exclude:
             continue
         try:
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+            os.sched_setscheduler(tid, policy, os.sched_param(priority))
         except PermissionError as err:
             raise PermissionError(f"rt_priority {priority}: SCHED_FIFO refused ({err}); run as root, grant "
                                   "CAP_SYS_NICE, or raise 'ulimit -r'") from err

@@ -395,6 +395,13 @@ class SafetyFilter:
         self.fallback_active, self.fallback_since = False, None
 
     # ----------------------------------------------------------------- watchdog and fallback
+    def time_to_fallback(self, now: float) -> float | None:
+        """Seconds from ``now`` (s) until the watchdog switches to the fallback if no command is accepted
+        meanwhile (0 when overdue); None when the fallback already runs or no command was ever accepted."""
+        if self.fallback_active or self._last_accept_time is None:
+            return None
+        return max(0.0, self._last_accept_time + self.cfg.watchdog_timeout - now)
+
     def tick(self, now: float) -> Command | None:
         """Run the watchdog at ``now`` (s); returns the fallback command to send, or None (all is well)."""
         timed_out = self._last_accept_time is None or now - self._last_accept_time > self.cfg.watchdog_timeout

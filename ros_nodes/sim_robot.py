@@ -5,15 +5,22 @@
 commands (``apply``, what arrives on the command topic after the safety filter); ``send_action`` maps an
 env action through the embodiment's adapter to the same command. Its clock is the simulation's:
 :meth:`SimRobot.step` advances one control period, which a real robot's clock does by itself.
+
+Like a real driver it trusts no sender: every command passes its
+:class:`~robolearn.ros_nodes.command_guard.CommandGuard` (length, finite values, physical ranges; refusals
+counted), and while the e-stop is latched (:meth:`SimRobot.estop`) it refuses every command and holds the
+embodiment's fallback itself (:meth:`SimRobot.hold`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from robolearn.core.protocols import RobotInfo
+from robolearn.ros_nodes.command_guard import CommandGuard
 from robolearn.ros_nodes.embodiments import embodiment_for
 from robolearn.ros_nodes.embodiments.base import Embodiment
 from robolearn.ros_nodes.safety import Command
@@ -28,10 +35,11 @@ class SimRobot:
         env_kwargs: passed to ``gymnasium.make``.
         max_steps: steps per episode unless the task ends it (0: the task's own limit).
         embodiment: how commands reach the actuators (None: the task's, from ``EMBODIMENTS``).
+        log: called with the command guard's messages (refusals, the e-stop latch).
     """
 
     def __init__(self, env_id: str, seed: int = 0, env_kwargs: dict[str, Any] | None = None, max_steps: int = 0,
-                 embodiment: Embodiment | None = None):
+                 embodiment: Embodiment | None = None, log: Callable[[str], None] | None = None):
         from robolearn.sim.registry import gym_make, task
 
         self.spec = task(env_id)
@@ -48,12 +56,17 @@ class SimRobot:
         self.held = 0
         """Steps of this episode that ran without a new command (the servos held their targets)."""
         self.obs: dict[str, np.ndarray] = {}
+        self.guard = CommandGuard(self.embodiment, self.adapter, env_id, log=log)
+        """What reaches the actuators: validation of every command, the e-stop and its fallback."""
+        self.sim_time = 0.0
+        """Simulated time (s) since construction, across episodes: the clock of the held fallback."""
 
     def reset(self) -> dict[str, np.ndarray]:
         """Start episode ``self.episode`` (seed ``seed + episode``)."""
         self.obs, _ = self.env.reset(seed=self.seed + self.episode)
         self.step_count, self.ret, self.held = 0, 0.0, 0
         self.adapter.reset()
+        self.guard.restart()
         return self.obs
 
     def get_observation(self) -> dict[str, np.ndarray]:
@@ -68,15 +81,39 @@ class SimRobot:
         self.apply(self.adapter.command(action, self.obs.get("joint_pos"), stamp))
         return action
 
-    def apply(self, cmd: Command) -> None:
-        """Set the actuators from a (filtered) command; it acts from the next :meth:`step` on."""
+    def apply(self, cmd: Command) -> bool:
+        """Set the actuators from a command, from the next :meth:`step` on, unless the guard refuses it
+        (wrong length, non-finite, outside the robot's range, or the e-stop latched); returns whether it did."""
+        if not self.guard.admit(cmd):
+            return False
+        self.actuate(cmd)
+        return True
+
+    def actuate(self, cmd: Command) -> None:
+        """Set the actuators from a command the guard already admitted (``guard.admit``)."""
         self.embodiment.apply(self.env, self.adapter, cmd)
+
+    def estop(self, latched: bool) -> None:
+        """Latch (True) or clear (False) the e-stop; while latched :meth:`hold` drives the actuators."""
+        if latched:
+            self.guard.latch()
+        else:
+            self.guard.clear()
+
+    def hold(self) -> bool:
+        """While the e-stop is latched, set the actuators to the embodiment's fallback; returns whether it did."""
+        cmd = self.guard.fallback(self.obs, self.sim_time)
+        if cmd is None:
+            return False
+        self.embodiment.apply(self.env, self.adapter, cmd)
+        return True
 
     def step(self) -> tuple[bool, dict[str, Any]]:
         """One control step; returns (episode over, info with ``success``, ``return``, ``length``)."""
         self.env.physics_step()
         self.obs, reward, terminated, _, info = self.env.post_step()
         self.step_count += 1
+        self.sim_time += 1.0 / self.info.control_hz
         self.ret += float(reward)
         done = bool(terminated) or self.step_count >= self.max_steps
         return done, {"episode": self.episode, "success": bool(info.get("is_success", False)),

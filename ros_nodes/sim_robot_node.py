@@ -18,6 +18,14 @@ embodiment's command topic (reliable, keep-last 1), and the embodiment's further
 :class:`~robolearn.core.protocols.Robot`. Until the first
 command arrives, and between commands, the joint servos hold their last targets, as a real arm does.
 
+Like a real robot's driver it trusts no sender (the contract in ``ros_nodes/README.md``): each command
+passes the :class:`~robolearn.ros_nodes.command_guard.CommandGuard` on arrival (length, names, finite
+values, the robot's joint ranges) or is refused and counted. It follows the e-stop itself: ``estop``
+(``std_msgs/Bool``, true) latches it, ``safety/state`` (the safety node's latch, transient local) latches
+and clears it; while latched it refuses every command, from any publisher, and holds the embodiment's
+fallback. ``sim_robot/status`` (``std_msgs/String`` JSON, 2 Hz): ``accepted``, ``refused`` by reason,
+``estopped``.
+
 Each new episode puts the robot back in a safe state, as an operator re-placing it would; the twin then
 calls ``rearm_service`` (the safety node's ``~/rearm``, if it is up), so that a state-limit trip in one
 episode (a quadrotor tilted past its limit) does not fly every later episode on the fallback. It never
@@ -36,13 +44,14 @@ from robolearn.ros_nodes.convert import clock_sec, image_msg, joint_state_msg, o
 from robolearn.ros_nodes.embodiments.base import Embodiment
 from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node
 from robolearn.ros_nodes.safety import Command
+from robolearn.ros_nodes.safety_params import state_qos
 from robolearn.ros_nodes.sim_robot import SimRobot
 
 require_rclpy()
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 __all__ = ["PARAMETERS", "SimRobot", "SimRobotNode", "main"]
@@ -60,6 +69,7 @@ PARAMETERS = {
     "wait_for_subscribers": (0, "after start_delay, also wait until 'observation' has this many subscribers"),
     "wait_for_commander": (True, "after start_delay, also wait until the command topic has a publisher (the "
                                  "safety node or the policy), so no episode starts with nobody to command it"),
+    "safety_node": ("safety", "name of the safety node (in this namespace) whose safety/state may clear the e-stop"),
     "rearm_service": ("safety/rearm", "std_srvs/Trigger called at each new episode when it is up (clears a "
                                       "safety trip, not the e-stop); '' : never"),
 }
@@ -78,7 +88,7 @@ class SimRobotNode(Node):
         super().__init__("sim_robot", **kwargs)
         p = self.p = declare_parameters(self, PARAMETERS)
         self.robot = SimRobot(p["env_id"], seed=int(p["seed"]), max_steps=int(p["episode_steps"]),
-                              embodiment=embodiment)
+                              embodiment=embodiment, log=lambda m: self.get_logger().warning(m))
         emb, adapter = self.robot.embodiment, self.robot.adapter
         self.rate = float(p["step_hz"]) or float(self.robot.env.control_hz)
         self.obs_pub = self.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
@@ -94,6 +104,13 @@ class SimRobotNode(Node):
             self.command_topics.append(topic)
             self.create_subscription(msg_type, topic, lambda m, f=to_command: self.take(f(m, clock_sec(self))),
                                      QoSProfile(depth=1))
+        self.status_pub = self.create_publisher(String, "sim_robot/status", QoSProfile(depth=10))
+        self._topic_latch_epoch: int | None = None
+        """The safety node's ``epoch`` when ``estop`` latched this twin (a later reset clears it); None: not."""
+        self._epoch = -1
+        self.create_subscription(String, "safety/state", self.on_safety_state, state_qos())
+        self.create_subscription(Bool, "estop", self.on_estop, QoSProfile(depth=10))
+        self.create_timer(0.5, self.publish_status)
         self.started = self.finished = False
         self.rearm = self.create_client(Trigger, p["rearm_service"]) if p["rearm_service"] else None
         self._t0 = time.monotonic()
@@ -102,15 +119,52 @@ class SimRobotNode(Node):
                                f"({self.robot.env.control_hz:g} Hz sim)")
 
     def take(self, cmd: Command) -> None:
-        """Keep ``cmd`` for the next step (a newer one replaces it)."""
-        self.latest = cmd
+        """Keep ``cmd`` for the next step (a newer one replaces it) if the guard admits it."""
+        if self.robot.guard.admit(cmd):
+            self.latest = cmd
 
     def on_command(self, msg: Any) -> None:
-        """A command on the embodiment's topic."""
+        """A command on the embodiment's topic (a malformed one, e.g. wrong joint names, is refused)."""
         try:
-            self.take(self.robot.adapter.from_msg(msg))
+            cmd = self.robot.adapter.from_msg(msg)
         except ValueError as err:
-            self.get_logger().warning(f"ignored command: {err}")
+            self.robot.guard.refuse("malformed", str(err))
+            return
+        self.take(cmd)
+
+    def on_estop(self, msg: Any) -> None:
+        """``estop`` true: latch at once (the safety node latches too; its reset clears both)."""
+        if msg.data:
+            self._topic_latch_epoch = self._epoch
+            self.robot.estop(True)
+            self.latest = None
+
+    def on_safety_state(self, msg: Any, info: Any) -> None:
+        """The safety node's latch (``{"estopped", "epoch", "cleared"}``): follow it, except that an ``estop``
+        topic latch holds until a reset newer than it, and that only the safety node's own message (by its
+        publisher's GID in the graph) clears it: a clear from any other publisher is refused and counted."""
+        data = json.loads(msg.data)
+        if not data.get("estopped") and self.robot.guard.estopped and not self.from_safety_node(info):
+            self.robot.guard.refuse("safety/state from another node")
+            return
+        self._epoch = int(data.get("epoch", 0))
+        if data.get("estopped"):
+            self.robot.estop(True)
+            self.latest = None
+        elif self._topic_latch_epoch is None or self._epoch > self._topic_latch_epoch:
+            self._topic_latch_epoch = None
+            self.robot.estop(False)
+
+    def from_safety_node(self, info: Any) -> bool:
+        """Whether a ``safety/state`` message (its ``MessageInfo``) was published by the safety node."""
+        gid = bytes((info or {}).get("publisher_gid", {}).get("data", b""))
+        name = f"{self.get_namespace().rstrip('/')}/{self.p['safety_node']}"
+        return any(bytes(p.endpoint_gid) == gid and f"{p.node_namespace.rstrip('/')}/{p.node_name}" == name
+                   for p in self.get_publishers_info_by_topic(self.resolve_topic_name("safety/state")))
+
+    def publish_status(self) -> None:
+        """``sim_robot/status``: commands accepted, refused by reason, the e-stop latch."""
+        self.status_pub.publish(String(data=json.dumps(self.robot.guard.summary())))
 
     def begin(self) -> None:
         """Start stepping once ``start_delay`` has passed and the awaited subscribers and commander are there."""
@@ -134,8 +188,11 @@ class SimRobotNode(Node):
             self.publish()
             return
         cmd, self.latest = self.latest, None
-        if cmd is not None:
-            robot.apply(cmd)
+        if robot.guard.estopped:
+            robot.hold()
+            robot.held += 1
+        elif cmd is not None:
+            robot.actuate(cmd)
         else:
             robot.held += 1
         done, info = robot.step()

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, sec_to_stamp, stamp_to_sec
-from robolearn.ros_nodes.embodiments.base import JointEmbodiment, TwinInput, joint_ranges
+from robolearn.ros_nodes.embodiments.base import (
+    CommandBounds,
+    JointEmbodiment,
+    TwinInput,
+    bounds_from_safety,
+    joint_ranges,
+)
 from robolearn.ros_nodes.safety import Command, JointTargetChecks, RobotState, SafetyConfig, violates
 
 GRIPPER = "gripper"
@@ -191,6 +197,12 @@ class Arm(JointEmbodiment):
 
     def safety_checks(self, cfg: SafetyConfig, adapter: Any | None = None) -> ArmChecks:
         return ArmChecks(cfg, fk=None if adapter is None else adapter.fk)
+
+    def command_bounds(self, env_id: str, adapter: Any) -> CommandBounds:
+        """The model's joint range (no margin) on the 7 joints, the gripper closure in 0..1."""
+        low, high = joint_ranges(adapter.model, adapter.joint_names)
+        return bounds_from_safety(SafetyConfig(size=len(adapter.names), position_low=low, position_high=high),
+                                  tail=[(0.0, 1.0)])
 
     def apply(self, env: Any, adapter: Any, cmd: Command) -> None:
         """Joint targets to the arm's position servos, the closure 0..1 to the gripper actuator."""

@@ -10,6 +10,7 @@ an embodiment overrides what differs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +23,52 @@ StateUpdate = Callable[..., None]
 
 TwinInput = tuple[type, Callable[[Any, float], Command]]
 """A further command input of the twin: the message type, and message + arrival time (s) -> Command."""
+
+
+LIMIT_TOLERANCE = 0.02
+"""How far (rad) past a joint's model range a robot still accepts a target: a hold of the measured position may
+sit just past the range, as MuJoCo's soft joint limits (and a real encoder) allow."""
+
+
+@dataclass
+class CommandBounds:
+    """What a robot's driver accepts, whoever sent the command: the command length and each value's range.
+
+    The last line of defence behind the safety filter (which clips into tighter limits), so that a command that
+    bypassed it cannot reach the actuators with NaN, a wrong length, negative gains or a target outside the
+    robot's physical range.
+    """
+
+    low: np.ndarray
+    """``(n,)`` lower bound of each command value, physical units (rad, 0..1, rad/s); -inf: none."""
+    high: np.ndarray
+    """``(n,)`` upper bound of each command value; +inf: none."""
+
+    def check(self, cmd: Command) -> str | None:
+        """Why ``cmd`` is refused (a short reason, one counter per reason), or None when it is acceptable."""
+        values = np.asarray(cmd.values, np.float64).reshape(-1)
+        if values.size != self.low.size:
+            return f"wrong length {values.size}, expected {self.low.size}"
+        gains = [np.asarray(g, np.float64).reshape(-1) for g in (cmd.kp, cmd.kd) if g is not None]
+        if not np.isfinite(values).all() or not all(np.isfinite(g).all() for g in gains):
+            return "NaN or inf"
+        if any(g.size != values.size or (g < 0).any() for g in gains):
+            return "PD gains of the wrong length or negative"
+        if ((values < self.low) | (values > self.high)).any():
+            return "outside the joint limits"
+        return None
+
+
+def bounds_from_safety(cfg: SafetyConfig, tail: Sequence[tuple[float, float]] = (),
+                       tolerance: float = LIMIT_TOLERANCE) -> CommandBounds:
+    """Bounds of a joint-position command: ``cfg``'s position range (widened by ``tolerance`` rad) on the leading
+    joints, then ``tail`` (low, high) for the values after them; values without either are unbounded."""
+    low, high = np.full(cfg.size, -np.inf), np.full(cfg.size, np.inf)
+    n = len(cfg.position_low)
+    low[:n], high[:n] = np.asarray(cfg.position_low) - tolerance, np.asarray(cfg.position_high) + tolerance
+    for i, (lo, hi) in enumerate(tail):
+        low[n + i], high[n + i] = lo, hi
+    return CommandBounds(low, high)
 
 
 class Adapter(Protocol):
@@ -94,6 +141,10 @@ class Embodiment(Protocol):
         """Set the twin's actuators (``env``: the unwrapped robolearn task) from a filtered command."""
         ...
 
+    def command_bounds(self, env_id: str, adapter: Adapter) -> CommandBounds:
+        """What the robot's driver (the twin) accepts from any sender: length, finite values, physical ranges."""
+        ...
+
     def twin_inputs(self, adapter: Adapter) -> dict[str, TwinInput]:
         """Command topics the twin takes besides ``command_topic``."""
         ...
@@ -136,6 +187,10 @@ class JointEmbodiment:
 
     def twin_inputs(self, adapter: Adapter) -> dict[str, TwinInput]:
         return {}
+
+    def command_bounds(self, env_id: str, adapter: Adapter) -> CommandBounds:
+        """The joint range of ``default_safety`` (its ``position_low/high``, if any) on the leading values."""
+        return bounds_from_safety(self.default_safety(env_id, adapter))  # type: ignore[attr-defined]
 
     def twin_outputs(self, node: Any) -> Callable[[dict[str, np.ndarray], float], None] | None:
         return None

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, sec_to_stamp, stamp_to_sec
-from robolearn.ros_nodes.embodiments.base import StateUpdate, TwinInput
+from robolearn.ros_nodes.embodiments.base import CommandBounds, StateUpdate, TwinInput
 from robolearn.ros_nodes.safety import Command, RobotState, SafetyConfig, Verdict, violates
 
 QUAD_TUMBLE_TILT = 1.2
@@ -222,6 +222,11 @@ class Quadrotor:
 
     def state_from_observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
         return {"position": obs.get("position"), "quat": obs.get("attitude"), "velocity": obs.get("velocity")}
+
+    def command_bounds(self, env_id: str, adapter: Any) -> CommandBounds:
+        """Body rates within the vehicle's rate loop (``max_rate`` rad/s), thrust in 0..1."""
+        rate = float(adapter.max_rate)
+        return CommandBounds(np.array([-rate, -rate, -rate, 0.0]), np.array([rate, rate, rate, 1.0]))
 
     def apply(self, env: Any, adapter: Any, cmd: Command) -> None:
         """The command as the task's rate action, through its ``pre_step``."""

@@ -8,8 +8,6 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from ros_helpers import fresh_domain  # noqa: E402
-
 from robolearn.core.stats import wilson_interval  # noqa: E402
 from robolearn.ros_nodes.launcher import DeployConfig, run_graph  # noqa: E402
 
@@ -34,7 +32,7 @@ def test_expert_over_ros_matches_direct_simulation(tmp_path, safety):
     modes = INLINE if safety == "inline" else {}
     # In real time (20 Hz), as deployed: the expert needs 60-75 of the task's 100 steps, so at twice real time
     # a loaded 2-core CI machine, with 25 ms per step for four nodes, could cost an episode its margin.
-    cfg = DeployConfig(env_id=LIFT, domain_id=fresh_domain(), timeout=90.0, log_dir=str(tmp_path),
+    cfg = DeployConfig(env_id=LIFT, domain_id=None, timeout=90.0, log_dir=str(tmp_path),
                        nodes=["sim_robot", "policy", "safety", "recorder"],
                        params={"sim_robot": {"episodes": EPISODES, "seed": 0,
                                              "wait_for_subscribers": 2},  # policy and recorder
@@ -96,7 +94,7 @@ def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path
     matched the policy's publisher; the policy itself missed no period). The policy node now takes observations
     only once its command topic has a listener (test_ros_startup). The watchdog is 0.5 s here (0.1 s by default;
     test_ros_faults checks it): this test is about the adapters, not about stalls of a loaded 2-core machine."""
-    cfg = DeployConfig(env_id=env_id, domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
+    cfg = DeployConfig(env_id=env_id, domain_id=None, timeout=120.0, log_dir=str(tmp_path),
                        params={"sim_robot": {"episodes": 1, "step_hz": 50.0, "wait_for_subscribers": 1},
                                "policy": {"policy": "expert", "control_hz": 50.0},
                                "safety": {"limits.watchdog_timeout": 0.5}})
@@ -113,7 +111,7 @@ def test_quadrotor_and_humanoid_experts_complete_through_their_adapters(tmp_path
 def test_twin_rearms_a_safety_trip_at_each_new_episode(tmp_path):
     """A tilt limit the hover expert exceeds on its way to the target trips the safety in every episode; the
     twin's episode reset re-arms it, so each episode starts under the policy, not on the fallback."""
-    cfg = DeployConfig(env_id="robolearn/QuadHover-v0", domain_id=fresh_domain(), timeout=120.0, log_dir=str(tmp_path),
+    cfg = DeployConfig(env_id="robolearn/QuadHover-v0", domain_id=None, timeout=120.0, log_dir=str(tmp_path),
                        params={"sim_robot": {"episodes": 3, "step_hz": 100.0, "wait_for_subscribers": 1},
                                "policy": {"policy": "expert", "control_hz": 100.0},
                                "safety": {"limits.max_tilt": 0.05}})

@@ -114,6 +114,15 @@ def test_watchdog_holds_measured_position_and_commands_resume():
     assert not f.fallback_active
 
 
+def test_time_to_fallback_counts_down_from_the_last_accepted_command():
+    f, _ = arm_filter(watchdog_timeout=0.1)
+    assert f.time_to_fallback(1.0) is None  # nothing accepted yet
+    f.filter(cmd(1.0, Q0 + 0.01), now=1.0)
+    assert f.time_to_fallback(1.03) == pytest.approx(0.07)
+    assert f.time_to_fallback(1.5) == 0.0  # overdue
+    assert f.tick(now=1.1001) is not None and f.time_to_fallback(1.2) is None  # the fallback runs
+
+
 def test_monitor_observing_commands_feeds_the_watchdog_and_counts_them_while_latched():
     f, logs = arm_filter()
     f.observe(cmd(1.0, Q0 + 0.01, 0.7), now=1.0)  # an inline filter's command seen on the robot's topic
