@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="deploy preset, e.g. configs/deploy/panda_sim.yaml")
     parser.add_argument("--policy", help="policy node: a named policy (expert, random, zero) or a policy directory")
     parser.add_argument("--episodes", type=int, help="robot twin: stop after N episodes (0: run until Ctrl-C)")
-    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the graph")
+    parser.add_argument("--domain-id", type=int,
+                        help="ROS_DOMAIN_ID of the graph (default: a free one; a busy one is refused)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. params.policy.control_hz=50")
     try:
         from robolearn.ros_nodes.launcher import DeployConfig

@@ -71,7 +71,7 @@ def _deploy_config(cfg: PipelineConfig) -> Any:
     layout = cfg.layout
     episode_s = task(cfg.env_id).max_episode_steps / ROS_STEP_HZ  # wall time of a full-length episode
     return DeployConfig(
-        env_id=cfg.env_id, domain_id=int(os.environ.get("ROBOLEARN_ROS_DOMAIN", "77")),
+        env_id=cfg.env_id, domain_id=_domain_from_env(),
         nodes=["sim_robot", "policy", "safety"], log_dir=str(layout.ros_logs),
         timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
         params={
@@ -82,6 +82,12 @@ def _deploy_config(cfg: PipelineConfig) -> Any:
             "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
         },
     )
+
+
+def _domain_from_env() -> int | None:
+    """``ROBOLEARN_ROS_DOMAIN`` when set; else None: the launcher takes a free domain (a graph owns its domain)."""
+    value = os.environ.get("ROBOLEARN_ROS_DOMAIN")
+    return int(value) if value else None
 
 
 def ros_stage(cfg: PipelineConfig) -> Stage:
