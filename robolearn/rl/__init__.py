@@ -4,5 +4,6 @@
   SAC / TD3 actors and a vectorised critic ensemble (optionally HL-Gauss).
 * :mod:`robolearn.rl.replay`: replay buffers, the per-env n-step accumulator and RLPD 50/50 sampling.
 * :mod:`robolearn.rl.learner`: :class:`OffPolicyLearner` with SAC and TD3 update rules, REDQ targets.
+* :mod:`robolearn.rl.optim`: fused Adam, multi-tensor gradient clipping and target-network updates.
 * :mod:`robolearn.rl.checkpoint`: atomic checkpoints of everything needed to resume.
 """

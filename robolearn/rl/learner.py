@@ -5,11 +5,16 @@ a different action than the actor emits: ``critic_action_fn(obs, actor_action)``
 to the action the critic sees (a residual actor's correction -> the executed action). Replay stores
 critic-space actions. Targets use the min over ``num_min`` randomly chosen target heads (REDQ); the actor
 maximises the mean over all heads.
+
+An update is a handful of batched matmuls plus multi-tensor optimizer kernels: the critic heads are one
+stacked ensemble (:class:`~robolearn.rl.networks.CriticEnsemble`), the target evaluates only the REDQ heads it
+takes the min over, Adam is fused, clipping and the target-network update are one call each, and the
+statistics stay tensors (:meth:`OffPolicyLearner.train_step`) until a caller reads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,8 +25,19 @@ from torch.nn import functional as F
 from robolearn.rl.augment import augment_obs
 from robolearn.rl.losses import HLGauss, HLGaussConfig
 from robolearn.rl.networks import Actor, CriticEnsemble, ObsEncoder
+from robolearn.rl.optim import adam, clip_grad_norm_, load_adam_state, polyak_
 
 CriticActionFn = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
+TensorStats = dict[str, torch.Tensor]
+"""Training statistics as 0-dim tensors (no host read until :func:`to_floats`)."""
+
+
+def to_floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """0-dim tensor statistics as Python floats, read from the device in one transfer."""
+    if not stats:
+        return {}
+    values = torch.stack([v.detach().float().reshape(()) for v in stats.values()]).tolist()
+    return dict(zip(stats, values, strict=True))
 
 
 @dataclass
@@ -114,19 +130,19 @@ class OffPolicyLearner:
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=self.device, requires_grad=True)
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.actor_lr)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], cfg.actor_lr)
         self.num_updates = 0
 
     @property
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp().detach()
 
-    def q_values(self, critic: CriticEnsemble, obs: Mapping[str, torch.Tensor], action: torch.Tensor
-                 ) -> torch.Tensor:
-        """Scalar Q of every head ``(E, B)``."""
-        out = critic(obs, action)
+    def q_values(self, critic: CriticEnsemble, obs: Mapping[str, torch.Tensor], action: torch.Tensor,
+                 heads: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar Q of every head ``(E, B)`` (of the ``heads`` ``(K,)`` only: ``(K, B)``)."""
+        out = critic(obs, action, heads)
         return self.hl.value(out) if self.hl is not None else out.squeeze(-1)
 
     @torch.no_grad()
@@ -151,20 +167,25 @@ class OffPolicyLearner:
             a = self.actor_target.mode(next_obs)
             noise = (torch.randn(a.shape, generator=self.gen) * self.cfg.target_noise).to(a.device)
             a = (a + noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip)).clamp(-1, 1)
-        q = self.q_values(self.critic_target, next_obs, self.critic_action_fn(next_obs, a))
         heads = torch.randperm(self.cfg.num_critics, generator=self.gen)[: self.cfg.num_min]
-        v = q[heads.to(q.device)].min(0).values
+        subset = heads.to(self.device) if self.cfg.num_min < self.cfg.num_critics else None  # all: same min
+        v = self.q_values(self.critic_target, next_obs, self.critic_action_fn(next_obs, a), subset).min(0).values
         return v - self.alpha * logp if self.cfg.algo == "sac" and self.cfg.backup_entropy else v
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Iterable[torch.Tensor]) -> None:
+        """Minimise ``loss`` over ``params`` (the parameters of ``opt``) by one clipped step.
+
+        Back-propagation stops at ``params``: no other parameter's gradient is computed or touched (the
+        actor's loss does not fill the critic's gradients)."""
+        params = list(params)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=params)
         if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            clip_grad_norm_(params, self.cfg.grad_clip)
         opt.step()
 
-    def update_critic(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        """One critic step on a torch batch; returns scalars (loss, mean Q, mean target)."""
+    def critic_step(self, batch: Mapping[str, Any]) -> TensorStats:
+        """One critic step on a torch batch; statistics (loss, mean Q, mean target) as 0-dim tensors."""
         target = batch["reward"] + batch["discount"] * self.target_value(batch["next_obs"])
         out = self.critic(batch["obs"], batch["action"])
         if self.hl is not None:
@@ -174,20 +195,23 @@ class OffPolicyLearner:
             q = out.squeeze(-1)
             loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q))
         self._step(self.critic_opt, loss, self.critic.parameters())
-        return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": target.mean().item()}
+        return {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "target_mean": target.mean()}
 
-    def update_actor(self, obs: Mapping[str, torch.Tensor], demo_action: torch.Tensor | None = None,
-                     demo_mask: torch.Tensor | None = None) -> dict[str, float]:
+    def update_critic(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """:meth:`critic_step` with its statistics read as floats."""
+        return to_floats(self.critic_step(batch))
+
+    def actor_step(self, obs: Mapping[str, torch.Tensor], demo_action: torch.Tensor | None = None,
+                   demo_mask: torch.Tensor | None = None) -> TensorStats:
         """One actor step (and SAC temperature step) maximising the mean of the critic heads.
 
         With ``bc_weight`` and a ``demo_mask`` ``(B,)`` bool, the executed actions of the masked rows are
-        also regressed onto ``demo_action`` ``(B, Dc)`` (the stored, normalized executed actions)."""
-        for p in self.critic.parameters():
-            p.requires_grad_(False)
+        also regressed onto ``demo_action`` ``(B, Dc)`` (the stored, normalized executed actions). The
+        critic's parameters get no gradient (back-propagation stops at the actor's)."""
         if self.cfg.algo == "sac":
             a, logp = self.actor.sample(obs, self.gen)
         else:
-            a, logp = self.actor.mode(obs), torch.zeros(())
+            a, logp = self.actor.mode(obs), torch.zeros((), device=self.device)
         executed = self.critic_action_fn(obs, a)
         q = self.q_values(self.critic, obs, executed).mean(0)
         bc = self.cfg.bc_weight > 0 and demo_mask is not None and bool(demo_mask.any())
@@ -196,22 +220,25 @@ class OffPolicyLearner:
         loss = (self.alpha * logp - q).mean() if self.cfg.algo == "sac" else -q.mean()
         if self.cfg.actor_l2 > 0:
             loss = loss + self.cfg.actor_l2 * a.pow(2).mean()
-        stats: dict[str, float] = {}
+        stats: TensorStats = {}
         if bc:
             bc_loss = (executed[demo_mask] - demo_action[demo_mask]).pow(2).sum(-1).mean()
             loss = loss + self.cfg.bc_weight * bc_loss
-            stats["bc_loss"] = bc_loss.item()
+            stats["bc_loss"] = bc_loss.detach()
         self._step(self.actor_opt, loss, self.actor.parameters())
-        for p in self.critic.parameters():
-            p.requires_grad_(True)
-        stats.update(actor_loss=loss.item(), action_abs=a.abs().mean().item())
+        stats.update(actor_loss=loss.detach(), action_abs=a.detach().abs().mean())
         if self.cfg.algo == "sac":
-            stats["entropy"] = -logp.mean().item()
+            stats["entropy"] = -logp.detach().mean()
             if self.cfg.learn_alpha:
                 alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
                 self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
-            stats["alpha"] = float(self.alpha)
+            stats["alpha"] = self.alpha
         return stats
+
+    def update_actor(self, obs: Mapping[str, torch.Tensor], demo_action: torch.Tensor | None = None,
+                     demo_mask: torch.Tensor | None = None) -> dict[str, float]:
+        """:meth:`actor_step` with its statistics read as floats."""
+        return to_floats(self.actor_step(obs, demo_action, demo_mask))
 
     @torch.no_grad()
     def fit_obs_normalization(self, obs: Mapping[str, torch.Tensor]) -> None:
@@ -230,23 +257,28 @@ class OffPolicyLearner:
         for enc in encoders:
             enc.set_normalization(mean, std)
 
-    @torch.no_grad()
     def _polyak(self, net: torch.nn.Module, target: torch.nn.Module) -> None:
-        for p, tp in zip(net.parameters(), target.parameters(), strict=True):
-            tp.lerp_(p, self.cfg.tau)
+        polyak_(list(target.parameters()), list(net.parameters()), self.cfg.tau)
 
-    def update(self, batch: Mapping[str, Any], actor: bool = True) -> dict[str, float]:
-        """One gradient update on a torch batch: critic always, actor every ``actor_delay`` when ``actor``."""
+    def train_step(self, batch: Mapping[str, Any], actor: bool = True) -> TensorStats:
+        """One gradient update on a torch batch: critic always, actor every ``actor_delay`` when ``actor``.
+
+        Returns the statistics as 0-dim tensors: nothing is read back to the host, so a caller that logs
+        every ``k`` updates pays for the read only then (:func:`to_floats`)."""
         if self.cfg.drq_pad > 0:
             batch = dict(batch, obs=augment_obs(batch["obs"], self.cfg.drq_pad, self.gen),
                          next_obs=augment_obs(batch["next_obs"], self.cfg.drq_pad, self.gen))
-        stats = self.update_critic(batch)
+        stats = self.critic_step(batch)
         self.num_updates += 1
         if actor and self.num_updates % self.cfg.actor_delay == 0:
-            stats.update(self.update_actor(batch["obs"], batch["action"], batch.get("offline")))
+            stats.update(self.actor_step(batch["obs"], batch["action"], batch.get("offline")))
             self._polyak(self.actor, self.actor_target)
         self._polyak(self.critic, self.critic_target)
         return stats
+
+    def update(self, batch: Mapping[str, Any], actor: bool = True) -> dict[str, float]:
+        """:meth:`train_step` with its statistics read as floats (one transfer)."""
+        return to_floats(self.train_step(batch, actor))
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, targets, optimizers, temperature, update count and the torch generator state."""
@@ -259,8 +291,10 @@ class OffPolicyLearner:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for name in ("actor", "actor_target", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt"):
+        for name in ("actor", "actor_target", "critic", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
+        for name in ("actor_opt", "critic_opt", "alpha_opt"):
+            load_adam_state(getattr(self, name), state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.num_updates = int(state["num_updates"])

@@ -27,10 +27,13 @@ def is_pixel_key(key: str, shape: Sequence[int]) -> bool:
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``Linear -> LayerNorm -> ReLU`` per hidden width, then a plain ``Linear`` to ``out_dim``."""
+    """``Linear -> LayerNorm -> ReLU`` per hidden width, then a plain ``Linear`` to ``out_dim``.
+
+    The ReLU works in place on the LayerNorm's output (its backward does not read that output), which saves
+    an allocation and a pass over ``(B, width)`` per layer."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.LayerNorm(width), nn.ReLU()]
+        layers += [nn.Linear(in_dim, width), nn.LayerNorm(width), nn.ReLU(inplace=True)]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
@@ -153,7 +156,11 @@ class Actor(nn.Module):
 
 
 class EnsembleLinear(nn.Module):
-    """``E`` independent linear layers applied in one batched matmul: ``(E, B, I) -> (E, B, O)``."""
+    """``E`` independent linear layers applied in one batched matmul: ``(E, B, I) -> (E, B, O)``.
+
+    ``weight`` is ``(E, I, O)`` and ``bias`` ``(E, 1, O)``; ``heads`` (``(K,)`` long) applies only those
+    layers: ``(K, B, I) -> (K, B, O)``.
+    """
 
     def __init__(self, ensemble: int, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -161,15 +168,20 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(ensemble, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(ensemble, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        if heads is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[heads], x, self.weight[heads])
 
 
 class CriticEnsemble(nn.Module):
     """``E`` Q-heads ``Q_e(s, a)``; each has its own encoder-free MLP over ``[features(s), a]``.
 
-    ``forward`` returns ``(E, B, out)``: ``out = 1`` for regression, ``num_bins`` logits for HL-Gauss.
-    The observation encoder is shared by the heads (for pixels it is the DrQ critic encoder).
+    The heads' weights are stacked (:class:`EnsembleLinear`), so a layer of all heads is one batched matmul;
+    the LayerNorm affine parameters ``(width,)`` are shared by the heads (the layout checkpoints hold:
+    ``net.<i>.weight`` / ``net.<i>.bias``). ``forward`` returns ``(E, B, out)``: ``out = 1`` for
+    regression, ``num_bins`` logits for HL-Gauss. The observation encoder is shared by the heads (for pixels
+    it is the DrQ critic encoder).
     """
 
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], action_dim: int, hidden: Sequence[int],
@@ -182,11 +194,17 @@ class CriticEnsemble(nn.Module):
         layers: list[nn.Module] = []
         in_dim = self.encoder.out_dim + action_dim
         for width in hidden:
-            layers += [EnsembleLinear(num_heads, in_dim, width), nn.LayerNorm(width), nn.ReLU()]
+            layers += [EnsembleLinear(num_heads, in_dim, width), nn.LayerNorm(width), nn.ReLU(inplace=True)]
             in_dim = width
         layers.append(EnsembleLinear(num_heads, in_dim, out_dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor, heads: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Outputs ``(E, B, out)`` for observations ``{key: (B, ...)}`` and actions ``(B, Da)``; with ``heads``
+        (``(K,)`` long, distinct) only those heads, ``(K, B, out)`` in the order of ``heads``."""
         x = torch.cat([self.encoder(obs), action], dim=-1)
-        return self.net(x.unsqueeze(0).expand(self.num_heads, -1, -1))
+        x = x.unsqueeze(0).expand(self.num_heads if heads is None else len(heads), -1, -1)
+        for layer in self.net:
+            x = layer(x, heads) if isinstance(layer, EnsembleLinear) else layer(x)
+        return x
