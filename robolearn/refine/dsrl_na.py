@@ -25,6 +25,7 @@ from robolearn.core.protocols import Policy
 from robolearn.refine.common import ActionScaler
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.rl.networks import CriticEnsemble
+from robolearn.rl.optim import adam, load_adam_state
 
 
 class ChunkDecoder:
@@ -54,7 +55,7 @@ class NoiseAliasingLearner(OffPolicyLearner):
         super().__init__(cfg, obs_shapes, noise_dim, critic_action_dim=chunk_dim, seed=seed, device=device)
         self.decoder = decoder
         self.noise_critic = CriticEnsemble(obs_shapes, noise_dim, cfg.hidden, cfg.num_critics).to(self.device)
-        self.noise_opt = torch.optim.Adam(self.noise_critic.parameters(), lr=cfg.critic_lr)
+        self.noise_opt = adam(self.noise_critic.parameters(), lr=cfg.critic_lr)
         self.critic_action_fn = self.decoder
 
     def update_noise_critic(self, obs: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -102,4 +103,4 @@ class NoiseAliasingLearner(OffPolicyLearner):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.noise_critic.load_state_dict(state["noise_critic"])
-        self.noise_opt.load_state_dict(state["noise_opt"])
+        load_adam_state(self.noise_opt, state["noise_opt"])
