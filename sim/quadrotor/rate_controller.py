@@ -13,6 +13,7 @@ collective thrust gives way), then thrusts are clipped to ``[0, f_max]``.
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 
 from robolearn.sim.quadrotor.model import QuadrotorParams
@@ -61,3 +62,45 @@ class RateController:
         """:meth:`motor_thrusts` for arrays: ``rate_cmd`` and ``rates`` ``(3,)`` rad/s -> thrusts ``(4,)`` N."""
         return np.array(self.motor_thrusts(float(thrust), tuple(np.asarray(rate_cmd, float).tolist()),
                                            np.asarray(rates, float).tolist()))
+
+    def step_physics(self, model: mujoco.MjModel, data: mujoco.MjData, nstep: int, thrust: float,
+                     rate_cmd: tuple[float, float, float], force: np.ndarray, push: tuple[float, float, float],
+                     drag: tuple[float, float, float], wind: tuple[float, float, float]) -> tuple[float, float, float]:
+        """``nstep`` physics steps, each with this rate loop on ``data.ctrl[:4]`` and the wind drag on ``force``.
+
+        Before each ``mj_step``: rotor thrusts (N) from :meth:`motor_thrusts` for collective ``thrust`` (N),
+        ``rate_cmd`` (rad/s) and the body rates ``data.qvel[3:6]`` (rad/s), and ``force[:3] = push + drag *
+        (wind - data.qvel[0:3])`` (N; ``force`` is the vehicle's ``xfrc_applied`` row, ``drag`` N/(m/s),
+        ``wind`` m/s). The same float operations in the same order as :meth:`motor_thrusts`, written out
+        once with the per-control-step products hoisted, so that the Python around each physics step is
+        a few dozen float operations and three MuJoCo array accesses. Returns the last drag force (N).
+        """
+        gx, gy, gz = self._gyro
+        kx, ky, kz = self._jk
+        cx, cy, cz = rate_cmd
+        (a0, b0, c0, e0), (a1, b1, c1, e1), (a2, b2, c2, e2), (a3, b3, c3, e3) = self._rows
+        t0, t1, t2, t3 = a0 * thrust, a1 * thrust, a2 * thrust, a3 * thrust
+        px, py, pz = push
+        dx, dy, dz = drag
+        ux, uy, uz = wind
+        f_max = self.f_max
+        qvel, ctrl, step = data.qvel, data.ctrl, mujoco.mj_step
+        fx = fy = fz = 0.0
+        for _ in range(nstep):
+            vx, vy, vz, wx, wy, wz = qvel[0:6].tolist()
+            tx = kx * (cx - wx) + gx * wy * wz
+            ty = ky * (cy - wy) + gy * wz * wx
+            tz = kz * (cz - wz) + gz * wx * wy
+            f0 = t0 + b0 * tx + c0 * ty + e0 * tz
+            f1 = t1 + b1 * tx + c1 * ty + e1 * tz
+            f2 = t2 + b2 * tx + c2 * ty + e2 * tz
+            f3 = t3 + b3 * tx + c3 * ty + e3 * tz
+            excess = max(f0, f1, f2, f3) - f_max
+            if excess > 0.0:
+                f0, f1, f2, f3 = f0 - excess, f1 - excess, f2 - excess, f3 - excess
+            ctrl[0:4] = (f0 if f0 > 0.0 else 0.0, f1 if f1 > 0.0 else 0.0,
+                         f2 if f2 > 0.0 else 0.0, f3 if f3 > 0.0 else 0.0)
+            fx, fy, fz = dx * (ux - vx), dy * (uy - vy), dz * (uz - vz)
+            force[0:3] = (px + fx, py + fy, pz + fz)
+            step(model, data)
+        return fx, fy, fz
