@@ -26,6 +26,10 @@ class TaskSpec:
     """``arm``, ``humanoid`` or ``quadrotor``."""
     max_episode_steps: int
     description: str
+    vec_backend: str = "threads"
+    """Default backend of :func:`robolearn.sim.vector.make_vec_env` for this task: ``threads`` where the
+    step is mostly physics (``mj_step`` releases the GIL), ``processes`` where Python runs around every
+    physics step and threads would queue on the GIL; chosen by ``bench/sim_throughput.py``."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -72,6 +76,7 @@ TASKS: dict[str, TaskSpec] = {
             embodiment="quadrotor",
             max_episode_steps=400,
             description="Crazyflie 2.x reaches a random target and holds it within 10 cm for 1 s under wind gusts.",
+            vec_backend="processes",
         ),
         TaskSpec(
             env_id="robolearn/QuadGates-v0",
@@ -80,6 +85,7 @@ TASKS: dict[str, TaskSpec] = {
             embodiment="quadrotor",
             max_episode_steps=1000,
             description="Crazyflie 2.x flies one lap through 6 gates as fast as it can; crash or missed gate fails.",
+            vec_backend="processes",
         ),
     ]
 }

@@ -258,11 +258,11 @@ def step_with_drag(model: mujoco.MjModel, data: mujoco.MjData, nstep: int, force
     px, py, pz = push
     dx, dy, dz = drag
     ux, uy, uz = wind
-    qvel, step = data.qvel, mujoco.mj_step
+    qvel, out, step = data.qvel[0:3], memoryview(force), mujoco.mj_step
     fx = fy = fz = 0.0
     for _ in range(nstep):
-        vx, vy, vz = qvel[0:3].tolist()
+        vx, vy, vz = qvel.tolist()
         fx, fy, fz = dx * (ux - vx), dy * (uy - vy), dz * (uz - vz)
-        force[0:3] = (px + fx, py + fy, pz + fz)
+        out[0], out[1], out[2] = px + fx, py + fy, pz + fz
         step(model, data)
     return fx, fy, fz

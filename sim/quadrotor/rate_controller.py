@@ -73,7 +73,8 @@ class RateController:
         (wind - data.qvel[0:3])`` (N; ``force`` is the vehicle's ``xfrc_applied`` row, ``drag`` N/(m/s),
         ``wind`` m/s). The same float operations in the same order as :meth:`motor_thrusts`, written out
         once with the per-control-step products hoisted, so that the Python around each physics step is
-        a few dozen float operations and three MuJoCo array accesses. Returns the last drag force (N).
+        a few dozen float operations; the state is read with one ``tolist`` of a view and the controls and
+        force written through memoryviews (item stores, no array conversion). Returns the last drag force (N).
         """
         gx, gy, gz = self._gyro
         kx, ky, kz = self._jk
@@ -84,10 +85,10 @@ class RateController:
         dx, dy, dz = drag
         ux, uy, uz = wind
         f_max = self.f_max
-        qvel, ctrl, step = data.qvel, data.ctrl, mujoco.mj_step
+        qvel, ctrl, out, step = data.qvel[0:6], memoryview(data.ctrl), memoryview(force), mujoco.mj_step
         fx = fy = fz = 0.0
         for _ in range(nstep):
-            vx, vy, vz, wx, wy, wz = qvel[0:6].tolist()
+            vx, vy, vz, wx, wy, wz = qvel.tolist()
             tx = kx * (cx - wx) + gx * wy * wz
             ty = ky * (cy - wy) + gy * wz * wx
             tz = kz * (cz - wz) + gz * wx * wy
@@ -98,9 +99,11 @@ class RateController:
             excess = max(f0, f1, f2, f3) - f_max
             if excess > 0.0:
                 f0, f1, f2, f3 = f0 - excess, f1 - excess, f2 - excess, f3 - excess
-            ctrl[0:4] = (f0 if f0 > 0.0 else 0.0, f1 if f1 > 0.0 else 0.0,
-                         f2 if f2 > 0.0 else 0.0, f3 if f3 > 0.0 else 0.0)
+            ctrl[0] = f0 if f0 > 0.0 else 0.0
+            ctrl[1] = f1 if f1 > 0.0 else 0.0
+            ctrl[2] = f2 if f2 > 0.0 else 0.0
+            ctrl[3] = f3 if f3 > 0.0 else 0.0
             fx, fy, fz = dx * (ux - vx), dy * (uy - vy), dz * (uz - vz)
-            force[0:3] = (px + fx, py + fy, pz + fz)
+            out[0], out[1], out[2] = px + fx, py + fy, pz + fz
             step(model, data)
         return fx, fy, fz
