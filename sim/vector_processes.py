@@ -74,7 +74,12 @@ def _worker(conn: Connection, env_id: str, env_kwargs: dict[str, Any], count: in
         conn.send(("error", traceback.format_exc()))
         return
     while True:
-        command, payload = conn.recv()
+        try:
+            command, payload = conn.recv()
+        except EOFError:  # the parent exited without closing
+            for env in envs:
+                env.close()
+            return
         try:
             if command == "step":
                 acts, limits = payload

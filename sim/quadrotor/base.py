@@ -233,8 +233,9 @@ class QuadTaskEnv(MujocoTaskEnv):
 
     def crashed(self) -> bool:
         """Touching the floor (the only collision pair) or leaving the arena."""
-        p, h = self.data.qpos, self.cfg.arena_half_size
-        return bool(self.data.ncon > 0 or abs(p[0]) > h or abs(p[1]) > h or p[2] > 2 * h or p[2] < 0.0)
+        x, y, z = self.data.qpos[0:3].tolist()
+        h = self.cfg.arena_half_size
+        return bool(self.data.ncon > 0 or abs(x) > h or abs(y) > h or z > 2 * h or z < 0.0)
 
     def features(self) -> dict[str, dict[str, Feature]]:
         units = {"velocity": "m/s", "attitude": "quat wxyz", "body_rates": "rad/s", "gate_normal": "unit",
