@@ -211,27 +211,28 @@ def batched_rate(vec: gym.vector.VectorEnv, actions: np.ndarray, seconds: float)
             return steps * vec.num_envs / elapsed
 
 
-def bench_batched(env_id: str, sizes: list[int], seconds: float, rounds: int, ceiling: float) -> None:
-    """Print env steps/s of each backend per size, the ratios to sync, and each against the ceiling."""
+def bench_batched(env_id: str, sizes: list[int], seconds: float, rounds: int, ceiling: float,
+                  backends: tuple[str, ...] = BACKENDS) -> None:
+    """Print env steps/s of each of ``backends`` (``sync`` first) per size, ratios to sync, and against the ceiling."""
     print(f"  batched env steps/s, {rounds} interleaved rounds of {seconds:g} s per backend; median [min] over rounds; "
           f"ratios per round; registry default backend: {TASKS[env_id].vec_backend}")
-    print(f"  {'envs':>5} {'sync':>13} {'threads':>13} {'processes':>13} {'threads/sync':>13} "
-          f"{'processes/sync':>15} {'best/ceiling':>13}")
+    others = backends[1:]
+    print(f"  {'envs':>5} " + " ".join(f"{b:>13}" for b in backends) + " "
+          + " ".join(f"{b + '/sync':>15}" for b in others) + f" {'best/ceiling':>13}")
     for n in sizes:
-        vecs = {b: make_vec_env(env_id, n, seed=0, backend=b) for b in BACKENDS}
+        vecs = {b: make_vec_env(env_id, n, seed=0, backend=b) for b in backends}
         actions = benign_actions(env_id, vecs["sync"].single_action_space, (64, n), seed=0)
         rates: dict[str, list[float]] = {b: [] for b in vecs}
         for vec in vecs.values():
             vec.reset()
         for r in range(rounds):
-            order = BACKENDS if r % 2 == 0 else BACKENDS[::-1]
-            for backend in order:
+            for backend in backends if r % 2 == 0 else backends[::-1]:
                 rates[backend].append(batched_rate(vecs[backend], actions, seconds))
-        ratio = {b: [x / s for s, x in zip(rates["sync"], rates[b], strict=True)] for b in ("threads", "processes")}
-        best = max(("threads", "processes"), key=lambda b: statistics.median(ratio[b]))
-        cells = [stats(rates[b], ".0f") for b in BACKENDS]
-        print(f"  {n:>5} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {stats(ratio['threads'], '.2f'):>13} "
-              f"{stats(ratio['processes'], '.2f'):>15} {max(rates[best]) / ceiling:>13.2f}  faster here: {best}")
+        ratio = {b: [x / s for s, x in zip(rates["sync"], rates[b], strict=True)] for b in others}
+        best = max(others, key=lambda b: statistics.median(ratio[b]))
+        print(f"  {n:>5} " + " ".join(f"{stats(rates[b], '.0f'):>13}" for b in backends) + " "
+              + " ".join(f"{stats(ratio[b], '.2f'):>15}" for b in others)
+              + f" {max(rates[best]) / ceiling:>13.2f}  faster here: {best}")
         for vec in vecs.values():
             vec.close()
 
@@ -241,17 +242,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per task, for a smoke test")
     parser.add_argument("--tasks", nargs="*", default=list(BENCH_TASKS), choices=list(BENCH_TASKS),
                         help="embodiments to measure")
+    parser.add_argument("--backends", nargs="*", default=list(BACKENDS[1:]), choices=list(BACKENDS[1:]),
+                        help="batched backends to compare with sync")
     args = parser.parse_args()
     start = time.perf_counter()
     cpus = len(os.sched_getaffinity(0))
     print(f"{cpus} usable CPUs, load {os.getloadavg()[0]:.1f}; a shared machine: compare figures within this run")
+    backends = ("sync", *args.backends)
     run: Callable[[str], None]
     if args.quick:
         def run(env_id: str) -> None:
-            bench_batched(env_id, [4], 0.2, 1, bench_single(env_id, n_episodes=1, rounds=1))
+            bench_batched(env_id, [4], 0.2, 1, bench_single(env_id, n_episodes=1, rounds=1), backends)
     else:
         def run(env_id: str) -> None:
-            bench_batched(env_id, [8, 32], 0.3, 7, bench_single(env_id, n_episodes=4, rounds=7))
+            bench_batched(env_id, [8, 32], 0.3, 7, bench_single(env_id, n_episodes=4, rounds=7), backends)
     for name in args.tasks:
         run(BENCH_TASKS[name])
     print(f"\ntotal {time.perf_counter() - start:.0f} s; load {os.getloadavg()[0]:.1f} at the end")
