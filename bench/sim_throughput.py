@@ -215,7 +215,7 @@ def bench_batched(env_id: str, sizes: list[int], seconds: float, rounds: int, ce
                   backends: tuple[str, ...] = BACKENDS) -> None:
     """Print env steps/s of each of ``backends`` (``sync`` first) per size, ratios to sync, and against the ceiling."""
     print(f"  batched env steps/s, {rounds} interleaved rounds of {seconds:g} s per backend; median [min] over rounds; "
-          f"ratios per round; registry default backend: {TASKS[env_id].vec_backend}")
+          f"ratios per round; registry default backend: {getattr(TASKS[env_id], 'vec_backend', 'threads')}")
     others = backends[1:]
     print(f"  {'envs':>5} " + " ".join(f"{b:>13}" for b in backends) + " "
           + " ".join(f"{b + '/sync':>15}" for b in others) + f" {'best/ceiling':>13}")

@@ -4,7 +4,9 @@ Threads share one interpreter: an env whose Python runs around every physics ste
 rate loop) holds the GIL for most of its step, and threads then take turns rather than run side by
 side. Worker processes each have their own interpreter, so their Python runs in parallel too, at the
 price of sending actions and results through a pipe (pickled, a few tens of microseconds per worker
-and step).
+and step). That pays only where cores sit idle for the workers: on a loaded machine each woken worker
+waits for a core and runs its step with cold caches, and ``bench/sim_throughput.py`` measures threads
+faster (which is why no task names this backend as its default there).
 
 Workers are fresh interpreters (``python -c``), not forks or ``multiprocessing`` children: a fork of a
 parent whose threads (torch's, a threaded env's) hold locks can deadlock, and ``spawn``/``forkserver``
@@ -83,7 +85,8 @@ def _worker(conn: Connection, env_id: str, env_kwargs: dict[str, Any], count: in
         try:
             if command == "step":
                 acts, limits = payload
-                result: Any = [step_env(env, a, lim) for env, a, lim in zip(envs, acts, limits, strict=True)]
+                steps = [step_env(env, a, lim) for env, a, lim in zip(envs, acts, limits, strict=True)]
+                result: Any = pack_steps(steps)
             elif command == "reset":
                 result = [envs[i].reset(seed=seed, options=opts) for i, seed, opts in payload]
             elif command == "call":
@@ -171,7 +174,7 @@ class ProcessVectorEnv(BatchedEnvBase):
         limits = at_limit.tolist()
         for conn, (lo, hi) in zip(self._conns, self._slices, strict=True):
             conn.send(("step", (acts[lo:hi], limits[lo:hi])))
-        return [r for part in self._receive_all() for r in part]
+        return [r for part in self._receive_all() for r in unpack_steps(part)]
 
     def _receive_all(self) -> list[Any]:
         """One reply per worker, in worker order; raises :class:`WorkerError` after reading them all."""
@@ -237,6 +240,35 @@ class ProcessVectorEnv(BatchedEnvBase):
         for conn in self._conns:
             conn.close()
         self._procs, self._conns = [], []
+
+
+PackedSteps = tuple[dict[str, np.ndarray], list[tuple[float, bool, bool, dict[str, Any], Any]]]
+"""A worker's step results: observations stacked per key ``(k, ...)`` (the next episode's first observation
+where an env was reset) and per env ``(reward, terminated, truncated, info, final)``, ``final`` being the
+finished episode's ``(obs, info)`` or None. One array per key rather than one per env: pickling a numpy
+array costs microseconds whatever its size, and a pipe message per step is on the critical path."""
+
+
+def pack_steps(results: list[StepResult]) -> PackedSteps:
+    """:data:`PackedSteps` of a worker's :func:`~robolearn.sim.vector.step_env` results."""
+    current = [r[0] if r[5] is None else r[5][0] for r in results]
+    obs = {k: np.stack([o[k] for o in current]) for k in current[0]}
+    rows = [(reward, term, trunc, info, None) if reset is None else (reward, term, trunc, reset[1], (o, info))
+            for o, reward, term, trunc, info, reset in results]
+    return obs, rows
+
+
+def unpack_steps(packed: PackedSteps) -> list[StepResult]:
+    """The :func:`~robolearn.sim.vector.step_env` results that :func:`pack_steps` packed (obs as views)."""
+    obs, rows = packed
+    results: list[StepResult] = []
+    for j, (reward, term, trunc, info, final) in enumerate(rows):
+        current = {k: v[j] for k, v in obs.items()}
+        if final is None:
+            results.append((current, reward, term, trunc, info, None))
+        else:
+            results.append((final[0], reward, term, trunc, final[1], (current, info)))
+    return results
 
 
 def chunk_bounds(num_envs: int, parts: int) -> list[tuple[int, int]]:
