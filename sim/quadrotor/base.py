@@ -20,6 +20,7 @@ episodes to perturb the vehicle. The controllers keep using the nominal figures,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -250,11 +251,11 @@ class QuadTaskEnv(MujocoTaskEnv):
 
 
 def step_with_drag(model: mujoco.MjModel, data: mujoco.MjData, nstep: int, force: np.ndarray,
-                   push: list[float], drag: list[float], wind: list[float]) -> tuple[float, float, float]:
+                   push: Sequence[float], drag: Sequence[float], wind: Sequence[float]) -> tuple[float, float, float]:
     """``nstep`` physics steps with ``force[:3] = push + drag * (wind - data.qvel[0:3])`` (N) set before each.
 
-    ``force`` is the vehicle's ``xfrc_applied`` row, ``drag`` (3,) N/(m/s), ``wind`` (3,) m/s. Returns the
-    last drag force (N).
+    ``force`` is the vehicle's ``xfrc_applied`` row ``(6,)``, ``push`` (3,) N, ``drag`` (3,) N/(m/s), ``wind``
+    (3,) m/s. Returns the last drag force (N).
     """
     px, py, pz = push
     dx, dy, dz = drag

@@ -13,6 +13,8 @@ collective thrust gives way), then thrusts are clipped to ``[0, f_max]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import mujoco
 import numpy as np
 
@@ -64,17 +66,19 @@ class RateController:
                                            np.asarray(rates, float).tolist()))
 
     def step_physics(self, model: mujoco.MjModel, data: mujoco.MjData, nstep: int, thrust: float,
-                     rate_cmd: tuple[float, float, float], force: np.ndarray, push: tuple[float, float, float],
-                     drag: tuple[float, float, float], wind: tuple[float, float, float]) -> tuple[float, float, float]:
+                     rate_cmd: Sequence[float], force: np.ndarray, push: Sequence[float], drag: Sequence[float],
+                     wind: Sequence[float]) -> tuple[float, float, float]:
         """``nstep`` physics steps, each with this rate loop on ``data.ctrl[:4]`` and the wind drag on ``force``.
 
         Before each ``mj_step``: rotor thrusts (N) from :meth:`motor_thrusts` for collective ``thrust`` (N),
-        ``rate_cmd`` (rad/s) and the body rates ``data.qvel[3:6]`` (rad/s), and ``force[:3] = push + drag *
-        (wind - data.qvel[0:3])`` (N; ``force`` is the vehicle's ``xfrc_applied`` row, ``drag`` N/(m/s),
-        ``wind`` m/s). The same float operations in the same order as :meth:`motor_thrusts`, written out
-        once with the per-control-step products hoisted, so that the Python around each physics step is
-        a few dozen float operations; the state is read with one ``tolist`` of a view and the controls and
-        force written through memoryviews (item stores, no array conversion). Returns the last drag force (N).
+        ``rate_cmd`` (3,) rad/s and the body rates ``data.qvel[3:6]`` (rad/s); and ``force[:3] = push +
+        drag * (wind - data.qvel[0:3])`` (N), with ``force`` the vehicle's ``xfrc_applied`` row ``(6,)``,
+        ``push`` (3,) N, ``drag`` (3,) N/(m/s) and ``wind`` (3,) m/s.
+
+        The same float operations in the same order as :meth:`motor_thrusts`, written out once with the
+        per-control-step products hoisted: the Python around each physics step is a few dozen float
+        operations, one ``tolist`` of a state view and item stores through memoryviews (no array
+        conversion). Returns the last drag force (3 floats, N).
         """
         gx, gy, gz = self._gyro
         kx, ky, kz = self._jk
