@@ -13,7 +13,9 @@ For PandaLift (arm), G1BimanualLift (humanoid) and QuadHover (quadrotor), all me
    contacts and grasps as the env.
 2. **single env**: ``env.step`` on those episodes (the recorded expert actions, so the expert's own Python
    is not counted): its rate as a fraction of raw physics (``t_physics / t_env``; QuadHover target >= 0.6)
-   and its Python overhead ``(t_env - t_physics) / t_physics`` (PandaLift target < 20%).
+   and its Python overhead ``(t_env - t_physics) / t_physics`` (PandaLift target < 20%); and, the figure
+   least moved by a loaded machine, each phase of ``step`` (``pre_step``, ``physics_step``, ``post_step``)
+   and ``mj_step`` alone timed from the same restored states, fastest of several.
 3. **native ceiling**: ``mujoco.rollout`` with 2 threads over a batch of those episodes, in env steps/s.
 4. **batched**: env steps/s (``num_envs`` x batched steps per second, autoresets included) of
    ``make_vec_env`` with ``backend="threads"`` and ``"processes"`` against gymnasium's ``SyncVectorEnv``
@@ -145,6 +147,48 @@ def check_replay(env: gym.Env, episodes: list[Episode]) -> float:
     return float(np.max(np.abs(qpos - qpos_env)))
 
 
+def phase_costs(env: gym.Env, ep: Episode, reps: int, every: int = 5) -> dict[str, float]:
+    """Seconds per control step of ``pre_step``, ``physics_step``, ``post_step`` and of ``mj_step(nstep)`` alone.
+
+    At every ``every``-th control step of the episode, the state (with warm-start) is restored ``reps``
+    times and each phase timed; the fastest of each is kept, so that other processes' interruptions,
+    which only ever add time, drop out. Returns the mean over the sampled steps.
+    """
+    base = env.unwrapped
+    model, data, kind = base.model, base.data, mujoco.mjtState.mjSTATE_INTEGRATION
+    env.reset(seed=ep.seed)
+    samples = []
+    for k, action in enumerate(ep.actions):
+        if k % every == 0:
+            state = np.empty(mujoco.mj_stateSize(model, kind))
+            mujoco.mj_getState(model, data, state, kind)
+            samples.append((state, action))
+        env.step(action)
+    total = dict.fromkeys(("pre", "physics", "post", "raw"), 0.0)
+    for state, action in samples:
+        best = dict.fromkeys(total, np.inf)
+        for _ in range(reps):
+            mujoco.mj_setState(model, data, state, kind)
+            t0 = time.perf_counter()
+            base.pre_step(action)
+            t1 = time.perf_counter()
+            base.physics_step()
+            t2 = time.perf_counter()
+            base.post_step()
+            t3 = time.perf_counter()
+            ctrl = data.ctrl.copy()
+            mujoco.mj_setState(model, data, state, kind)
+            data.ctrl[:] = ctrl
+            t4 = time.perf_counter()
+            mujoco.mj_step(model, data, nstep=base.n_substeps)
+            t5 = time.perf_counter()
+            for key, t in zip(total, (t1 - t0, t2 - t1, t3 - t2, t5 - t4), strict=True):
+                best[key] = min(best[key], t)
+        for key in total:
+            total[key] += best[key] / len(samples)
+    return total
+
+
 def stats(values: list[float], fmt: str) -> str:
     """``median [min]`` of per-round values."""
     return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}]"
@@ -182,6 +226,12 @@ def bench_single(env_id: str, n_episodes: int, rounds: int) -> float:
           f"raw physics, Python overhead {best_env / best_phys - 1:.1%} of physics time (fastest replays)")
     print(f"    per round, median [min]: {stats(fraction, '.2f')} of raw physics; overhead median "
           f"{statistics.median(overhead):.1%}, best {min(overhead):.1%}, worst {max(overhead):.1%}")
+    cost = phase_costs(env, episodes[0], reps=rounds * 3)
+    python = cost["pre"] + cost["physics"] - cost["raw"] + cost["post"]
+    print(f"  fastest of {rounds * 3} at sampled states: Python {python * 1e6:.1f} us per control step = "
+          f"{python / cost['raw']:.1%} of physics ({cost['raw'] * 1e6:.1f} us; pre_step {cost['pre'] * 1e6:.1f}, "
+          f"in physics_step {(cost['physics'] - cost['raw']) * 1e6:.1f}, post_step {cost['post'] * 1e6:.1f}); "
+          f"env at {cost['raw'] / (cost['pre'] + cost['physics'] + cost['post']):.2f} of raw physics")
     print(f"  mujoco.rollout, 2 threads (ceiling) {max(ceiling):8.0f} env steps/s (best round), median [min] "
           f"{stats(ceiling, '.0f')}; single env at {n_ctrl / best_env / max(ceiling):.2f} of it")
     env.close()
