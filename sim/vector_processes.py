@@ -13,7 +13,7 @@ parent whose threads (torch's, a threaded env's) hold locks can deadlock, and ``
 re-import the parent's main script, which breaks any script without an ``if __name__ == "__main__"``
 guard. They find the parent's code through its ``sys.path`` and connect back over a Unix socket with
 a random key. Each worker builds its envs with :func:`robolearn.sim.registry.gym_make` and steps them with the same
-:func:`robolearn.sim.vector.step_env` as the threaded backend; :class:`BatchedEnvBase` batches the
+:func:`robolearn.sim.vector_base.step_env` as the threaded backend; :class:`BatchedEnvBase` batches the
 results in the parent. Env ``i`` runs the same code on the same seed as in the other backends, so
 the three backends return identical arrays and infos.
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from robolearn.sim.mujoco_env import MujocoTaskEnv
 from robolearn.sim.registry import gym_make
-from robolearn.sim.vector import BatchedEnvBase, StepResult, step_env
+from robolearn.sim.vector_base import BatchedEnvBase, StepResult, step_env, usable_cpus
 
 
 class WorkerError(RuntimeError):
@@ -129,9 +129,7 @@ class ProcessVectorEnv(BatchedEnvBase):
 
     def __init__(self, env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None,
                  max_episode_steps: int | None = None, num_workers: int | None = None, seed: int | None = None):
-        from robolearn.sim.vector import _usable_cpus
-
-        workers = min(num_envs, _usable_cpus()) if num_workers is None else int(num_workers)
+        workers = min(num_envs, usable_cpus()) if num_workers is None else int(num_workers)
         if workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         self._slices = chunk_bounds(num_envs, min(workers, num_envs))
@@ -250,7 +248,7 @@ array costs microseconds whatever its size, and a pipe message per step is on th
 
 
 def pack_steps(results: list[StepResult]) -> PackedSteps:
-    """:data:`PackedSteps` of a worker's :func:`~robolearn.sim.vector.step_env` results."""
+    """:data:`PackedSteps` of a worker's :func:`~robolearn.sim.vector_base.step_env` results."""
     current = [r[0] if r[5] is None else r[5][0] for r in results]
     obs = {k: np.stack([o[k] for o in current]) for k in current[0]}
     rows = [(reward, term, trunc, info, None) if reset is None else (reward, term, trunc, reset[1], (o, info))
@@ -259,7 +257,7 @@ def pack_steps(results: list[StepResult]) -> PackedSteps:
 
 
 def unpack_steps(packed: PackedSteps) -> list[StepResult]:
-    """The :func:`~robolearn.sim.vector.step_env` results that :func:`pack_steps` packed (obs as views)."""
+    """The :func:`~robolearn.sim.vector_base.step_env` results that :func:`pack_steps` packed (obs as views)."""
     obs, rows = packed
     results: list[StepResult] = []
     for j, (reward, term, trunc, info, final) in enumerate(rows):

@@ -90,12 +90,12 @@ def test_worker_build_error_names_the_cause():
 
 
 def test_default_backend_per_task_and_explicit_override(monkeypatch):
-    monkeypatch.setattr("robolearn.sim.vector._usable_cpus", lambda: 2)
+    monkeypatch.setattr("robolearn.sim.vector.usable_cpus", lambda: 2)
     monkeypatch.setitem(TASKS, HOVER, dataclasses.replace(TASKS[HOVER], vec_backend="processes"))
     assert default_backend(HOVER, 8) == "processes"
     assert default_backend(LIFT, 8) == TASKS[LIFT].vec_backend == "threads"
     assert default_backend(HOVER, 1) == "threads"  # one env runs inline
-    monkeypatch.setattr("robolearn.sim.vector._usable_cpus", lambda: 1)
+    monkeypatch.setattr("robolearn.sim.vector.usable_cpus", lambda: 1)
     assert default_backend(HOVER, 8) == "threads"
     vec = make_vec_env(HOVER, 2, backend="threads")  # an explicit backend wins over the task's default
     assert isinstance(vec, MujocoVectorEnv)
