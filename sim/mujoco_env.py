@@ -89,6 +89,9 @@ class MujocoTaskEnv(gym.Env):
         self._elapsed = 0
         self._step_clipped = 0
         self._push_force = 0.0
+        self._bounds_of: gym.spaces.Box | None = None
+        self._bounds_f64: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+        self._reward_keys: dict[str, str] = {}
         if not isinstance(randomization, RandomizationConfig):
             randomization = from_dict(RandomizationConfig, randomization or {}, "randomization")
         if not isinstance(pixels, PixelConfig):
@@ -158,7 +161,8 @@ class MujocoTaskEnv(gym.Env):
     def pre_step(self, action: Any) -> None:
         """Validate (shape, finiteness), clip to the action space, and set the controls."""
         act = np.asarray(action, dtype=np.float64)
-        expected = self.action_space.shape
+        space = self.action_space
+        expected = space.shape
         if act.shape != expected:
             if act.size == int(np.prod(expected)) and act.squeeze().shape == expected:
                 act = act.reshape(expected)
@@ -166,12 +170,23 @@ class MujocoTaskEnv(gym.Env):
                 raise ActionError(f"{self.spec_id}: action shape {act.shape}, expected {expected}")
         if not np.isfinite(act).all():
             raise ActionError(f"{self.spec_id}: action contains NaN or inf: {act.tolist()}")
-        low, high = self.action_space.low, self.action_space.high
+        low, high = self._bounds(space)
         clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
         self._step_clipped = int(np.count_nonzero(clipped != act))
         self._clip_count += self._step_clipped
         self._apply_action(self.randomizer.delay(clipped, self._hold_action))
         self._push_force = self.randomizer.push(self.data, self.np_random)
+
+    def _bounds(self, space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
+        """The action space's ``low`` and ``high`` as float64, cached per space object.
+
+        Clipping a float64 action against float32 bounds converts the bounds on every call; the
+        float64 copies hold the same values.
+        """
+        if self._bounds_of is not space:
+            self._bounds_f64 = (space.low.astype(np.float64), space.high.astype(np.float64))
+            self._bounds_of = space
+        return self._bounds_f64
 
     def physics_step(self) -> None:
         """Advance ``n_substeps`` physics steps; releases the GIL."""
@@ -181,16 +196,24 @@ class MujocoTaskEnv(gym.Env):
         self._elapsed += 1
         obs = self._observe()
         success = self._is_success()
-        terms = RewardTerms({**self._reward_terms(), "success": float(success)}, self.reward_scales)
+        values = self._reward_terms()
+        values["success"] = float(success)
         terminated = (success and self.terminate_on_success) or self._is_failure()
         info = {
             "is_success": success,
             "action_clipped": self._step_clipped,
             "action_clip_count": self._clip_count,
             "push_force": self._push_force,
-            **terms.info(),
         }
-        return obs, terms.total(), bool(terminated), False, info
+        # What RewardTerms(values, scales).total() and .info() compute, without building the object.
+        scales, keys, total = self.reward_scales, self._reward_keys, 0
+        for name, value in values.items():
+            total += scales.get(name, 0.0) * value
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = f"reward/{name}"
+            info[key] = float(value)
+        return obs, float(total), bool(terminated), False, info
 
     def _observe(self) -> dict[str, np.ndarray]:
         """The task observation with randomized noise/bias, plus camera frames."""

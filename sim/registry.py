@@ -26,6 +26,12 @@ class TaskSpec:
     """``arm``, ``humanoid`` or ``quadrotor``."""
     max_episode_steps: int
     description: str
+    vec_backend: str = "threads"
+    """Default backend of :func:`robolearn.sim.vector.make_vec_env` for this task, ``threads`` or
+    ``processes``: whichever ``bench/sim_throughput.py`` measures faster for it on the machine the project
+    runs on (its ``faster here`` column). Threads win for every task on the shared 2-core machine, the
+    quadrotor's included now that its rate loop holds the GIL for less of each physics step; worker
+    processes only pay where cores sit idle for them."""
 
 
 TASKS: dict[str, TaskSpec] = {

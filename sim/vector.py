@@ -1,6 +1,6 @@
 """Batched robolearn environments: :func:`make_vec_env` and the threaded :class:`MujocoVectorEnv`.
 
-Both backends return a :class:`gymnasium.vector.VectorEnv` with **same-step autoreset**, as gymnasium 1.x
+Every backend returns a :class:`gymnasium.vector.VectorEnv` with **same-step autoreset**, as gymnasium 1.x
 defines it for ``AutoresetMode.SAME_STEP``: when env ``i`` terminates or is truncated in ``step``, it is
 reset inside that same call, the returned ``obs[i]`` is the first observation of its next episode, and
 the last observation and info of the finished episode are in ``infos["final_obs"][i]`` (an object array
@@ -8,7 +8,7 @@ of observation dicts) and ``infos["final_info"]`` (a dict of batched arrays), wi
 ``infos["_final_obs"]`` / ``infos["_final_info"]``. Rewards, ``terminated`` and ``truncated`` are those
 of the finished episode's last step.
 
-``backend="threads"`` (the default) builds the unwrapped :class:`~robolearn.sim.mujoco_env.MujocoTaskEnv`
+``backend="threads"`` builds the unwrapped :class:`~robolearn.sim.mujoco_env.MujocoTaskEnv`
 of every env and applies the registry's time limit itself (``truncated`` when ``max_episode_steps``
 control steps have elapsed, as gymnasium's ``TimeLimit`` does). A pool of threads each steps a
 contiguous slice of the envs (``pre_step`` -> ``physics_step`` -> ``post_step`` -> reset if done).
@@ -19,13 +19,19 @@ deterministic given the seed and identical to the ``sync`` backend's. Threads ra
 step, is no faster than threads (docs/results.md) and does not carry MuJoCo's solver warm-start across
 control steps, so it would change the physics.
 
+``backend="processes"`` (:mod:`robolearn.sim.vector_processes`) steps slices of the envs in worker
+processes with the same per-env code: for tasks whose Python runs around every physics step (the
+quadrotor's rate loop), where threads would queue on the GIL.
+
+Without ``backend=``, each task gets the backend its registry row names (``TaskSpec.vec_backend``, set
+from what ``bench/sim_throughput.py`` measures faster), see :func:`default_backend`.
+
 ``backend="sync"`` is gymnasium's own ``SyncVectorEnv`` over ``gymnasium.make(env_id)`` with
-same-step autoreset, for comparison; both backends produce the same trajectories for the same seeds.
+same-step autoreset, for comparison; all backends produce the same trajectories for the same seeds.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,13 +40,14 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.vector.utils import batch_space
 
-from robolearn.sim.mujoco_env import ActionError, MujocoTaskEnv
-from robolearn.sim.registry import gym_make, register_all
+from robolearn.sim.mujoco_env import MujocoTaskEnv
+from robolearn.sim.registry import TASKS, gym_make, register_all
+from robolearn.sim.vector_base import BatchedEnvBase, StepResult, step_env, usable_cpus
+from robolearn.sim.vector_processes import ProcessVectorEnv
 
-Backend = Literal["threads", "sync"]
-BACKENDS: tuple[str, ...] = ("threads", "sync")
+Backend = Literal["threads", "processes", "sync"]
+BACKENDS: tuple[str, ...] = ("threads", "processes", "sync")
 
 
 def make_vec_env(
@@ -48,7 +55,7 @@ def make_vec_env(
     num_envs: int,
     seed: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
-    backend: Backend = "threads",
+    backend: Backend | None = None,
     num_threads: int | None = None,
     max_episode_steps: int | None = None,
 ) -> gym.vector.VectorEnv:
@@ -60,15 +67,18 @@ def make_vec_env(
         seed: when given, the first ``reset()`` called without a seed seeds env ``i`` with ``seed + i``
             (as ``reset(seed=seed)`` would); the batched action space is seeded with it too.
         env_kwargs: keyword arguments of every env (``config=...``, ``render_mode="rgb_array"``...).
-        backend: ``"threads"`` (:class:`MujocoVectorEnv`) or ``"sync"`` (gymnasium's ``SyncVectorEnv``).
-        num_threads: threads of the ``threads`` backend; default ``min(num_envs, usable CPUs)``.
+        backend: ``"threads"`` (:class:`MujocoVectorEnv`), ``"processes"``
+            (:class:`~robolearn.sim.vector_processes.ProcessVectorEnv`) or ``"sync"`` (gymnasium's
+            ``SyncVectorEnv``); default (None): :func:`default_backend`.
+        num_threads: threads of the ``threads`` backend, worker processes of the ``processes`` backend;
+            default ``min(num_envs, usable CPUs)``.
         max_episode_steps: episode time limit in control steps; default: the registry's.
 
     Returns:
         A :class:`gymnasium.vector.VectorEnv` whose observations are dicts of ``(num_envs, ...)`` float32
         arrays and whose actions are ``(num_envs, action_dim)`` arrays in the task's physical units.
     """
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not isinstance(num_envs, int | np.integer) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -79,9 +89,14 @@ def make_vec_env(
     kwargs = dict(env_kwargs or {})
     if max_episode_steps is None:
         max_episode_steps = gym.spec(env_id).max_episode_steps
-    if backend == "sync":
+    if backend is None:
+        backend = default_backend(env_id, int(num_envs))
+    if backend == "processes":
+        vec: gym.vector.VectorEnv = ProcessVectorEnv(env_id, int(num_envs), kwargs, max_episode_steps=max_episode_steps,
+                                                     num_workers=num_threads, seed=seed)
+    elif backend == "sync":
         fns = [_env_fn(env_id, kwargs, max_episode_steps) for _ in range(int(num_envs))]
-        vec: gym.vector.VectorEnv = _SeededSyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        vec = _SeededSyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
         vec.default_seed = seed
     else:
         envs = []
@@ -96,11 +111,17 @@ def make_vec_env(
     return vec
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def default_backend(env_id: str, num_envs: int) -> str:
+    """The backend ``make_vec_env`` uses when none is named.
+
+    The task's :attr:`~robolearn.sim.registry.TaskSpec.vec_backend` (what ``bench/sim_throughput.py``
+    measured faster for it), except that one env, or one usable CPU, runs inline in ``threads``: a
+    worker process would only add a pipe round trip per step.
+    """
+    spec = TASKS.get(env_id)
+    if spec is None or num_envs < 2 or usable_cpus() < 2:
+        return "threads"
+    return spec.vec_backend
 
 
 def _env_fn(env_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -> Callable[[], gym.Env]:
@@ -118,7 +139,7 @@ class _SeededSyncVectorEnv(SyncVectorEnv):
         return super().reset(seed=seed, options=options)
 
 
-class MujocoVectorEnv(gym.vector.VectorEnv):
+class MujocoVectorEnv(BatchedEnvBase):
     """Steps many :class:`MujocoTaskEnv` in a thread pool, with same-step autoreset and a time limit.
 
     Args:
@@ -136,27 +157,14 @@ class MujocoVectorEnv(gym.vector.VectorEnv):
                  num_threads: int | None = None, seed: int | None = None):
         if not envs:
             raise ValueError("MujocoVectorEnv needs at least one env")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
         self.envs = list(envs)
-        self.num_envs = len(self.envs)
         first = self.envs[0]
         for env in self.envs[1:]:
             if env.action_space != first.action_space or env.observation_space != first.observation_space:
                 raise ValueError("all envs of a MujocoVectorEnv must share action and observation spaces")
-        self.single_action_space = first.action_space
-        self.single_observation_space = first.observation_space
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.metadata = {**first.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
-        self.render_mode = first.render_mode
-        self.spec = None
-        self.max_episode_steps = max_episode_steps
-        self.episode_steps = np.zeros(self.num_envs, dtype=np.int64)
-        self._obs_keys = list(self.single_observation_space.keys())
-        self._default_seed = seed
-        self._needs_reset = True
-        threads = min(self.num_envs, _usable_cpus()) if num_threads is None else int(num_threads)
+        self._setup(first.spec_id, len(self.envs), first.action_space, first.observation_space, first.metadata,
+                    first.render_mode, max_episode_steps, seed)
+        threads = min(self.num_envs, usable_cpus()) if num_threads is None else int(num_threads)
         if threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         if any(env.pixels.cfg.cameras for env in self.envs):
@@ -173,88 +181,28 @@ class MujocoVectorEnv(gym.vector.VectorEnv):
         self._python_lock = threading.Lock()
         self._results: list[Any] = [None] * self.num_envs
 
-    # ----------------------------------------------------------------- gymnasium API
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        """Reset all envs, or those of ``options["reset_mask"]`` (a ``(num_envs,)`` bool array).
-
-        ``seed``: ``None``, an int (env ``i`` gets ``seed + i``) or one seed (or None) per env.
-        Returns ``(obs, infos)``: a dict of ``(num_envs, ...)`` float32 arrays and the batched reset infos.
-        """
-        if seed is None and self._default_seed is not None:
-            seed, self._default_seed = self._default_seed, None
-        seeds = self._seeds(seed)
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if mask is None:
-            ids = list(range(self.num_envs))
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
-                                 f"got {mask.dtype} {mask.shape}")
-            if self._needs_reset and not mask.all():
-                raise RuntimeError("the first reset must reset every env (no reset_mask, or all True)")
-            ids = np.flatnonzero(mask).tolist()
+    def _reset_envs(self, ids: list[int], seeds: list[int | None],
+                    options: dict[str, Any] | None) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        chosen = set(ids)
 
         def work(chunk: list[int]) -> None:
             for i in chunk:
-                if mask is None or mask[i]:
-                    self._results[i] = self.envs[i].reset(seed=seeds[i], options=options or None)
+                if i in chosen:
+                    self._results[i] = self.envs[i].reset(seed=seeds[i], options=options)
 
         self._run(work)
-        if mask is None:
-            self._obs = {k: np.zeros((self.num_envs, *s.shape), s.dtype)
-                         for k, s in self.single_observation_space.items()}
-        infos: dict[str, Any] = {}
-        for i in ids:
-            obs, info = self._results[i]
-            self._write_obs(i, obs)
-            infos = self._add_info(infos, info, i)
-            self.episode_steps[i] = 0
-        self._needs_reset = False
-        return self._copy_obs(), infos
+        return [self._results[i] for i in ids]
 
-    def step(self, actions: Any):
-        """Step every env with ``actions`` ``(num_envs, action_dim)`` (physical units; clipped per env).
-
-        Returns ``(obs, rewards (num_envs,) float64, terminated (num_envs,) bool, truncated (num_envs,)
-        bool, infos)``; finished envs are reset in the same call (see the module docstring).
-        """
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step()")
-        acts = self._check_actions(actions)
-        rewards = np.zeros(self.num_envs, np.float64)
-        terminated = np.zeros(self.num_envs, np.bool_)
-        truncated = np.zeros(self.num_envs, np.bool_)
-        limit = self.max_episode_steps
-
-        lock = self._python_lock
+    def _step_envs(self, acts: np.ndarray, at_limit: np.ndarray) -> list[StepResult]:
+        lock = self._python_lock if self._pool is not None else None
+        limits = at_limit.tolist()
 
         def work(chunk: list[int]) -> None:
             for i in chunk:
-                env = self.envs[i]
-                with lock:
-                    env.pre_step(acts[i])
-                env.physics_step()
-                with lock:
-                    obs, reward, term, trunc, info = env.post_step()
-                self.episode_steps[i] += 1
-                trunc = bool(trunc) or (limit is not None and self.episode_steps[i] >= limit)
-                rewards[i], terminated[i], truncated[i] = reward, term, trunc
-                reset = env.reset() if term or trunc else None
-                self._results[i] = (obs, info, reset)
+                self._results[i] = step_env(self.envs[i], acts[i], limits[i], lock)
 
         self._run(work)
-        infos: dict[str, Any] = {}
-        for i in range(self.num_envs):
-            obs, info, reset = self._results[i]
-            if reset is not None:
-                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                obs, info = reset
-                self.episode_steps[i] = 0
-            self._write_obs(i, obs)
-            infos = self._add_info(infos, info, i)
-        return self._copy_obs(), rewards, terminated, truncated, infos
+        return list(self._results)
 
     def render(self) -> tuple[np.ndarray | None, ...]:
         """One frame per env (``(H, W, 3)`` uint8 with ``render_mode="rgb_array"``, else None)."""
@@ -296,39 +244,3 @@ class MujocoVectorEnv(gym.vector.VectorEnv):
         else:
             for _ in self._pool.map(work, self._chunks):  # re-raises a worker's exception here
                 pass
-
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        expected = (self.num_envs, *self.single_action_space.shape)
-        try:
-            acts = np.asarray(actions, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ActionError(f"{self._name}: actions must be a numeric array {expected}: {err}") from None
-        if acts.shape != expected:
-            raise ActionError(f"{self._name}: action batch has shape {acts.shape}, expected {expected} "
-                              "(num_envs, action_dim)")
-        bad = ~np.isfinite(acts).all(axis=1)
-        if bad.any():
-            envs = np.flatnonzero(bad).tolist()
-            raise ActionError(f"{self._name}: actions of envs {envs} contain NaN or inf")
-        return acts
-
-    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
-        if seed is None:
-            return [None] * self.num_envs
-        if isinstance(seed, int | np.integer):
-            return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
-        return seeds
-
-    def _write_obs(self, i: int, obs: dict[str, np.ndarray]) -> None:
-        for key in self._obs_keys:
-            self._obs[key][i] = obs[key]
-
-    def _copy_obs(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self._obs.items()}
-
-    @property
-    def _name(self) -> str:
-        return f"MujocoVectorEnv({self.envs[0].spec_id} x{self.num_envs})"

@@ -21,7 +21,7 @@ import numpy as np
 
 from robolearn.core.config import from_dict
 from robolearn.core.protocols import Feature
-from robolearn.sim.arm.controller import DiffIKController
+from robolearn.sim.arm.controller import DiffIKController, index_or_slice
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box
 from robolearn.sim.pixels import set_render_defaults
 from robolearn.sim.robots import panda
@@ -104,6 +104,11 @@ class PandaTaskEnv(MujocoTaskEnv):
         self._grip_ctrl_max = float(m.actuator_ctrlrange[self._grip_act, 1])
         self._tcp = m.site(panda.TCP_SITE).id
         self.ik = DiffIKController(m, self.data, panda.TCP_SITE, self._arm_dof, self._arm_qpos, panda.HOME_QPOS)
+        # Per-step reads and writes go through slices (views) where the indices are consecutive.
+        self._qpos_idx, self._dof_idx = index_or_slice(self._arm_qpos), index_or_slice(self._arm_dof)
+        self._act_idx = index_or_slice(self._arm_act)
+        self._ee_delta = cfg.action_mode == "ee_delta"
+        self._quat = np.zeros(4)
         if cfg.action_mode == "ee_delta":
             s, y = cfg.max_ee_step, cfg.max_yaw_step
             self.action_space = gym.spaces.Box(
@@ -153,12 +158,13 @@ class PandaTaskEnv(MujocoTaskEnv):
         return min(max(float(self.data.qpos[self._grip_qpos]) / self.GRIPPER_CLOSED_RAD, 0.0), 1.0)
 
     def _apply_action(self, action: np.ndarray) -> None:
-        if self.cfg.action_mode == "ee_delta":
+        ctrl = self.data.ctrl
+        if self._ee_delta:
             targets = self.ik.joint_targets_for_delta(action[:3], float(action[3]))
         else:
-            targets = self.data.ctrl[self._arm_act] + action[:7]
-        self.data.ctrl[self._arm_act] = targets
-        self.data.ctrl[self._grip_act] = float(action[-1]) * self._grip_ctrl_max
+            targets = ctrl[self._act_idx] + action[:7]
+        ctrl[self._act_idx] = targets
+        ctrl[self._grip_act] = float(action[-1]) * self._grip_ctrl_max
 
     def _hold_action(self) -> np.ndarray:
         """No motion, gripper kept at its current command."""
@@ -167,12 +173,12 @@ class PandaTaskEnv(MujocoTaskEnv):
         return hold
 
     def _proprio(self) -> dict[str, np.ndarray]:
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, self.data.site_xmat[self._tcp])
+        d, quat = self.data, self._quat
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
         return {
-            "joint_pos": self.data.qpos[self._arm_qpos].astype(np.float32),
-            "joint_vel": self.data.qvel[self._arm_dof].astype(np.float32),
-            "ee_pos": self.data.site_xpos[self._tcp].astype(np.float32),
+            "joint_pos": d.qpos[self._qpos_idx].astype(np.float32),
+            "joint_vel": d.qvel[self._dof_idx].astype(np.float32),
+            "ee_pos": d.site_xpos[self._tcp].astype(np.float32),
             "ee_quat": quat.astype(np.float32),
             "gripper": np.array([self.gripper_closure()], np.float32),
         }

@@ -19,23 +19,36 @@ DOWN = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 def yaw_of(xmat: np.ndarray) -> float:
     """Yaw (rad) of a downward-pointing frame, from its rotation matrix ``(3, 3)``."""
-    return float(np.arctan2(xmat[1, 0], xmat[0, 0]))
+    return float(np.arctan2(xmat[1, 0], xmat[0, 0]))  # not math.atan2: it rounds differently
 
 
 def down_rotation(yaw: float) -> np.ndarray:
     """Rotation ``(3, 3)`` of the downward TCP frame turned by ``yaw`` about world z."""
     c, s = np.cos(yaw), np.sin(yaw)
-    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return rz @ DOWN
+    return np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])  # Rz(yaw) @ DOWN, written out
 
 
-def rotation_error(current: np.ndarray, desired: np.ndarray) -> np.ndarray:
-    """Axis-angle vector (rad, world frame) rotating ``current`` onto ``desired``."""
-    quat_err = np.zeros(4)
+def rotation_error(current: np.ndarray, desired: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Axis-angle vector ``(3,)`` (rad, world frame) rotating ``current`` onto ``desired`` (both ``(3, 3)``).
+
+    ``out``: a contiguous ``(3,)`` float64 array to write into (a new one when None).
+    """
+    quat_err = np.empty(4)
     mujoco.mju_mat2Quat(quat_err, (desired @ current.T).ravel())
-    vel = np.zeros(3)
+    vel = np.empty(3) if out is None else out
     mujoco.mju_quat2Vel(vel, quat_err, 1.0)
     return vel
+
+
+def index_or_slice(ids: np.ndarray) -> np.ndarray | slice:
+    """``slice(a, b)`` when ``ids`` are the consecutive integers ``a..b-1``, else ``ids``.
+
+    A slice indexes a MuJoCo state array as a view, with none of the gather that an index array costs.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim == 1 and len(ids) > 0 and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
+        return slice(int(ids[0]), int(ids[0]) + len(ids))
+    return ids
 
 
 @dataclass
@@ -67,6 +80,11 @@ class DiffIKController:
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]  # views: mj_jacSite fills both halves
         self._damping_eye = (self.damping**2) * np.eye(6)
         self._x6 = np.zeros(6)
+        self._err = np.zeros(6)
+        self._jac_arm = np.zeros((6, len(self.dof_ids)), order="F")  # the layout jac[:, ids] had
+        self._dofs, self._qpos_idx = index_or_slice(self.dof_ids), index_or_slice(self.qpos_ids)
+        self._site_xpos = self.data.site_xpos[self._site_id]  # views into MjData, updated by each mj_step
+        self._site_xmat = self.data.site_xmat[self._site_id].reshape(3, 3)
         low, high = self.model.jnt_range[self.model.dof_jntid[self.dof_ids]].T
         self._low, self._high = low + 0.02, high - 0.02
 
@@ -80,14 +98,16 @@ class DiffIKController:
         ``dq = J+ err + (I - J+ J) k (posture - q)`` with the damped pseudo-inverse
         ``J+ = J^T (J J^T + d^2 I)^-1``, computed as ``dq = p + J^T (J J^T + d^2 I)^-1 (err - J p)``
         with ``p = k (posture - q)`` and one 6x6 Cholesky solve in MuJoCo's C (``mju_cholFactor``,
-        ``mju_cholSolve``): this runs every control step, and numpy's small-matrix ``linalg`` calls
-        cost ~8 us each in overhead.
+        ``mju_cholSolve``): this runs every control step, so it reads the TCP pose through views and
+        writes into preallocated buffers rather than paying numpy's per-call overhead on fresh arrays.
         """
-        pos, rot = self.tcp_pose()
-        err = np.concatenate([target_pos - pos, rotation_error(rot, target_rot)])
+        err = self._err
+        np.subtract(target_pos, self._site_xpos, out=err[:3])
+        rotation_error(self._site_xmat, target_rot, out=err[3:])
         mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self._site_id)
-        jac = self._jac[:, self.dof_ids]
-        q = self.data.qpos[self.qpos_ids]
+        jac = self._jac_arm  # a buffer: BLAS rounds differently on other memory layouts
+        np.copyto(jac, self._jac[:, self._dofs])
+        q = self.data.qpos[self._qpos_idx]
         pull = self.posture_gain * (self.posture - q)
         jjt = jac @ jac.T + self._damping_eye
         mujoco.mju_cholFactor(jjt, 0.0)
@@ -98,5 +118,4 @@ class DiffIKController:
 
     def joint_targets_for_delta(self, dpos: np.ndarray, dyaw: float) -> np.ndarray:
         """Joint targets for a TCP displacement ``dpos`` (3,) m and a yaw change ``dyaw`` rad."""
-        pos, rot = self.tcp_pose()
-        return self.solve(pos + dpos, down_rotation(yaw_of(rot) + dyaw))
+        return self.solve(self._site_xpos + dpos, down_rotation(yaw_of(self._site_xmat) + dyaw))

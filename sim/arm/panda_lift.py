@@ -9,6 +9,7 @@ success height), ``object_to_ee (3,)`` m (cube minus TCP).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mujoco
@@ -48,6 +49,7 @@ class PandaLiftEnv(PandaTaskEnv):
         adr = m.joint("cube").qposadr[0]
         d.qpos[adr:adr + 7] = [x, y, CUBE_HALF, *yaw_quat(yaw)]
         self._goal = np.array([x, y, CUBE_HALF + LIFT_HEIGHT])
+        self._goal32 = self._goal.astype(np.float32)
         d.mocap_pos[m.body("goal").mocapid[0]] = self._goal
         self._cube = m.body("cube").id
         self._cube_geom = m.geom("cube").id
@@ -79,8 +81,8 @@ class PandaLiftEnv(PandaTaskEnv):
     def _observation(self) -> dict[str, np.ndarray]:
         pos, quat = body_pose(self.data, self._cube)
         obs = self._proprio()
-        obs.update(object_pos=pos, object_quat=quat, goal_pos=self._goal.astype(np.float32),
-                   object_to_ee=(pos - obs["ee_pos"]).astype(np.float32))
+        # Fresh arrays each step: observation noise is added to them in place.
+        obs.update(object_pos=pos, object_quat=quat, goal_pos=self._goal32.copy(), object_to_ee=pos - obs["ee_pos"])
         return obs
 
     def _is_success(self) -> bool:
@@ -88,8 +90,9 @@ class PandaLiftEnv(PandaTaskEnv):
 
     def _reward_terms(self) -> dict[str, float]:
         cube = self.data.xpos[self._cube]
+        gap = cube - self.data.site_xpos[self._tcp]
         return {
-            "reach": -float(np.linalg.norm(cube - self.tcp_pos())),
+            "reach": -math.sqrt(gap.dot(gap)),  # np.linalg.norm of a vector, without its wrapper
             "grasp": float(self.is_grasped()),
             "lift": min(max(float(cube[2]) - CUBE_HALF, 0.0), LIFT_HEIGHT),
         }

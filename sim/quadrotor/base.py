@@ -20,6 +20,7 @@ episodes to perturb the vehicle. The controllers keep using the nominal figures,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -204,25 +205,22 @@ class QuadTaskEnv(MujocoTaskEnv):
     def physics_step(self) -> None:
         """``n_substeps`` physics steps, each with the rate loop (rates mode) and the wind drag.
 
-        The per-physics-step work is a few dozen float operations in Python around ``mj_step``; a push
-        set by the randomizer in ``pre_step`` is kept and the drag added to it.
+        Python runs around each physics step because both the rate loop and the drag feed back the
+        velocities of that step (:meth:`RateController.step_physics`, :func:`step_with_drag`); a push set
+        by the randomizer in ``pre_step`` is kept and the drag added to it.
         """
         m, d = self.model, self.data
         if self._wind_state is not None:
             self._wind_vel = self._wind_state.step(self.wind, self.dt)
-        qvel, force = d.qvel, d.xfrc_applied[self._body]
-        push = force[:3] - self._applied_drag  # what the randomizer's push left there (zero without pushes)
-        drag, wind = self._drag, self._wind_vel
-        ctrl = d.ctrl
-        controller = self.rate_controller if self.cfg.action_mode == "rates" else None
-        thrust, rate_cmd = self._thrust_cmd, self._rate_cmd
-        for _ in range(self.n_substeps):
-            if controller is not None:
-                ctrl[:] = controller.motor_thrusts(thrust, rate_cmd, qvel[3:6].tolist())
-            drag_force = drag * (wind - qvel[:3])
-            force[:3] = push + drag_force
-            mujoco.mj_step(m, d)
-        self._applied_drag = drag_force
+        force = d.xfrc_applied[self._body]
+        push = (force[:3] - self._applied_drag).tolist()  # what the randomizer's push left there
+        drag, wind = self._drag.tolist(), self._wind_vel.tolist()
+        if self.cfg.action_mode == "rates":
+            applied = self.rate_controller.step_physics(m, d, self.n_substeps, self._thrust_cmd, self._rate_cmd,
+                                                        force, push, drag, wind)
+        else:
+            applied = step_with_drag(m, d, self.n_substeps, force, push, drag, wind)
+        self._applied_drag = np.array(applied)
 
     # ----------------------------------------------------------------- state
     def _vehicle_obs(self) -> dict[str, np.ndarray]:
@@ -236,8 +234,9 @@ class QuadTaskEnv(MujocoTaskEnv):
 
     def crashed(self) -> bool:
         """Touching the floor (the only collision pair) or leaving the arena."""
-        p, h = self.data.qpos, self.cfg.arena_half_size
-        return bool(self.data.ncon > 0 or abs(p[0]) > h or abs(p[1]) > h or p[2] > 2 * h or p[2] < 0.0)
+        x, y, z = self.data.qpos[0:3].tolist()
+        h = self.cfg.arena_half_size
+        return bool(self.data.ncon > 0 or abs(x) > h or abs(y) > h or z > 2 * h or z < 0.0)
 
     def features(self) -> dict[str, dict[str, Feature]]:
         units = {"velocity": "m/s", "attitude": "quat wxyz", "body_rates": "rad/s", "gate_normal": "unit",
@@ -249,3 +248,23 @@ class QuadTaskEnv(MujocoTaskEnv):
         else:
             action = Feature((4,), "float32", "N", MOTORS)
         return {"observation": obs, "action": {"action": action}}
+
+
+def step_with_drag(model: mujoco.MjModel, data: mujoco.MjData, nstep: int, force: np.ndarray,
+                   push: Sequence[float], drag: Sequence[float], wind: Sequence[float]) -> tuple[float, float, float]:
+    """``nstep`` physics steps with ``force[:3] = push + drag * (wind - data.qvel[0:3])`` (N) set before each.
+
+    ``force`` is the vehicle's ``xfrc_applied`` row ``(6,)``, ``push`` (3,) N, ``drag`` (3,) N/(m/s), ``wind``
+    (3,) m/s. Returns the last drag force (N).
+    """
+    px, py, pz = push
+    dx, dy, dz = drag
+    ux, uy, uz = wind
+    qvel, out, step = data.qvel[0:3], memoryview(force), mujoco.mj_step
+    fx = fy = fz = 0.0
+    for _ in range(nstep):
+        vx, vy, vz = qvel.tolist()
+        fx, fy, fz = dx * (ux - vx), dy * (uy - vy), dz * (uz - vz)
+        out[0], out[1], out[2] = px + fx, py + fy, pz + fz
+        step(model, data)
+    return fx, fy, fz

@@ -137,7 +137,7 @@ def test_out_of_range_actions_are_clipped_and_counted():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="backend must be one of"):
-        make_vec_env(LIFT, 2, backend="processes")
+        make_vec_env(LIFT, 2, backend="bogus")
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         make_vec_env(LIFT, 0)
     with pytest.raises(KeyError, match="unknown env id 'robolearn/Nope-v0'"):
