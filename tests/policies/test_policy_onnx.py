@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -75,7 +76,9 @@ def caller_loop(files, info: dict, obs_history: dict, noise: np.ndarray, policy)
     encoder, denoiser = load_onnx(files.encoder), load_onnx(files.denoiser)
     (cond,) = encoder.run(["cond"], obs_history)
     sched = SCHEDULERS[policy.cfg.diffusion.scheduler].from_config(info["scheduler"]["config"])
-    sched.set_timesteps(info["num_inference_steps"])
+    with warnings.catch_warnings():  # diffusers' DPM-Solver calls np.array(tensor, copy=False)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sched.set_timesteps(info["num_inference_steps"])
     clip = info["noise_clip"]
     x = np.clip(noise, -clip, clip) if clip is not None else noise
     for t in sched.timesteps:
