@@ -18,16 +18,18 @@ Three graphs, all on CPU, batch size free (``B`` is a symbolic dimension named `
   two above are built on it (and so can other graphs, e.g. a base policy plus a residual actor).
 
 Exporter: ``torch.onnx.export(..., dynamo=True)`` (``torch.export`` + onnxscript). Both exporters give
-graphs onnxruntime runs and matches torch with; the TorchScript-based one (``dynamo=False``) is deprecated
-("the feature will be removed") and cannot export ``Tensor.unfold`` with a symbolic batch size, which the
-U-Net's convolutions use on CPU, so it would need a second code path. The dynamo exporter is slower to
-export (tens of seconds for an unrolled U-Net loop), which is paid once per deployment.
+graphs onnxruntime runs and matches torch with (once the U-Net's im2col convolutions export as ``Conv``,
+see ``GemmConv1d``; the TorchScript-based exporter cannot export their ``unfold`` with a symbolic batch
+size). That one (``dynamo=False``) is deprecated in torch 2.9+ ("the feature will be removed"), so a
+graph built on it would break on a torch upgrade. The dynamo exporter is slower to export (seconds for
+BC, a minute or more for an unrolled 10-step U-Net on a loaded CPU), paid once per deployment.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,12 +95,18 @@ def export_onnx(
     graph = _Positional(module).cpu().eval()
     batch = torch.export.Dim(BATCH, min=1, max=1 << 20)
     shapes = (tuple({0: batch} for _ in inputs),) if dynamic_batch else None
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch.export / onnxscript deprecation chatter, nothing actionable
-        program = torch.onnx.export(
-            graph, inputs, input_names=list(input_names), output_names=list(output_names),
-            dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False,
-        )
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms", x4
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.export / onnxscript deprecation chatter, nothing actionable
+            program = torch.onnx.export(
+                graph, inputs, input_names=list(input_names), output_names=list(output_names),
+                dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False,
+            )
+    finally:
+        registry_log.setLevel(level)
     assert program is not None
     model = program.model_proto
     for key, value in (metadata or {}).items():
