@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -42,6 +43,9 @@ from torch import nn
 from robolearn.policies.base import ChunkPolicy
 from robolearn.policies.diffusion import DiffusionPolicy, make_scheduler
 from robolearn.policies.export import example_inputs, graph_info, input_names, policy_graph
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 EXTRA = "pip install robolearn[export]"
 BATCH = "batch"
@@ -54,6 +58,12 @@ def require(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         raise ImportError(f"ONNX export needs the '{module}' package: {EXTRA}") from err
+
+
+def _check_fitted(policy: ChunkPolicy) -> None:
+    if not bool(policy.normalizer.fitted):
+        raise RuntimeError("export: the policy's normalizer has no statistics, so the graph would compute in the "
+                           "wrong units; call set_stats() or load a checkpoint")
 
 
 class _Positional(nn.Module):
@@ -122,6 +132,7 @@ def export_policy_onnx(policy: ChunkPolicy, path: str | Path) -> Path:
     A diffusion policy must sample with DDIM (``set_sampler('ddim', steps)``); ``steps`` is baked in.
     """
     graph = policy_graph(policy)
+    _check_fitted(policy)
     info = graph_info(policy) | {"format": "onnx"}
     path = export_onnx(graph, example_inputs(policy, batch=2), input_names(policy), ["action"], path,
                        metadata={"robolearn": json.dumps(info)})
@@ -185,6 +196,7 @@ def export_denoiser_onnx(policy: DiffusionPolicy, directory: str | Path) -> Deno
     """
     if not isinstance(policy, DiffusionPolicy):
         raise TypeError(f"export_denoiser_onnx needs a diffusion policy, got {type(policy).__name__}")
+    _check_fitted(policy)
     directory = Path(directory)
     policy = policy.cpu().eval()
     obs = example_inputs(policy, batch=2)[: len(policy.keys)]
@@ -203,7 +215,7 @@ def export_denoiser_onnx(policy: DiffusionPolicy, directory: str | Path) -> Deno
     return DenoiserFiles(encoder, denoiser, info_path)
 
 
-def load_onnx(path: str | Path, threads: int = 1):
+def load_onnx(path: str | Path, threads: int = 1) -> onnxruntime.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on the CPU for ``path``, ``threads`` intra-op threads (0: ORT's
     default). Inputs are numpy arrays by name: ``session.run(None, {name: array})``."""
     ort = require("onnxruntime")

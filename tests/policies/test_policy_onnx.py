@@ -152,6 +152,8 @@ def test_export_refusals_and_missing_extra(tmp_path):
         export_policy_onnx(policy, tmp_path / "p.onnx")
     with pytest.raises(TypeError, match="needs a diffusion policy"):
         export_denoiser_onnx(fitted("bc", image=False), tmp_path / "split")
+    with pytest.raises(RuntimeError, match="normalizer has no statistics"):
+        export_policy_onnx(checkpoint.make_policy(small_config("bc")), tmp_path / "p.onnx")
     with pytest.raises(ImportError, match=r"pip install robolearn\[export\]"):
         require("robolearn_no_such_module")
 
