@@ -17,6 +17,7 @@ pytest.importorskip("onnxruntime")
 
 from robolearn.policies import checkpoint  # noqa: E402
 from robolearn.policies.diffusion import SCHEDULERS  # noqa: E402
+from robolearn.policies.export import load_torchscript  # noqa: E402
 from robolearn.policies.onnx_export import (  # noqa: E402
     export_denoiser_onnx,
     export_onnx,
@@ -160,7 +161,8 @@ def test_export_refusals_and_missing_extra(tmp_path):
 
 @pytest.mark.slow
 def test_cli_export(tmp_path, capsys):
-    """``robolearn export``: a saved BC checkpoint to ONNX equals ``act``; the split diffusion export."""
+    """``robolearn export``: a saved BC checkpoint to ONNX and TorchScript equals ``act``; the split
+    diffusion export; a wrong combination is an error, not a traceback."""
     from robolearn.cli.main import main
 
     bc = checkpoint.save(fitted("bc", image=False), tmp_path / "bc")
@@ -170,6 +172,10 @@ def test_cli_export(tmp_path, capsys):
     obs = make_obs(np.random.default_rng(0), b=2)
     (action,) = load_onnx(tmp_path / "bc.onnx").run(["action"], history(obs, policy.keys))
     np.testing.assert_allclose(action, policy.act(obs), atol=ATOL, rtol=0)
+    assert main(["export", "--policy", str(bc), "--format", "torchscript", "--out", str(tmp_path / "bc.pt")]) == 0
+    inputs = [torch.from_numpy(v) for v in history(obs, policy.keys).values()]
+    with torch.no_grad():
+        np.testing.assert_allclose(load_torchscript(tmp_path / "bc.pt")(*inputs).numpy(), action, atol=ATOL)
     diffusion = checkpoint.save(fitted("diffusion", "mlp", image=False), tmp_path / "diffusion")
     split = tmp_path / "split"
     assert main(["export", "--policy", str(diffusion), "--graph", "denoiser", "--steps", "3",
