@@ -11,11 +11,13 @@ HELP = "Export a policy checkpoint (or run directory) to ONNX or TorchScript, ph
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="checkpoint directory or run directory (runs/<run>)")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                        help="onnx (onnxruntime, TensorRT, Isaac ROS; needs robolearn[export]) or torchscript")
     parser.add_argument("--out", required=True,
                         help="output file (.onnx / .pt); a directory for --graph denoiser")
     parser.add_argument("--steps", type=int,
-                        help="diffusion: DDIM steps unrolled into the graph (default: the checkpoint's)")
+                        help="diffusion: DDIM steps unrolled into the full graph, or the steps recorded for "
+                             "the caller's loop with --graph denoiser (default: the checkpoint's)")
     parser.add_argument("--graph", choices=["full", "denoiser"], default="full",
                         help="full: observation (+ noise) -> action chunk; denoiser (diffusion, onnx): "
                              "encoder.onnx + denoiser.onnx for a scheduler loop run by the caller")
