@@ -89,32 +89,45 @@ def example_inputs(policy: ChunkPolicy, batch: int = 1) -> tuple[torch.Tensor, .
     return tuple(inputs)
 
 
-def export_torchscript(policy: ChunkPolicy, path: str | Path) -> Path:
-    """Trace ``policy``'s inference graph to a TorchScript file ``path`` (+ ``export.json`` beside it)."""
+def input_names(policy: ChunkPolicy) -> list[str]:
+    """Names of the exported graph's inputs: ``policy.keys`` in order, then ``noise`` for diffusion."""
+    return list(policy.keys) + (["noise"] if isinstance(policy, DiffusionPolicy) else [])
+
+
+def policy_graph(policy: ChunkPolicy) -> nn.Module:
+    """The module an export traces: ``DDIMGraph`` for diffusion (DDIM only), ``DirectGraph`` otherwise (CPU, eval)."""
     if isinstance(policy, DiffusionPolicy) and policy.cfg.diffusion.scheduler != "ddim":
         raise ValueError(f"export supports the deterministic DDIM sampler; policy uses "
                          f"'{policy.cfg.diffusion.scheduler}' (call set_sampler('ddim', steps) first)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     graph = DDIMGraph(policy) if isinstance(policy, DiffusionPolicy) else DirectGraph(policy)
-    graph = graph.cpu().eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the C++ path
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # norm layers' batch-size check (constant)
-        traced = torch.jit.trace(graph, example_inputs(policy, batch=2), check_trace=False)
-        traced.save(str(path))
-    names = list(policy.keys) + (["noise"] if isinstance(policy, DiffusionPolicy) else [])
-    shapes = [list(x.shape[1:]) for x in example_inputs(policy)]
-    dtypes = [str(x.dtype).removeprefix("torch.") for x in example_inputs(policy)]
-    rows = zip(names, shapes, dtypes, strict=True)
-    info = {
-        "inputs": [{"name": n, "shape": ["B", *s], "dtype": t} for n, s, t in rows],
+    return graph.cpu().eval()
+
+
+def graph_info(policy: ChunkPolicy) -> dict:
+    """What ``export.json`` records: input names, per-sample shapes and dtypes, output, sampler."""
+    examples = example_inputs(policy)
+    rows = zip(input_names(policy), examples, strict=True)
+    return {
+        "inputs": [{"name": n, "shape": ["B", *x.shape[1:]], "dtype": str(x.dtype).removeprefix("torch.")}
+                   for n, x in rows],
         "output": {"name": "action", "shape": ["B", policy.cfg.n_action_steps, policy.cfg.action_dim]},
         "units": "physical (inputs and output)",
         "sampler": None if not isinstance(policy, DiffusionPolicy) else
         {"scheduler": "ddim", "eta": 0.0, "steps": policy.cfg.diffusion.num_inference_steps},
     }
-    path.with_name("export.json").write_text(json.dumps(info, indent=2))
+
+
+def export_torchscript(policy: ChunkPolicy, path: str | Path) -> Path:
+    """Trace ``policy``'s inference graph to a TorchScript file ``path`` (+ ``export.json`` beside it)."""
+    graph = policy_graph(policy)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the C++ path
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # norm layers' batch-size check (constant)
+        traced = torch.jit.trace(graph, example_inputs(policy, batch=2), check_trace=False)
+        traced.save(str(path))
+    path.with_name("export.json").write_text(json.dumps(graph_info(policy), indent=2))
     return path
 
 

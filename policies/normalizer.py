@@ -47,6 +47,10 @@ class Normalizer(nn.Module):
         name = _buffer_name(key)
         return getattr(self, f"{name}__scale"), getattr(self, f"{name}__offset")
 
+    def affine(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, offset)`` of feature ``key``, each ``(*shape,)``: normalized = physical * scale + offset."""
+        return self._pair(key)
+
     def set_stats(self, stats: StatsDict) -> None:
         """Compute ``scale``/``offset`` of every feature from dataset statistics (physical units)."""
         for key, shape in self.shapes.items():

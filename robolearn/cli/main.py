@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dataset": "robolearn.cli.dataset",
     "train": "robolearn.cli.train",
     "eval": "robolearn.cli.eval",
+    "export": "robolearn.cli.export",
     "refine": "robolearn.cli.refine",
     "hil": "robolearn.cli.hil",
     "reward-classifier": "robolearn.cli.reward_classifier",
