@@ -4,7 +4,9 @@
 of the weights, scalars to ``metrics.jsonl`` (and TensorBoard when installed), periodic checkpoints
 (``<run_dir>/checkpoints/step_<N>/``: the EMA policy as a loadable checkpoint plus ``train_state.pt``
 with raw weights, optimizer, LR schedule and step) and optional periodic rollout evaluation in sim.
-Started again with the same ``run_dir`` it resumes from the latest checkpoint.
+Started again with the same ``run_dir`` it resumes from the latest checkpoint. Counts are checked before
+the run directory is made (:func:`check_config`); a NaN or infinite loss stops training with
+:class:`NonFiniteLossError` before the bad step reaches the weights, so the last checkpoint stays good.
 
 Batches follow the sampler contract ``{"obs": {key: (B, To, *shape)}, "action": (B, Tp, Da),
 "action_is_pad": (B, Tp)}``; tests pass any iterable of such batches and a stats dict.
@@ -22,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from robolearn.core.config import save_config
+from robolearn.core.config import ConfigError, save_config
 from robolearn.policies.base import Batch, ChunkPolicy
 from robolearn.policies.checkpoint import latest_checkpoint, load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig
@@ -109,6 +111,38 @@ class TrainConfig:
     shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold."""
     progress: bool = True
     """Show a progress bar."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the step and the likely causes."""
+
+
+POSITIVE = ("steps", "log_every", "save_every", "keep_checkpoints", "data.batch_size", "eval.episodes")
+NON_NEGATIVE = ("data.max_episodes", "data.num_workers", "eval.every", "optim.warmup_steps", "threads")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse counts that cannot run (``steps: -5``) with a one-line :class:`ConfigError` naming the key."""
+    for keys, low in ((POSITIVE, 1), (NON_NEGATIVE, 0)):
+        for key in keys:
+            value = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value < low:
+                raise ConfigError(f"{key} must be >= {low}, got {value}; set {key} to {low} or more")
+    for key, value in (("optim.lr", cfg.optim.lr), ("optim.grad_clip_norm", cfg.optim.grad_clip_norm)):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
+
+
+def _check_loss(loss: torch.Tensor, step: int, cfg: TrainConfig, ckpt: Path | None) -> None:
+    if bool(torch.isfinite(loss.detach()).all()):
+        return
+    kept = f"the last good checkpoint is {ckpt}" if ckpt is not None else "no checkpoint was written yet"
+    raise NonFiniteLossError(
+        f"train: loss is {float(loss.detach())} at step {step + 1}; stopped before updating the weights ({kept}); "
+        f"likely causes: a learning rate too high (optim.lr={cfg.optim.lr}) or extreme values in the data "
+        f"(check with 'robolearn dataset verify {cfg.data.path or '<dataset>'}')")
 
 
 @dataclass
@@ -261,6 +295,7 @@ def train(
     """Train ``cfg.policy``; resumes from the latest checkpoint in ``cfg.run_dir`` (see module docstring)."""
     from tqdm import tqdm
 
+    check_config(cfg)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads > 0:
@@ -279,6 +314,7 @@ def train(
     policy.train()
     while step < cfg.steps:
         loss, metrics = policy.compute_loss(next(stream))
+        _check_loss(loss, step, cfg, ckpt)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip_norm > 0:

@@ -149,7 +149,12 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     for name, value in data.items():
         key = f"{keypath}.{name}" if keypath else name
         kwargs[name] = _coerce(value, hints[name], f"{source}: {key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:  # a __post_init__ check: still a config error, named by its source
+        raise ConfigError(f"{source}: {keypath or cls.__name__}: {err}") from err
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "<dict>") -> T:
