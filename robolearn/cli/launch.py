@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robolearn.cli.checks import check_launch_inputs, check_policy_loads
-    from robolearn.ros_nodes.launcher import DeployConfig, run_graph
 
     check_launch_inputs(args.config, args.policy)
+    from robolearn.ros_nodes.launcher import DeployConfig, run_graph
+
     flags = {"params.policy.policy": args.policy, "params.sim_robot.episodes": args.episodes,
              "domain_id": args.domain_id}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
