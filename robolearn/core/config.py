@@ -98,7 +98,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected float, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value} is too large for a float") from None
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected int, got {value!r}")
@@ -129,7 +132,9 @@ def _coerce_override(text: _OverrideText, tp: Any, where: str) -> Any:
             return _coerce(str(text), tp, where)
         except ConfigError:
             pass
-        raise
+        if isinstance(value, (list, dict)):
+            raise
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {str(text)!r}") from None
 
 
 def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
