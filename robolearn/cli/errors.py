@@ -51,11 +51,14 @@ def _raised_by_our_check(err: BaseException) -> bool:
         tb = tb.tb_next
     if last is None:
         return False
+    source = Path(last.tb_frame.f_code.co_filename)
+    if not source.is_absolute() or not source.is_file() or ".venv" in source.parts or "site-packages" in source.parts:
+        return False
     try:
-        Path(last.tb_frame.f_code.co_filename).resolve().relative_to(PACKAGE_ROOT)
+        source.resolve().relative_to(PACKAGE_ROOT)
     except ValueError:
         return False
-    return ".venv" not in last.tb_frame.f_code.co_filename
+    return True
 
 
 def _one_line(text: str) -> str:
@@ -88,4 +91,7 @@ def user_message(err: BaseException) -> str | None:
         return _os_message(err)
     if isinstance(err, (ValueError, TypeError, RuntimeError)) and _raised_by_our_check(err):
         return f"{_one_line(err)} (run with --debug for the traceback)"
+    sentence = err.args[0] if isinstance(err, KeyError) and err.args else None
+    if isinstance(sentence, str) and " " in sentence and _raised_by_our_check(err):  # a message, not a bare key
+        return f"{_one_line(sentence)} (run with --debug for the traceback)"
     return None
