@@ -15,6 +15,7 @@ Batches follow the sampler contract ``{"obs": {key: (B, To, *shape)}, "action": 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import shutil
 from collections.abc import Iterable, Iterator
@@ -24,9 +25,10 @@ from typing import Literal
 
 import torch
 
+from robolearn.core.checkpoints import CheckpointError, checkpoint_candidates
 from robolearn.core.config import ConfigError, save_config
 from robolearn.policies.base import Batch, ChunkPolicy
-from robolearn.policies.checkpoint import latest_checkpoint, load, make_policy, save
+from robolearn.policies.checkpoint import load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig
 from robolearn.policies.normalizer import StatsDict
 from robolearn.rl.scalar_log import ScalarLog
@@ -259,7 +261,10 @@ def save_checkpoint(
 
 def restore(ckpt: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> int:
     """Load raw weights, optimizer, LR schedule and EMA from ``ckpt``; returns the step."""
-    state = torch.load(ckpt / "train_state.pt", map_location=policy.device, weights_only=True)
+    try:
+        state = torch.load(ckpt / "train_state.pt", map_location=policy.device, weights_only=True)
+    except Exception as err:  # a truncated zip, or a pickle that weights_only refuses
+        raise CheckpointError(f"{ckpt / 'train_state.pt'}: unreadable ({type(err).__name__})") from err
     policy.load_state_dict(state["model"])
     optim.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["lr_schedule"])
@@ -267,6 +272,23 @@ def restore(ckpt: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> i
         ema.model.load_state_dict(load(ckpt, device=policy.device).state_dict())
         ema.updates = int(state["ema_updates"])
     return int(state["step"])
+
+
+def resume(run_dir: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> tuple[int, Path | None]:
+    """Restore the newest checkpoint of ``run_dir`` that loads: ``(step, checkpoint)``, ``(0, None)`` for a new
+    run. A damaged newer one is named on stderr and skipped; when none loads, :class:`CheckpointError`."""
+    damaged = []
+    for ckpt in checkpoint_candidates(run_dir, required=("train_state.pt",)):
+        try:
+            return restore(ckpt, policy, ema, optim, sched), ckpt
+        except Exception as err:  # torch, zip and safetensors errors alike: the files are not what was saved
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            logging.getLogger(__name__).warning("robolearn: skipping a damaged checkpoint %s (%s)", ckpt, reason)
+            damaged.append(ckpt)
+    if damaged:
+        raise CheckpointError(f"{damaged[0]}: no checkpoint of {run_dir} loads (all {len(damaged)} damaged); "
+                              f"move {run_dir / 'checkpoints'} aside to start over")
+    return 0, None
 
 
 def _evaluate(cfg: TrainConfig, policy: ChunkPolicy) -> dict[str, float]:
@@ -306,8 +328,7 @@ def train(
     optim = torch.optim.AdamW(policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(cfg.optim, cfg.steps))
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    last = latest_checkpoint(run_dir)
-    step = restore(last, policy, ema, optim, sched) if last is not None else 0
+    step, last = resume(run_dir, policy, ema, optim, sched)
     torch.manual_seed(cfg.seed + step)
     log, history, metrics, ckpt = ScalarLog(run_dir), [], {}, last
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.policy.type}")

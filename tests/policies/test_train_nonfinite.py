@@ -41,3 +41,20 @@ def test_counts_that_cannot_run_are_refused_before_the_run_dir(tmp_path, key, va
     with pytest.raises(ConfigError, match=f"{key} must be >= 1, got {value}"):
         train(cfg, [make_batch(np.random.default_rng(0), 8)], stats())
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_by_name(tmp_path, caplog):
+    import logging
+
+    rng = np.random.default_rng(0)
+    batches = [make_batch(rng, 8) for _ in range(3)]
+    cfg = config(tmp_path, 4)
+    train(cfg, batches, stats())
+    damaged = tmp_path / "run" / "checkpoints" / "step_00000004" / "train_state.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    cfg.steps = 6
+    with caplog.at_level(logging.WARNING):
+        resumed = train(cfg, batches, stats())
+    assert [h["step"] for h in resumed.history] == [3, 4, 5, 6]  # from step 2, the intact one
+    warnings = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warnings) == 1 and str(damaged) in warnings[0] and "\n" not in warnings[0]

@@ -159,8 +159,9 @@ def test_base_policy_checkpoint_and_train_state_do_not_run(tmp_path):
     ckpt = tmp_path / "ckpt"
     checkpoint.save(policy, ckpt)
     plant(ckpt / "train_state.pt", marker)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="train_state.pt") as err:
         restore(ckpt, policy, None, None, None)
+    assert isinstance(err.value.__cause__, pickle.UnpicklingError)
     weights = next(ckpt.glob("*.safetensors"))
     plant(weights, marker)
     with pytest.raises(Exception):  # noqa: B017 - safetensors' own error type; the point is that nothing ran
