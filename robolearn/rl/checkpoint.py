@@ -169,13 +169,16 @@ def set_rng_state(rng: np.random.Generator, state: Mapping[str, Any]) -> None:
 
 
 def convert_legacy(run_dir: str | Path) -> list[Path]:
-    """Rewrite every old-format (pickled ``state.pt``) step directory of ``run_dir`` in the current format.
+    """Rewrite every old-format (pickled ``state.pt``) step directory of ``run_dir`` (or the one step directory
+    given) in the current format.
 
     This unpickles ``state.pt``, which can run code: only for a run you trust. ``state.pt`` is kept.
     Returns the converted directories.
     """
     converted = []
-    for path in checkpoint_candidates(run_dir, required=(LEGACY,)):
+    given = Path(run_dir)
+    steps = [given] if (given / LEGACY).is_file() else checkpoint_candidates(given, required=(LEGACY,))
+    for path in steps:
         if not _is_legacy(path):
             continue
         state = torch.load(path / LEGACY, map_location="cpu", weights_only=False)  # trusted by the user
@@ -188,7 +191,8 @@ def convert_legacy(run_dir: str | Path) -> list[Path]:
 
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "convert":
-        print(f"usage: {CONVERT} <run_dir>   (unpickles the run's state.pt files: only for a run you trust)",
+        print(f"usage: {CONVERT} <run_dir or step_dir>"
+              "  (unpickles the run's state.pt files: only for a run you trust)",
               file=sys.stderr)
         return 2
     done = convert_legacy(argv[1])

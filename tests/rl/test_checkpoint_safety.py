@@ -207,3 +207,15 @@ def test_convert_legacy_runs_only_when_asked(tmp_path):
     loaded = load_checkpoint(latest_checkpoint(tmp_path), {"online": ReplayBuffer({"x": [3]}, 2, 16)})
     assert loaded["counters"] == state["counters"] and (step / LEGACY).is_file()
     assert zipfile.is_zipfile(step / "replay_online.npz")
+
+
+def test_the_conversion_named_in_the_error_works_on_that_path(tmp_path):
+    step = tmp_path / "checkpoints" / "step_2"
+    step.mkdir(parents=True)
+    torch.save(small_state(), step / LEGACY)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(step, {})
+    command = str(err.value).split("if you trust this file: ")[1].split()
+    assert command[:4] == ["python", "-m", "robolearn.rl.checkpoint", "convert"]
+    assert convert_legacy(command[4]) == [step]
+    assert load_checkpoint(step, {})["counters"] == {"env_steps": 10, "updates": 1}
