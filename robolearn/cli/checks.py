@@ -21,6 +21,14 @@ def expected_observation_keys(policy: Any) -> list[str] | None:
     return None
 
 
+def check_env_id(env_id: str) -> None:
+    """Refuse an env id that is not a robolearn task before a run directory is made."""
+    from robolearn.sim.registry import TASKS
+
+    if env_id not in TASKS:
+        raise UsageError(f"unknown env '{env_id}'; choose from {', '.join(TASKS)} (see 'robolearn envs')")
+
+
 def check_observation_keys(policy: Any, env_id: str, spec: str) -> None:
     """Refuse a policy whose observation keys the task does not provide (a Panda policy on QuadHover)."""
     import gymnasium as gym

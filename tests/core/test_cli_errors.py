@@ -39,6 +39,8 @@ def cases(tmp: Path, policy: Path) -> list[tuple[list[str], str]]:
     rows = [
         (["rollout", "--env", "robolearn/PandaFly-v0", "--episodes", "1", f"out_dir={tmp}"], "robolearn envs"),
         (["rollout", "--env", "Nope/Bar-v0", "--episodes", "1", f"out_dir={tmp}"], "robolearn envs"),
+        (["collect", "--env", "robolearn/PandaFly-v0", "--episodes", "1", "--out", str(tmp / "c")], "robolearn envs"),
+        (["eval", "--policy", "expert", "--env", "Nope/Bar-v0", "--episodes", "1"], "robolearn envs"),
         (["collect", "--env", "robolearn/PandaLift-v0", "--episodes", "-3", "--out", str(tmp / "d")], "-3"),
         (["collect", "--env", "robolearn/PandaLift-v0", "--episodes", "0", "--out", str(tmp / "d")], ">= 1"),
         (["eval", "--policy", str(tmp), "--env", "robolearn/PandaLift-v0", "--episodes", "1"], str(tmp)),
@@ -65,6 +67,7 @@ def test_each_user_error_is_one_line_with_status_2(tmp_path, panda_policy, capsy
         assert len(lines) == 1 and "Traceback" not in err, (argv, err)
         assert lines[0].startswith(f"robolearn {argv[0]}: ") and phrase in lines[0], (argv, lines[0])
     assert not (tmp_path / "never").exists()  # steps: -5 was refused before a run directory was made
+    assert not list(tmp_path.glob("rollout-*"))  # so was a wrong env id
 
 
 def test_teleop_viewer_off_is_a_string_not_a_bool(capsys):
