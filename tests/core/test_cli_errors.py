@@ -90,3 +90,17 @@ def test_closed_stdout_pipe_exits_quietly():
     proc.stdout.close()  # the reader went away, as `| head` does
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_dataset_info_into_a_closed_pipe_exits_quietly(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "datasets"))
+    try:
+        from dataset_helpers import write_dataset
+    finally:
+        sys.path.pop(0)
+    write_dataset(tmp_path / "d", [5, 6])
+    proc = subprocess.Popen([sys.executable, "-m", "robolearn", "dataset", "info", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # `robolearn dataset info | head` after head has exited
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
