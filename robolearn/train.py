@@ -4,7 +4,9 @@
 of the weights, scalars to ``metrics.jsonl`` (and TensorBoard when installed), periodic checkpoints
 (``<run_dir>/checkpoints/step_<N>/``: the EMA policy as a loadable checkpoint plus ``train_state.pt``
 with raw weights, optimizer, LR schedule and step) and optional periodic rollout evaluation in sim.
-Started again with the same ``run_dir`` it resumes from the latest checkpoint.
+Started again with the same ``run_dir`` it resumes from the latest checkpoint. Counts are checked before
+the run directory is made (:func:`check_config`); a NaN or infinite loss stops training with
+:class:`NonFiniteLossError` before the bad step reaches the weights, so the last checkpoint stays good.
 
 Batches follow the sampler contract ``{"obs": {key: (B, To, *shape)}, "action": (B, Tp, Da),
 "action_is_pad": (B, Tp)}``; tests pass any iterable of such batches and a stats dict.
@@ -13,6 +15,7 @@ Batches follow the sampler contract ``{"obs": {key: (B, To, *shape)}, "action": 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import shutil
 from collections.abc import Iterable, Iterator
@@ -22,9 +25,10 @@ from typing import Literal
 
 import torch
 
-from robolearn.core.config import save_config
+from robolearn.core.checkpoints import CheckpointError, checkpoint_candidates
+from robolearn.core.config import ConfigError, save_config
 from robolearn.policies.base import Batch, ChunkPolicy
-from robolearn.policies.checkpoint import latest_checkpoint, load, make_policy, save
+from robolearn.policies.checkpoint import load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig
 from robolearn.policies.normalizer import StatsDict
 from robolearn.rl.scalar_log import ScalarLog
@@ -109,6 +113,38 @@ class TrainConfig:
     shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold."""
     progress: bool = True
     """Show a progress bar."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the step and the likely causes."""
+
+
+POSITIVE = ("steps", "log_every", "save_every", "keep_checkpoints", "data.batch_size", "eval.episodes")
+NON_NEGATIVE = ("data.max_episodes", "data.num_workers", "eval.every", "optim.warmup_steps", "threads")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse counts that cannot run (``steps: -5``) with a one-line :class:`ConfigError` naming the key."""
+    for keys, low in ((POSITIVE, 1), (NON_NEGATIVE, 0)):
+        for key in keys:
+            value = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value < low:
+                raise ConfigError(f"{key} must be >= {low}, got {value}; set {key} to {low} or more")
+    for key, value in (("optim.lr", cfg.optim.lr), ("optim.grad_clip_norm", cfg.optim.grad_clip_norm)):
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
+
+
+def _check_loss(loss: torch.Tensor, step: int, cfg: TrainConfig, ckpt: Path | None) -> None:
+    if bool(torch.isfinite(loss.detach()).all()):
+        return
+    kept = f"the last good checkpoint is {ckpt}" if ckpt is not None else "no checkpoint was written yet"
+    raise NonFiniteLossError(
+        f"train: loss is {float(loss.detach())} at step {step + 1}; stopped before updating the weights ({kept}); "
+        f"likely causes: a learning rate too high (optim.lr={cfg.optim.lr}) or extreme values in the data "
+        f"(check with 'robolearn dataset verify {cfg.data.path or '<dataset>'}')")
 
 
 @dataclass
@@ -225,7 +261,10 @@ def save_checkpoint(
 
 def restore(ckpt: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> int:
     """Load raw weights, optimizer, LR schedule and EMA from ``ckpt``; returns the step."""
-    state = torch.load(ckpt / "train_state.pt", map_location=policy.device, weights_only=True)
+    try:
+        state = torch.load(ckpt / "train_state.pt", map_location=policy.device, weights_only=True)
+    except Exception as err:  # a truncated zip, or a pickle that weights_only refuses
+        raise CheckpointError(f"{ckpt / 'train_state.pt'}: unreadable ({type(err).__name__})") from err
     policy.load_state_dict(state["model"])
     optim.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["lr_schedule"])
@@ -233,6 +272,23 @@ def restore(ckpt: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> i
         ema.model.load_state_dict(load(ckpt, device=policy.device).state_dict())
         ema.updates = int(state["ema_updates"])
     return int(state["step"])
+
+
+def resume(run_dir: Path, policy: ChunkPolicy, ema: EMA | None, optim, sched) -> tuple[int, Path | None]:
+    """Restore the newest checkpoint of ``run_dir`` that loads: ``(step, checkpoint)``, ``(0, None)`` for a new
+    run. A damaged newer one is named on stderr and skipped; when none loads, :class:`CheckpointError`."""
+    damaged = []
+    for ckpt in checkpoint_candidates(run_dir, required=("train_state.pt",)):
+        try:
+            return restore(ckpt, policy, ema, optim, sched), ckpt
+        except Exception as err:  # torch, zip and safetensors errors alike: the files are not what was saved
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            logging.getLogger(__name__).warning("robolearn: skipping a damaged checkpoint %s (%s)", ckpt, reason)
+            damaged.append(ckpt)
+    if damaged:
+        raise CheckpointError(f"{damaged[0]}: no checkpoint of {run_dir} loads (all {len(damaged)} damaged); "
+                              f"move {run_dir / 'checkpoints'} aside to start over")
+    return 0, None
 
 
 def _evaluate(cfg: TrainConfig, policy: ChunkPolicy) -> dict[str, float]:
@@ -261,6 +317,7 @@ def train(
     """Train ``cfg.policy``; resumes from the latest checkpoint in ``cfg.run_dir`` (see module docstring)."""
     from tqdm import tqdm
 
+    check_config(cfg)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads > 0:
@@ -271,14 +328,14 @@ def train(
     optim = torch.optim.AdamW(policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda(cfg.optim, cfg.steps))
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    last = latest_checkpoint(run_dir)
-    step = restore(last, policy, ema, optim, sched) if last is not None else 0
+    step, last = resume(run_dir, policy, ema, optim, sched)
     torch.manual_seed(cfg.seed + step)
     log, history, metrics, ckpt = ScalarLog(run_dir), [], {}, last
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.policy.type}")
     policy.train()
     while step < cfg.steps:
         loss, metrics = policy.compute_loss(next(stream))
+        _check_loss(loss, step, cfg, ckpt)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip_norm > 0:

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from robolearn.cli.checks import check_observation_keys
     from robolearn.evaluate import evaluate
     from robolearn.policy_factory import load_policy
 
@@ -35,12 +36,13 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
     policy = load_policy(args.policy, args.env, seed=args.seed,
                          **{k: v for k, v in kwargs.items() if v is not None})
+    check_observation_keys(policy, args.env, args.policy)
     out = Path(args.out) if args.out else Path(args.policy) / "eval"
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the episodes
     name = f"{args.env.split('/')[-1]}-{args.dynamics}"
     result = evaluate(policy, args.env, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
                       dynamics=args.dynamics, video_dir=out / name if args.video else None, videos=args.video)
     print(result.summary())
-    out.mkdir(parents=True, exist_ok=True)
     record = {"env": args.env, "dynamics": args.dynamics, "policy": str(args.policy), **result.scalars(),
               "episodes": result.episodes, "successes": int(sum(result.successes)),
               "videos": [str(v) for v in result.videos]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from robolearn.core.config import describe, load_config
 
@@ -25,12 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robolearn.cli.checks import check_launch_inputs, check_policy_loads
+
+    check_launch_inputs(args.config, args.policy)
     from robolearn.ros_nodes.launcher import DeployConfig, run_graph
 
     flags = {"params.policy.policy": args.policy, "params.sim_robot.episodes": args.episodes,
              "domain_id": args.domain_id}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(DeployConfig, args.config, overrides)
+    if args.policy and Path(args.policy).is_dir():  # loaded here so that a bad one fails before any node starts
+        check_policy_loads(args.policy, cfg.env_id)
     result = run_graph(cfg)
     n, k = len(result.episodes), sum(e["success"] for e in result.episodes)
     if n:

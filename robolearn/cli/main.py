@@ -3,15 +3,19 @@
 Each subcommand is a module of this package with ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; ``run`` is short and calls a plain function that tests call directly. Modules
 are imported only when their subcommand runs, so ``robolearn --help`` stays fast.
+
+A user error (see :mod:`robolearn.cli.errors`) prints one line and exits with status 2; ``--debug`` keeps
+the traceback. Output cut short by a closed pipe (``robolearn dataset info | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from robolearn.core.config import ConfigError
+from robolearn.cli.errors import user_message
 
 SUBCOMMANDS: dict[str, str] = {
     "envs": "robolearn.cli.envs",
@@ -35,6 +39,7 @@ SUBCOMMANDS: dict[str, str] = {
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The full parser; only ``selected``'s module is imported (all when None)."""
     parser = argparse.ArgumentParser(prog="robolearn", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
         if selected is not None and name != selected:
@@ -52,8 +57,20 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of our stdout went away (``| head``): stop without a traceback or a flush error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     selected = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     if selected is None and argv and not argv[0].startswith("-"):
         print(f"robolearn: unknown command '{argv[0]}'; choose from: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
@@ -64,9 +81,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
-    except ConfigError as err:
-        print(f"robolearn {args.command}: config error: {err}", file=sys.stderr)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        print(f"robolearn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        message = user_message(err)
+        if debug or message is None:
+            raise
+        print(f"robolearn {args.command}: {message}", file=sys.stderr)
         return 2
 
 

@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
              "noise": args.noise, "video_episodes": args.video, "env.dynamics": args.dynamics}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(RolloutConfig, args.config, overrides)
+    from robolearn.cli.checks import check_env_id
+
+    check_env_id(cfg.env.id)  # before run_rollouts makes the run directory
     result = run_rollouts(cfg)
     print(result.summary())
     for video in result.videos:

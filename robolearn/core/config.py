@@ -4,7 +4,8 @@ Configs are plain (nested) dataclasses that live next to the code they configure
 docstring (the string literal right below it), which :func:`field_docs` reads for ``--help``. Presets
 are YAML files loaded into those dataclasses with :func:`load_config`; unknown keys and wrong types
 raise :class:`ConfigError` naming the key, the file and the allowed keys. ``key.sub=value`` overrides
-from the command line are applied with :func:`apply_overrides` and parsed as YAML scalars.
+from the command line are applied with :func:`apply_overrides`: a value is read by its field's type, so
+``viewer=off`` stays the string ``"off"`` for a ``str`` field and becomes ``False`` for a ``bool`` one.
 """
 
 from __future__ import annotations
@@ -28,12 +29,27 @@ class ConfigError(ValueError):
     """A config file or override that does not fit its dataclass."""
 
 
+class _OverrideText(str):
+    """A command-line override value as typed: read by the type of the field it lands on (see :func:`_coerce`)."""
+
+    def parsed(self) -> Any:
+        """The value as a YAML scalar (or flow list/mapping); the text itself when it is not valid YAML."""
+        if not self.strip():
+            return ""
+        try:
+            return yaml.safe_load(str(self))
+        except yaml.YAMLError:
+            return str(self)
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp`` (converting where lossless); raise on mismatch."""
+    if isinstance(value, _OverrideText):
+        return _coerce_override(value, tp, where)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -82,7 +98,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected float, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value} is too large for a float") from None
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected int, got {value!r}")
@@ -98,6 +117,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     return value
+
+
+def _coerce_override(text: _OverrideText, tp: Any, where: str) -> Any:
+    """An override's value for a field of type ``tp``: its YAML reading when that fits (``3`` for an int,
+    ``off`` for a bool), else the text itself when that fits (``off`` or ``3`` for a str field)."""
+    value = text.parsed()
+    try:
+        return _coerce(value, tp, where)
+    except ConfigError:
+        if isinstance(value, str):
+            raise
+        try:
+            return _coerce(str(text), tp, where)
+        except ConfigError:
+            pass
+        if isinstance(value, (list, dict)):
+            raise
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {str(text)!r}") from None
 
 
 def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
@@ -117,7 +154,12 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     for name, value in data.items():
         key = f"{keypath}.{name}" if keypath else name
         kwargs[name] = _coerce(value, hints[name], f"{source}: {key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:  # a __post_init__ check: still a config error, named by its source
+        raise ConfigError(f"{source}: {keypath or cls.__name__}: {err}") from err
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "<dict>") -> T:
@@ -154,13 +196,16 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """Turn ``["env.num_envs=16", "seed=3"]`` into a nested dict; values parse as YAML scalars."""
+    """Turn ``["env.num_envs=16", "seed=3"]`` into a nested dict of the values as typed (``str``
+    subclasses that :func:`from_dict` reads by each field's type)."""
     nested: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not of the form key.sub=value")
         key, raw = item.split("=", 1)
-        _set_dotted(nested, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+        if not key.strip() or any(not part for part in key.strip().split(".")):
+            raise ConfigError(f"override '{item}': empty key")
+        _set_dotted(nested, key.strip(), _OverrideText(raw))
     return nested
 
 

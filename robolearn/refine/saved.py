@@ -69,6 +69,6 @@ def read_refined(directory: str | Path) -> RefinedMeta:
 def load_actor(directory: str | Path, meta: RefinedMeta) -> Actor:
     """The saved actor, in eval mode, on the CPU."""
     actor = Actor(meta.obs_shapes, meta.action_dim, meta.hidden, meta.stochastic)
-    actor.load_state_dict(torch.load(Path(directory) / ACTOR_FILE, map_location="cpu"))
+    actor.load_state_dict(torch.load(Path(directory) / ACTOR_FILE, map_location="cpu", weights_only=True))
     actor.eval()
     return actor
