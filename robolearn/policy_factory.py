@@ -81,7 +81,10 @@ def load_policy(spec: str | Path, env_id: str, seed: int = 0, methods: Mapping[s
             key, _, value = item.partition("=")
             if key != "noise":
                 raise ValueError(f"policy '{spec}': unknown option '{key}' (only noise=<float>)")
-            kwargs["noise"] = float(value)
+            try:
+                kwargs["noise"] = float(value)
+            except ValueError:
+                raise ValueError(f"policy '{spec}': noise must be a number, e.g. {name}:noise=0.5") from None
         return make_policy(name, env_id, action_space(env_id), seed=seed, **kwargs)
     path = Path(spec)
     if not path.exists():

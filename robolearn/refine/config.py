@@ -99,7 +99,9 @@ class RefineConfig:
 
     def validate(self, methods: dict[str, RefineMethod] | None = None) -> None:
         """Raise a ValueError that names the first bad setting (before a run directory is made)."""
-        for key in ("eval_every", "checkpoint_every", "total_env_steps"):
+        if self.total_env_steps < 1:
+            raise ValueError(f"total_env_steps (--steps) must be >= 1, got {self.total_env_steps}")
+        for key in ("eval_every", "checkpoint_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
         self.method_params(methods)

@@ -44,13 +44,15 @@ def cases(tmp: Path, policy: Path) -> list[tuple[list[str], str]]:
         (["collect", "--env", "robolearn/PandaLift-v0", "--episodes", "-3", "--out", str(tmp / "d")], "-3"),
         (["collect", "--env", "robolearn/PandaLift-v0", "--episodes", "0", "--out", str(tmp / "d")], ">= 1"),
         (["eval", "--policy", str(tmp), "--env", "robolearn/PandaLift-v0", "--episodes", "1"], str(tmp)),
-        (["eval", "--policy", "expert:noise=abc", "--env", "robolearn/PandaLift-v0"], "'abc'"),
+        (["eval", "--policy", "expert:noise=abc", "--env", "robolearn/PandaLift-v0"], "noise must be a number"),
         (["eval", "--policy", "expert", "--env", "robolearn/PandaLift-v0", "--episodes", "0"], ">= 1"),
         (["eval", "--policy", "expert", "--env", "robolearn/PandaLift-v0", "--episodes", "1",
           "--out", str(a_file / "out")], str(a_file / "out")),
         (["eval", "--policy", str(policy), "--env", "robolearn/QuadHover-v0", "--episodes", "1"], "'ee_pos'"),
         (["launch", str(policy)], "--policy"),
         (["train", "--config", str(bad_train)], "steps must be >= 1, got -5"),
+        (["refine", "--method", "residual", "--base", "expert", "--steps", "-5",
+          "--run-dir", str(tmp / "never")], "total_env_steps (--steps) must be >= 1, got -5"),
         (["rollout", "--episodes", "1", "env.bogus=3"], "bogus"),
     ]
     if HAS_ROS:
