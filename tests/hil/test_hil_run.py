@@ -57,13 +57,18 @@ def test_in_process_run_writes_every_episode_and_resumes(tmp_path) -> None:
 
 
 def old_layout(run) -> None:
-    """Rewrite the run's latest checkpoint as the HIL loop wrote it before it was the shared loop: the learner's
-    counters under ``counters``, no loop state."""
-    path = latest_checkpoint(run) / "state.pt"
-    state = torch.load(path, weights_only=False)
+    """Rewrite the run's latest checkpoint as the HIL loop wrote it before it was the shared loop (the learner's
+    counters under ``counters``, no loop state), in today's file format (an old pickled ``state.pt`` is
+    converted first: ``python -m robolearn.rl.checkpoint convert``)."""
+    from robolearn.core.checkpoints import write_manifest
+    from robolearn.rl.checkpoint import _load_state, _write_state
+
+    path = latest_checkpoint(run)
+    state = _load_state(path)
     old = {"learner": state["learner"], "counters": state["learner_counters"], "rng": state["rng"],
            "torch_rng": state["torch_rng"], "mode": state["mode"]}
-    torch.save(old, path)
+    _write_state(path, old)
+    write_manifest(path, [f.name for f in path.iterdir() if f.name != "MANIFEST.json"])
 
 
 def test_a_run_dir_of_the_earlier_hil_loop_resumes(tmp_path) -> None:
@@ -73,7 +78,7 @@ def test_a_run_dir_of_the_earlier_hil_loop_resumes(tmp_path) -> None:
     old_layout(run)
     more = run_hil(tiny("rlif", 180, dataset=False), hil_sources(cfg), run, resume=True)
     assert more.env_steps == 180 and more.updates > first.updates
-    assert (latest_checkpoint(run) / "state.pt").is_file()
+    assert (latest_checkpoint(run) / "state.json").is_file()
 
 
 def test_devices_are_the_teleop_list_plus_the_simulated_person() -> None:

@@ -104,7 +104,7 @@ def test_branch_settings_that_refine_rejects():
     assert "refine[0].settings:" in _invalid(cfg) and "unknown key 'totl_env_steps'" in _invalid(cfg)
     cfg = _cfg()
     cfg.refine[1].settings["total_env_steps"] = -1
-    assert "refine[1].settings: total_env_steps must be >= 0" in _invalid(cfg)
+    assert "refine[1].settings: total_env_steps (--steps) must be >= 1, got -1" in _invalid(cfg)
 
 
 def test_ros_stage_deploys_a_branch_the_pipeline_refines():
