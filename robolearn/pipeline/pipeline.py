@@ -22,6 +22,7 @@ from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.records import evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
+from robolearn.rl.threads import set_torch_threads
 from robolearn.sim.registry import gym_make
 
 
@@ -99,8 +100,10 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
 
 
 def run_pipeline(cfg: PipelineConfig, force: str | None = None) -> dict[str, dict[str, Any]]:
-    """Validate ``cfg``, then run (or resume) the pipeline; ``force`` reruns from that stage."""
+    """Validate ``cfg``, set the torch thread count (``cfg.threads``, on a resumed run too), then run (or
+    resume) the pipeline; ``force`` reruns from that stage."""
     validate(cfg)
+    set_torch_threads(cfg.threads)
     layout = cfg.layout
     layout.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, layout.config)
