@@ -19,7 +19,7 @@ from typing import Any
 from robolearn.core.config import save_config
 from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
 from robolearn.pipeline.config import PipelineConfig
-from robolearn.pipeline.records import evaluate_policy
+from robolearn.pipeline.records import close_eval_envs, evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
 from robolearn.rl.threads import set_torch_threads
@@ -110,4 +110,7 @@ def run_pipeline(cfg: PipelineConfig, force: str | None = None) -> dict[str, dic
     runner = StageRunner(layout.root, build_stages(cfg))
     if force:
         runner.force(force)
-    return runner.run()
+    try:
+        return runner.run()
+    finally:
+        close_eval_envs()
