@@ -81,7 +81,8 @@ class _EnvKey:
     env_id: str
     num_envs: int
     dynamics: str
-    task: tuple[tuple[str, Any], ...]
+    task: str
+    """``repr`` of the sorted task settings (their values may be lists)."""
     pixels: str
     render: str | None
 
@@ -109,24 +110,24 @@ class EnvCache:
         self._envs.clear()
 
 
-def _env_kwargs(key: _EnvKey, policy: Policy) -> dict[str, Any]:
+def _env_kwargs(key: _EnvKey, task: dict[str, Any], policy: Policy) -> dict[str, Any]:
     from robolearn.sim.randomization import load_dynamics_preset
 
     kwargs = {"randomization": load_dynamics_preset(key.env_id, key.dynamics),
-              "pixels": pixel_config(policy) or None, **dict(key.task)}
+              "pixels": pixel_config(policy) or None, **task}
     return kwargs | ({"render_mode": key.render} if key.render else {})
 
 
-def _make_vec(key: _EnvKey, policy: Policy) -> gym.vector.VectorEnv:
+def _make_vec(key: _EnvKey, task: dict[str, Any], policy: Policy) -> gym.vector.VectorEnv:
     from robolearn.sim.vector import make_vec_env
 
-    return make_vec_env(key.env_id, key.num_envs, env_kwargs=_env_kwargs(key, policy))
+    return make_vec_env(key.env_id, key.num_envs, env_kwargs=_env_kwargs(key, task, policy))
 
 
-def _make_single(key: _EnvKey, policy: Policy) -> list[gym.Env]:
+def _make_single(key: _EnvKey, task: dict[str, Any], policy: Policy) -> list[gym.Env]:
     from robolearn.rollout import make_env
 
-    cfg = EnvConfig(id=key.env_id, task=dict(key.task), dynamics=key.dynamics, pixels=pixel_config(policy))
+    cfg = EnvConfig(id=key.env_id, task=dict(task), dynamics=key.dynamics, pixels=pixel_config(policy))
     return [make_env(cfg, render_mode=key.render) for _ in range(key.num_envs)]
 
 
@@ -160,16 +161,17 @@ def evaluate(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     n = min(num_envs, episodes)
     render = "rgb_array" if video_dir is not None and videos > 0 else None
-    key = _EnvKey(env_id, n, dynamics, tuple(sorted((task or {}).items())), repr(pixel_config(policy)), render)
+    task = dict(task or {})
+    key = _EnvKey(env_id, n, dynamics, repr(sorted(task.items())), repr(pixel_config(policy)), render)
     own = envs is None and batched
     cache = EnvCache() if own else envs
     result = EvalResult(env_id)
     n_videos = videos if render else 0
     state: _Rollouts | _BatchedRollouts
     if batched:
-        state = _BatchedRollouts(cache.get(key, lambda: _make_vec(key, policy)), episodes, seed, n_videos)
+        state = _BatchedRollouts(cache.get(key, lambda: _make_vec(key, task, policy)), episodes, seed, n_videos)
     else:
-        state = _Rollouts(_make_single(key, policy), episodes, seed, n_videos)
+        state = _Rollouts(_make_single(key, task, policy), episodes, seed, n_videos)
     policy.reset()
     bar = tqdm(total=episodes, disable=not progress, desc=f"eval {env_id}")
     try:
