@@ -36,7 +36,7 @@ MODES = ("serial", "batched", "batched, cached")
 def _time_modes(env_id: str, spec: str, episodes: int, rounds: int) -> None:
     rates: dict[str, list[float]] = {m: [] for m in MODES}
     cache = EnvCache()
-    evaluate(load_policy(spec, env_id, seed=0), env_id, episodes=1, seed=0, progress=False, envs=cache)
+    evaluate(load_policy(spec, env_id, seed=0), env_id, episodes=8, seed=0, progress=False, envs=cache)  # builds
     try:
         for _ in range(rounds):
             outcomes = []
