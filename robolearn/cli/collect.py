@@ -6,6 +6,7 @@ import argparse
 
 from robolearn.collect import CollectConfig, collect
 from robolearn.core.config import describe, load_config
+from robolearn.rl.threads import set_torch_threads
 
 HELP = "Record policy rollouts (the scripted expert by default) into a crash-safe episode dataset."
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
              "seed": args.seed}
     overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
                  for k, v in flags.items() if v is not None]
+    set_torch_threads()  # one torch thread: the policy shares the cores with MuJoCo
     cfg = load_config(CollectConfig, args.config, overrides + list(args.overrides))
     result = collect(cfg)
     print(f"{cfg.out}: kept {result.kept} episodes ({result.steps} steps) from {result.attempts} attempts, "

@@ -25,14 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from robolearn.cli.checks import check_observation_keys
     from robolearn.evaluate import evaluate
     from robolearn.policy_factory import load_policy
+    from robolearn.rl.threads import set_torch_threads
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
     policy = load_policy(args.policy, args.env, seed=args.seed,
                          **{k: v for k, v in kwargs.items() if v is not None})

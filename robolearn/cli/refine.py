@@ -31,18 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from robolearn.refine.loop import train
+    from robolearn.rl.threads import set_torch_threads
+    from robolearn.sim.registry import task
     from robolearn.wiring import refine_sources
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
 
     flags = {"method": args.method, "base": args.base, "env_id": args.env, "demos": args.demos,
              "total_env_steps": args.steps, "seed": args.seed}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
-    cfg = load_refine_config(args.config, overrides, args.run_dir, args.resume)
+    cfg = load_refine_config(args.config, overrides, args.run_dir, args.resume,
+                             time_limit=lambda env_id: task(env_id).max_episode_steps)
     result = train(cfg, refine_sources(cfg), run_dir=args.run_dir, resume=args.resume)
     for row in result.evals:
         print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robolearn.core.config import describe, load_config
+from robolearn.rl.threads import set_torch_threads
 from robolearn.rollout import RolloutConfig, run_rollouts
 
 HELP = "Run a named policy (expert, random, zero) for N episodes; success rate with a 95 percent confidence interval."
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {"env.id": args.env, "policy": args.policy, "episodes": args.episodes, "seed": args.seed,
              "noise": args.noise, "video_episodes": args.video, "env.dynamics": args.dynamics}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
+    set_torch_threads()  # one torch thread: the policy shares the cores with MuJoCo
     cfg = load_config(RolloutConfig, args.config, overrides)
     from robolearn.cli.checks import check_env_id
 

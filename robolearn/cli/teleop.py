@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robolearn.core.config import describe, load_config
+from robolearn.rl.threads import set_torch_threads
 from robolearn.teleop.devices import DEVICES
 from robolearn.teleop.record import TeleopConfig, record_teleop
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
              "episodes": args.episodes, "viewer": args.viewer,
              "cameras": f"[{','.join(args.camera)}]" if args.camera else None}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    set_torch_threads()  # one torch thread: the policy shares the cores with MuJoCo
     cfg = load_config(TeleopConfig, args.config, overrides + list(args.overrides))
     result = record_teleop(cfg)
     print(f"\n{cfg.out}: saved {result.committed} episodes ({result.successes} successful), "

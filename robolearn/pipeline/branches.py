@@ -17,16 +17,18 @@ from robolearn.pipeline.stages import Stage
 
 
 def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
-    """The branch's RefineConfig, checked (the method's params too): its settings, on the pipeline's task,
-    base and demonstrations."""
+    """The branch's RefineConfig, checked (the method's params and the evaluation budget too): its settings,
+    on the pipeline's task, base and demonstrations."""
     from robolearn.refine.config import RefineConfig, refine_config_from_dict
     from robolearn.refine.methods import METHODS
+    from robolearn.sim.registry import task
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
                 "base": str(cfg.layout.base), "seed": cfg.seed}
     if branch.method in METHODS and METHODS[branch.method].demos_by_default:
         settings.setdefault("demos", str(cfg.layout.data))
-    return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]")
+    return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]",
+                                   time_limit=lambda env_id: task(env_id).max_episode_steps)
 
 
 def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:

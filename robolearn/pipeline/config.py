@@ -61,6 +61,9 @@ class PipelineConfig:
     """The task."""
     seed: int = 0
     """Base seed of every stage."""
+    threads: int = 1
+    """Torch CPU threads of the pipeline's process, set when it starts or resumes (0: torch's default, one per
+    core); the train stage uses ``train.threads``. One is fastest where processes share the cores."""
     collect: CollectConfig = field(default_factory=CollectConfig)
     """Demonstrations (``out`` is set to <run_dir>/data)."""
     train: TrainConfig = field(default_factory=TrainConfig)

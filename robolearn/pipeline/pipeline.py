@@ -19,9 +19,10 @@ from typing import Any
 from robolearn.core.config import save_config
 from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
 from robolearn.pipeline.config import PipelineConfig
-from robolearn.pipeline.records import evaluate_policy
+from robolearn.pipeline.records import close_eval_envs, evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
+from robolearn.rl.threads import set_torch_threads
 from robolearn.sim.registry import gym_make
 
 
@@ -99,12 +100,17 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
 
 
 def run_pipeline(cfg: PipelineConfig, force: str | None = None) -> dict[str, dict[str, Any]]:
-    """Validate ``cfg``, then run (or resume) the pipeline; ``force`` reruns from that stage."""
+    """Validate ``cfg``, set the torch thread count (``cfg.threads``, on a resumed run too), then run (or
+    resume) the pipeline; ``force`` reruns from that stage."""
     validate(cfg)
+    set_torch_threads(cfg.threads)
     layout = cfg.layout
     layout.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, layout.config)
     runner = StageRunner(layout.root, build_stages(cfg))
     if force:
         runner.force(force)
-    return runner.run()
+    try:
+        return runner.run()
+    finally:
+        close_eval_envs()

@@ -39,6 +39,25 @@ def eval_record(policy: str, dynamics: str, successes: Sequence[bool], lengths: 
     }
 
 
+_EVAL_ENVS: list[Any] = []
+"""The run's :class:`~robolearn.evaluate.EnvCache` (built by the first evaluation, closed by
+:func:`close_eval_envs`): every policy of a run is evaluated in the same envs."""
+
+
+def _eval_envs() -> Any:
+    from robolearn.evaluate import EnvCache
+
+    if not _EVAL_ENVS:
+        _EVAL_ENVS.append(EnvCache())
+    return _EVAL_ENVS[0]
+
+
+def close_eval_envs() -> None:
+    """Close the evaluation envs the run built (the pipeline calls this when it ends)."""
+    while _EVAL_ENVS:
+        _EVAL_ENVS.pop().close()
+
+
 def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, dynamics: str) -> dict[str, Any]:
     """Evaluate ``policy`` on ``dynamics`` as ``cfg.eval`` says; write and return its record
     (:meth:`RunLayout.eval_record`). Videos are recorded on nominal dynamics only."""
@@ -48,7 +67,7 @@ def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, dynamics: st
     videos = cfg.eval.videos if dynamics == "nominal" else 0
     result = evaluate(policy, cfg.env_id, episodes=cfg.eval.episodes, seed=cfg.eval.seed,
                       num_envs=cfg.eval.num_envs, dynamics=dynamics, video_dir=layout.eval_videos(name),
-                      videos=videos)
+                      videos=videos, envs=_eval_envs())
     record = eval_record(name, dynamics, result.successes, result.lengths, result.returns, result.videos)
     atomic_write_json(layout.eval_record(name, dynamics), record)
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,15 @@ class RefineConfig:
     """Share of each batch drawn from the offline buffer (RLPD's 0.5)."""
     warm_start_episodes: int = 0
     """WSRL: base-policy episodes put in the online buffer before updates; then no offline data is kept."""
-    eval_every: int = 5_000
+    eval_every: int = 10_000
     """Evaluate every this many env steps (and at the start and the end; 0: only there)."""
-    eval_episodes: int = 32
+    eval_episodes: int = 16
     """Episodes per evaluation (deterministic actor, seeds 10_000 + i)."""
     eval_envs: int = 8
     """Parallel evaluation envs."""
+    eval_budget: float = 0.25
+    """Largest share of ``total_env_steps`` the in-loop evaluations may cost, counted at the task's time limit
+    (:meth:`eval_env_steps`); checked when the config is loaded (0: unchecked, for smoke-test budgets)."""
     select_best: bool = False
     """Save as the refined policy the actor of the evaluation with the highest success rate (the earliest on
     ties; robomimic's best-rollout checkpoint) instead of the last one. Off-policy RL on sparse rewards can
@@ -106,6 +110,28 @@ class RefineConfig:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
         self.method_params(methods)
 
+    def eval_env_steps(self, max_episode_steps: int) -> int:
+        """Env steps the in-loop evaluations cost at most: one at the start, one every ``eval_every`` and one at
+        the end, each stepping all ``eval_envs`` envs until every env has run its quota of
+        ``ceil(eval_episodes / eval_envs)`` episodes of at most ``max_episode_steps`` steps."""
+        every, total = self.eval_every, self.total_env_steps
+        evaluations = 1 + (-(-total // every) if every > 0 else 1)
+        per_env = -(-self.eval_episodes // self.eval_envs)
+        return evaluations * self.eval_envs * per_env * max_episode_steps
+
+    def eval_budget_error(self, max_episode_steps: int) -> str | None:
+        """One line naming the fix when the in-loop evaluations may cost more than ``eval_budget`` of the
+        training env steps (None when they fit or ``eval_budget`` is 0)."""
+        if self.eval_budget <= 0:
+            return None
+        cost, allowed = self.eval_env_steps(max_episode_steps), self.eval_budget * self.total_env_steps
+        if cost <= allowed:
+            return None
+        return (f"in-loop evaluation may cost {cost} env steps ({cost / max(self.total_env_steps, 1):.0%} of "
+                f"total_env_steps={self.total_env_steps}, limit eval_budget={self.eval_budget:g}) at "
+                f"{max_episode_steps} steps per episode; raise eval_every (now {self.eval_every}) or lower "
+                f"eval_episodes (now {self.eval_episodes})")
+
 
 def renamed_key_error(err: ConfigError) -> ConfigError:
     """``err`` with the new place of a key that moved (e.g. ``residual_scale`` -> ``params.scale``)."""
@@ -115,11 +141,23 @@ def renamed_key_error(err: ConfigError) -> ConfigError:
     return err
 
 
-def refine_config_from_dict(data: dict[str, Any], source: str) -> RefineConfig:
-    """A checked :class:`RefineConfig` from a mapping (a pipeline branch's settings)."""
+def check_eval_budget(cfg: RefineConfig, time_limit: Callable[[str], int] | None) -> None:
+    """Raise a ConfigError when ``cfg``'s in-loop evaluations exceed its ``eval_budget``; ``time_limit`` gives a
+    task's episode length limit (None: not checked)."""
+    if time_limit is not None:
+        error = cfg.eval_budget_error(time_limit(cfg.env_id))
+        if error:
+            raise ConfigError(error)
+
+
+def refine_config_from_dict(data: dict[str, Any], source: str,
+                            time_limit: Callable[[str], int] | None = None) -> RefineConfig:
+    """A checked :class:`RefineConfig` from a mapping (a pipeline branch's settings); with ``time_limit`` (env id
+    -> max episode steps) the evaluation budget is checked too (:func:`check_eval_budget`)."""
     try:
         cfg = from_dict(RefineConfig, data, source)
         cfg.validate()
+        check_eval_budget(cfg, time_limit)
     except ConfigError as err:
         raise renamed_key_error(err) from err
     return cfg
@@ -139,10 +177,11 @@ def migrate_saved(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_refine_config(path: str | Path | None, overrides: list[str], run_dir: str | Path | None = None,
-                       resume: bool = False) -> RefineConfig:
+                       resume: bool = False, time_limit: Callable[[str], int] | None = None) -> RefineConfig:
     """The run's :class:`RefineConfig` (see :func:`~robolearn.core.config.load_run_config`), checked, the
-    method's params included, before anything runs. With ``resume`` the run's saved config is read, in the
-    earlier layout too (:func:`migrate_saved`)."""
+    method's params included, before anything runs; a new run's evaluation budget too when ``time_limit``
+    is given (:func:`check_eval_budget`). With ``resume`` the run's saved config is read, in the earlier
+    layout too (:func:`migrate_saved`)."""
     try:
         if resume and run_dir and (Path(run_dir) / "config.yaml").is_file():
             saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
@@ -150,6 +189,7 @@ def load_refine_config(path: str | Path | None, overrides: list[str], run_dir: s
             cfg = apply_overrides(cfg, overrides) if overrides else cfg
         else:
             cfg = load_run_config(RefineConfig, path, overrides, run_dir, resume)
+            check_eval_budget(cfg, time_limit)
         cfg.validate()
     except ConfigError as err:
         raise renamed_key_error(err) from err

@@ -62,29 +62,34 @@ def collect_transitions(env: Any, buffer: ReplayBuffer, acc: NStepAccumulator, e
     return {"episodes": done_eps, "successes": successes, "env_steps": steps}
 
 
+Frame = dict[str, np.ndarray]
+"""One observation frame ``{key: (1, *shape)}``."""
+
+
 def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, gamma: float,
-                        relabel: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None) -> int:
+                        relabel: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+                        batch: int = 128, progress: bool = True) -> int:
     """Replay a robolearn episode dataset through the method's ``relabel``; returns transitions added.
 
     Works for wrappers whose step is one env step (residual, from-scratch): each episode's observation
     frames ``{key: (1, ...)}`` go through ``relabel`` (the residual adds the base's inputs; the base, if the
     wrapper has one, is reset at each episode's start), its actions are the executed ones. An episode's last
     action has no recorded next observation; it is kept only when the episode succeeded (terminal, no bootstrap).
+    ``batch`` episodes are relabelled side by side, one per batch row (:func:`relabel_episodes`), with a
+    progress bar over the frames.
     """
     from robolearn.datasets.reader import EpisodeDataset
 
     if hasattr(env, "bound"):
         raise ValueError("DSRL (noise-space SAC) cannot learn from (s, a) demonstrations; use dsrl-na or residual")
+    episodes = list(EpisodeDataset(path))
+    obs_keys = [k for k in env.obs_shapes if episodes and k in episodes[0].obs]
+    observations = [{k: ep.obs[k] for k in obs_keys} for ep in episodes]
+    labelled_episodes = relabel_episodes(observations, env, relabel, batch, progress)
     added = 0
     acc = NStepAccumulator(1, n_step, gamma)
-    for ep in EpisodeDataset(path):
-        obs_keys = [k for k in env.obs_shapes if k in ep.obs]
-        base = getattr(env, "base", None)
-        if base is not None:
-            base.reset()
+    for ep, labelled in zip(episodes, labelled_episodes, strict=True):
         steps = len(ep.action)
-        frames = [{k: ep.obs[k][t : t + 1] for k in obs_keys} for t in range(steps)]
-        labelled = [relabel(f) for f in frames] if relabel is not None else frames
         for t in range(steps):
             last = t == steps - 1
             if last and not bool(ep.is_success[-1]):
@@ -97,4 +102,114 @@ def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, 
                 added += len(out["action"])
         acc.reset()
     return added
+
+
+def relabel_episodes(episodes: list[dict[str, np.ndarray]], env: Any,
+                     relabel: Callable[[Frame], Frame] | None, batch: int = 128,
+                     progress: bool = True) -> list[list[Frame]]:
+    """Each episode's frames ``{key: (1, ...)}`` (from its observations ``{key: (T, ...)}``) through ``relabel``.
+
+    ``relabel`` calls the wrapper's base as ``env.base`` (if it has one). The reference is one frame per
+    call, the base reset at each episode's start. A base whose batch rows are independent
+    (:func:`rows_are_independent`) instead relabels ``batch`` episodes at once, one per row, each row reset
+    when its next episode starts, as a vector env's rows are; a generative base gets, per frame, the initial
+    noise it would have drawn from its generator in the reference order, so its outputs and its generator's
+    state afterwards are the reference's (up to the float rounding of batched matrix products, ~1e-6).
+    """
+    from tqdm import tqdm
+
+    base = getattr(env, "base", None)
+    frames = [[{k: v[t : t + 1] for k, v in ep.items()} for t in range(_length(ep))] for ep in episodes]
+    if relabel is None or not episodes:
+        return frames
+    bar = tqdm(total=sum(map(len, frames)), disable=not progress, desc="relabel demonstrations", unit="frame")
+    try:
+        if batch > 1 and rows_are_independent(base):
+            return _relabel_rows(episodes, env, relabel, batch, bar)
+        out = []
+        for ep_frames in frames:
+            if base is not None:
+                base.reset()
+            out.append([relabel(f) for f in ep_frames])
+            bar.update(len(ep_frames))
+        return out
+    finally:
+        bar.close()
+
+
+def rows_are_independent(base: Any) -> bool:
+    """Whether ``base`` treats the rows of a batch as separate envs with their own observation history
+    (a chunk policy: ``observe`` and the tensor-level ``infer``) and is deterministic given its initial noise
+    (no DDPM sampler, which draws fresh noise at every denoising step)."""
+    if base is None or not (callable(getattr(base, "observe", None)) and callable(getattr(base, "infer", None))):
+        return False
+    if getattr(base, "noise_shape", None) is None:
+        return True
+    scheduler = getattr(getattr(getattr(base, "cfg", None), "diffusion", None), "scheduler", None)
+    return callable(getattr(base, "sample_noise", None)) and scheduler in ("ddim", "dpmsolver")
+
+
+def _length(ep: dict[str, np.ndarray]) -> int:
+    return len(next(iter(ep.values())))
+
+
+class _NoiseFeed:
+    """``base`` whose ``act`` uses the initial noise set in :attr:`noise` (rows ``(B, Tp, Da)``)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base, self.noise = base, None
+
+    def act(self, obs: Any, noise: np.ndarray | None = None) -> np.ndarray:
+        return self.base.act(obs, self.noise if noise is None else noise)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+
+def _reference_noise(base: Any, frames: int) -> np.ndarray | None:
+    """``(frames, Tp, Da)``: the noise the base draws for one frame per call, in that order (None: none)."""
+    if getattr(base, "noise_shape", None) is None:
+        return None
+    return np.concatenate([np.asarray(base.sample_noise(1).cpu()) for _ in range(frames)])
+
+
+def _relabel_rows(episodes: list[dict[str, np.ndarray]], env: Any, relabel: Callable[[Frame], Frame],
+                  batch: int, bar: Any) -> list[list[Frame]]:
+    """:func:`relabel_episodes` with ``min(batch, episodes)`` episodes side by side, one per batch row; while it
+    runs, ``env.base`` is a :class:`_NoiseFeed` of the base that hands it each row's reference noise."""
+    base = env.base
+    lengths = [_length(ep) for ep in episodes]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = {k: np.concatenate([ep[k] for ep in episodes]) for k in episodes[0]}
+    noise = _reference_noise(base, int(offsets[-1]))
+    rows = min(batch, len(episodes))
+    episode_of = np.arange(rows)
+    """Episode of each row (-1: none left; the row repeats another's frame and its outputs are dropped)."""
+    t_of = np.zeros(rows, np.int64)
+    out: list[list[Frame]] = [[] for _ in episodes]
+    feed = _NoiseFeed(base)
+    base.reset()
+    next_episode = rows
+    env.base = feed
+    try:
+        while (episode_of >= 0).any():
+            live = np.flatnonzero(episode_of >= 0)
+            index = np.where(episode_of >= 0, offsets[np.maximum(episode_of, 0)] + t_of, offsets[episode_of[live[0]]])
+            if noise is not None:
+                feed.noise = noise[index]
+            labelled = relabel({k: v[index] for k, v in flat.items()})
+            for r in live:
+                e = episode_of[r]
+                out[e].append({k: np.array(v[r : r + 1]) for k, v in labelled.items()})
+                t_of[r] += 1
+                if t_of[r] == lengths[e]:
+                    episode_of[r] = next_episode if next_episode < len(episodes) else -1
+                    next_episode += 1
+                    t_of[r] = 0
+                    base.reset([r])
+            bar.update(len(live))
+    finally:
+        env.base = base
+    base.reset()
+    return out
 

@@ -28,7 +28,8 @@ def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
     cfg = load_config(PipelineConfig, ROOT / "configs/pipelines/panda_lift.yaml", [f"run_dir={tmp_path}", *SMOKE])
     for branch in cfg.refine:  # a few hundred env steps of each branch, with its select_best evaluations
         branch.settings.update(total_env_steps=400, random_steps=200, critic_warmup_updates=20, eval_every=200,
-                               eval_episodes=4, eval_envs=4, checkpoint_every=200, num_envs=4)
+                               eval_episodes=4, eval_envs=4, checkpoint_every=200, num_envs=4,
+                               eval_budget=0)  # smoke budgets: the evaluations outweigh the training
         branch.settings["learner"] = {**branch.settings.get("learner", {}), "hidden": [32, 32], "batch_size": 32}
     layout = cfg.layout
     results = run_pipeline(cfg)
