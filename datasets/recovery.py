@@ -8,7 +8,6 @@ too, then checks the committed episodes. Neither module imports the other for it
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robolearn.core.durable import file_sha256
 from robolearn.datasets.format import (
     DATA_DIR,
     EPISODE_META_KEY,
@@ -31,15 +31,6 @@ from robolearn.datasets.format import (
     read_index,
     resolve_inside,
 )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def acquire_lock(root: Path) -> int:

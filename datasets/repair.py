@@ -21,6 +21,7 @@ from typing import Literal
 
 import pyarrow.parquet as pq
 
+from robolearn.core.durable import file_sha256
 from robolearn.datasets.format import (
     DATA_DIR,
     INDEX_PATH,
@@ -39,7 +40,6 @@ from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.rebuild import info_from_files
 from robolearn.datasets.recovery import (
     acquire_lock,
-    file_sha256,
     footer_record,
     orphans,
     quarantine,

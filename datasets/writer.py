@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robolearn.core.durable import file_sha256
 from robolearn.datasets.format import (
     DATA_DIR,
     EPISODE_META_KEY,
@@ -50,7 +51,7 @@ from robolearn.datasets.format import (
     read_info,
     to_fixed_list,
 )
-from robolearn.datasets.recovery import acquire_lock, file_sha256, recover_leftovers
+from robolearn.datasets.recovery import acquire_lock, recover_leftovers
 from robolearn.datasets.stats import aggregate, episode_sufficient_stats, merge_sufficient, stats_to_json
 
 

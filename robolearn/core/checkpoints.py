@@ -9,10 +9,11 @@ truncated or altered file is found (:func:`verify_manifest`) before anything rea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
+
+from robolearn.core.durable import file_sha256
 
 CHECKPOINTS, LATEST, MANIFEST = "checkpoints", "LATEST", "MANIFEST.json"
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -24,18 +25,10 @@ class CheckpointError(ValueError):
     line naming the file and what to do."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(step_dir: str | Path, names: list[str]) -> Path:
     """Write ``MANIFEST.json`` listing the size and sha256 of each of ``names`` (files in ``step_dir``)."""
     step_dir = Path(step_dir)
-    files = {n: {"size": (step_dir / n).stat().st_size, "sha256": _sha256(step_dir / n)} for n in sorted(names)}
+    files = {n: {"size": (step_dir / n).stat().st_size, "sha256": file_sha256(step_dir / n)} for n in sorted(names)}
     path = step_dir / MANIFEST
     path.write_text(json.dumps({"files": files}, indent=1) + "\n")
     return path
@@ -58,7 +51,7 @@ def verify_manifest(step_dir: str | Path) -> None:
         actual = file.stat().st_size
         if actual != size:
             raise CheckpointError(f"{file}: damaged (truncated or altered: {actual} bytes, {size} written)")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise CheckpointError(f"{file}: damaged (its sha256 differs from the one written)")
 
 

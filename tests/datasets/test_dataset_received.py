@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from dataset_helpers import make_info, write_dataset
 
+from robolearn.core.durable import file_sha256
 from robolearn.datasets.format import (
     EPISODE_META_KEY,
     INDEX_PATH,
@@ -22,7 +23,6 @@ from robolearn.datasets.format import (
 )
 from robolearn.datasets.merge import merge_datasets
 from robolearn.datasets.reader import EpisodeDataset
-from robolearn.datasets.recovery import file_sha256
 from robolearn.datasets.repair import repair, verify
 from robolearn.datasets.sampler import WindowDataset
 
