@@ -183,14 +183,16 @@ def load_refine_config(path: str | Path | None, overrides: list[str], run_dir: s
     is given (:func:`check_eval_budget`). With ``resume`` the run's saved config is read, in the earlier
     layout too (:func:`migrate_saved`)."""
     try:
-        if resume and run_dir and (Path(run_dir) / "config.yaml").is_file():
+        saved_run = bool(resume and run_dir and (Path(run_dir) / "config.yaml").is_file())
+        if saved_run:
             saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
             cfg = from_dict(RefineConfig, migrate_saved(saved), str(Path(run_dir) / "config.yaml"))
             cfg = apply_overrides(cfg, overrides) if overrides else cfg
         else:
             cfg = load_run_config(RefineConfig, path, overrides, run_dir, resume)
+        cfg.validate()  # the settings themselves first: a budget of a negative step count means nothing
+        if not saved_run:
             check_eval_budget(cfg, time_limit)
-        cfg.validate()
     except ConfigError as err:
         raise renamed_key_error(err) from err
     except ValueError as err:
