@@ -45,7 +45,13 @@ REPAIR_HINT = "run `robolearn dataset repair {root}`"
 
 
 class DatasetError(ValueError):
-    """A dataset that cannot be opened or written as asked (missing, wrong features, locked...)."""
+    """A dataset that cannot be opened or written as asked (missing, wrong features, locked...).
+
+    The message is one line: line breaks in it (an embedded library message, e.g. pyarrow's) become spaces.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class DatasetCorruptError(DatasetError):
