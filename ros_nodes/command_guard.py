@@ -17,7 +17,7 @@ Pure Python, no ROS: the twin node feeds it the latch (``safety/state``, ``estop
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,15 +59,21 @@ class CommandGuard:
 
     def admit(self, cmd: Command) -> bool:
         """Whether ``cmd`` may reach the actuators (a refusal is counted)."""
+        return self.admit_all([cmd])
+
+    def admit_all(self, cmds: Sequence[Command]) -> bool:
+        """Whether every command of a trajectory may reach the actuators: one acceptance, or the first refusal
+        counted (a linear interpolation between admitted commands stays within the bounds, a box)."""
         if self.estopped:
             self.refuse("e-stop latched")
             return False
-        reason = self.bounds.check(cmd)
-        if reason is not None:
-            self.refuse(reason)
-            return False
+        for cmd in cmds:
+            reason = self.bounds.check(cmd)
+            if reason is not None:
+                self.refuse(reason)
+                return False
         self.accepted += 1
-        self.checks.observed(np.asarray(cmd.values, np.float64).reshape(-1))
+        self.checks.observed(np.asarray(cmds[-1].values, np.float64).reshape(-1))
         return True
 
     def latch(self) -> None:

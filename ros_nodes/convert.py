@@ -28,7 +28,16 @@ META_KEYS = ("_stamp", "_episode", "_step")
 
 
 class MessageError(ValueError):
-    """A message that does not fit what the receiver expects (sizes, labels, NaN)."""
+    """A message that does not fit what the receiver expects (sizes, labels, NaN).
+
+    Args:
+        message: what is wrong, with the offending values.
+        reason: a short fixed reason the receiver counts refusals under (default ``malformed``).
+    """
+
+    def __init__(self, message: str, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def stamp_to_sec(stamp: Any) -> float:

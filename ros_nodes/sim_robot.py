@@ -22,7 +22,7 @@ import numpy as np
 from robolearn.core.protocols import RobotInfo
 from robolearn.ros_nodes.command_guard import CommandGuard
 from robolearn.ros_nodes.embodiments import embodiment_for
-from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.embodiments.base import Embodiment, PlanPoints, TwinPlan
 from robolearn.ros_nodes.safety import Command
 
 
@@ -59,7 +59,12 @@ class SimRobot:
         self.guard = CommandGuard(self.embodiment, self.adapter, env_id, log=log)
         """What reaches the actuators: validation of every command, the e-stop and its fallback."""
         self.sim_time = 0.0
-        """Simulated time (s) since construction, across episodes: the clock of the held fallback."""
+        """Simulated time (s) since construction, across episodes: the clock of the held fallback and of
+        trajectories (``time_from_start`` is simulated time)."""
+        self.plan: TwinPlan | None = None
+        """The command trajectory being followed (None: the servos hold their last targets)."""
+        self.target: Command | None = None
+        """The setpoint last sent to the actuators in this episode (None: none yet)."""
 
     def reset(self) -> dict[str, np.ndarray]:
         """Start episode ``self.episode`` (seed ``seed + episode``)."""
@@ -67,6 +72,7 @@ class SimRobot:
         self.step_count, self.ret, self.held = 0, 0.0, 0
         self.adapter.reset()
         self.guard.restart()
+        self.target = None
         return self.obs
 
     def get_observation(self) -> dict[str, np.ndarray]:
@@ -92,11 +98,48 @@ class SimRobot:
     def actuate(self, cmd: Command) -> None:
         """Set the actuators from a command the guard already admitted (``guard.admit``)."""
         self.embodiment.apply(self.env, self.adapter, cmd)
+        self.target = cmd
+
+    def receive(self, msg: Any) -> bool:
+        """A command message on the embodiment's topic: its trajectory replaces the one being followed from
+        now on, unless it is malformed (counted by its reason) or the guard refuses a point; returns whether."""
+        try:
+            points = self.embodiment.twin_plan(self.adapter, msg, self.target, self.obs)
+        except ValueError as err:
+            self.guard.refuse(getattr(err, "reason", "malformed"), str(err))
+            return False
+        return self.follow(points)
+
+    def follow(self, points: PlanPoints) -> bool:
+        """Follow ``points`` (s from now, full command) from the next :meth:`step` on if the guard admits every
+        point; a one-point trajectory at 0 s is a plain command. Returns whether it was admitted."""
+        if not points or not self.guard.admit_all([cmd for _, cmd in points]):
+            return False
+        self.plan = TwinPlan(self.sim_time, self.target, points)
+        return True
+
+    def drive(self) -> bool:
+        """Set the actuators to the trajectory's setpoint at the end of the coming step (the guard's bounds
+        checked on that very command); returns whether a trajectory drove them (False: the servos hold)."""
+        if self.plan is None:
+            return False
+        t = self.sim_time + 1.0 / self.info.control_hz
+        cmd = self.plan.sample(t)
+        if t >= self.plan.end:
+            self.plan = None
+        reason = self.guard.bounds.check(cmd)
+        if reason is not None:
+            self.guard.refuse(reason)
+            self.plan = None
+            return False
+        self.actuate(cmd)
+        return True
 
     def estop(self, latched: bool) -> None:
         """Latch (True) or clear (False) the e-stop; while latched :meth:`hold` drives the actuators."""
         if latched:
             self.guard.latch()
+            self.plan = None
         else:
             self.guard.clear()
 
@@ -106,6 +149,7 @@ class SimRobot:
         if cmd is None:
             return False
         self.embodiment.apply(self.env, self.adapter, cmd)
+        self.target = None  # after a clear, joints a trajectory leaves out hold where they are
         return True
 
     def step(self) -> tuple[bool, dict[str, Any]]:
@@ -120,7 +164,8 @@ class SimRobot:
                       "return": self.ret, "length": self.step_count, "held_steps": self.held}
 
     def joints(self) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-        """(names, positions rad, velocities rad/s) of the commanded joints; None without any (a quadrotor)."""
-        if "joint_pos" not in self.obs or not self.adapter.joint_names:
+        """(names, positions, velocities) for ``joint_states`` (the embodiment's: arm joints rad and rad/s, and
+        the gripper closure 0..1); None without any (a quadrotor)."""
+        if not self.obs:
             return None
-        return list(self.adapter.joint_names), self.obs["joint_pos"], self.obs["joint_vel"]
+        return self.embodiment.twin_joints(self.adapter, self.obs)

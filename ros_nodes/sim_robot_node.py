@@ -4,7 +4,8 @@ It steps the task at ``step_hz`` (wall clock; the task's own control period, e.g
 time of one step, so ``step_hz`` above the task's rate runs faster than real time) with the latest
 command it received, and publishes what a robot would:
 
-* ``joint_states`` (``sensor_msgs/JointState``, sensor-data QoS): arm/humanoid joints, rad and rad/s;
+* ``joint_states`` (``sensor_msgs/JointState``, reliable, volatile, keep last 10: ``joint_state_broadcaster``'s
+  QoS): arm/humanoid joints, rad and rad/s, and the arm's ``gripper`` (closure 0..1);
 * ``observation`` (``std_msgs/Float64MultiArray``, sensor-data QoS): the full observation, including the
   simulator's privileged object state (layout in :mod:`robolearn.ros_nodes.convert`);
 * ``odom`` (``nav_msgs/Odometry``) and ``imu`` (``sensor_msgs/Imu``) for the quadrotor;
@@ -13,10 +14,11 @@ command it received, and publishes what a robot would:
   (``episode``, ``success``, ``return``, ``length``), and ``{"done": true}`` after ``episodes``.
 
 It consumes the command message of its embodiment (:mod:`robolearn.ros_nodes.embodiments`) on the
-embodiment's command topic (reliable, keep-last 1), and the embodiment's further inputs (the arm's
-``forward_position``). The physics is :class:`~robolearn.ros_nodes.sim_robot.SimRobot`, a
-:class:`~robolearn.core.protocols.Robot`. Until the first
-command arrives, and between commands, the joint servos hold their last targets, as a real arm does.
+embodiment's command topic (reliable, keep-last 1; the arm's ``JointTrajectory`` as ``joint_trajectory_controller``
+takes it: any order and subset of the joints, several points interpolated over ``time_from_start``, simulated
+time), and the embodiment's further inputs (the arm's ``forward_position``). The physics is
+:class:`~robolearn.ros_nodes.sim_robot.SimRobot`, a :class:`~robolearn.core.protocols.Robot`. Until the first
+command arrives, and after a trajectory's last point, the joint servos hold their last targets, as a real arm does.
 
 Like a real robot's driver it trusts no sender (the contract in ``ros_nodes/README.md``): each command
 passes the :class:`~robolearn.ros_nodes.command_guard.CommandGuard` on arrival (length, names, finite
@@ -49,12 +51,24 @@ from robolearn.ros_nodes.sim_robot import SimRobot
 
 require_rclpy()
 from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-__all__ = ["PARAMETERS", "SimRobot", "SimRobotNode", "main"]
+__all__ = ["JOINT_STATES_QOS", "PARAMETERS", "SimRobot", "SimRobotNode", "main"]
+
+JOINT_STATES_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
+"""``joint_states`` as ros2_control's ``joint_state_broadcaster`` publishes it (the rclcpp ``SystemDefaultsQoS``
+it uses: reliable, volatile, keep last 10). Both reliable (a default subscriber) and best-effort (sensor-data)
+subscribers match it."""
 
 PARAMETERS = {
     "env_id": ("robolearn/PandaLift-v0", "registered robolearn task"),
@@ -92,12 +106,11 @@ class SimRobotNode(Node):
         emb, adapter = self.robot.embodiment, self.robot.adapter
         self.rate = float(p["step_hz"]) or float(self.robot.env.control_hz)
         self.obs_pub = self.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
-        self.js_pub = self.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.js_pub = self.create_publisher(JointState, "joint_states", JOINT_STATES_QOS)
         self.ep_pub = self.create_publisher(String, "episode", QoSProfile(depth=50))
         self.img_pub = (self.create_publisher(Image, f"image/{p['camera']}", qos_profile_sensor_data)
                         if p["camera"] else None)
         self.extra_publish: Callable[[dict, float], None] | None = emb.twin_outputs(self)
-        self.latest: Command | None = None
         self.command_topics = [emb.command_topic]
         self.create_subscription(adapter.msg_type(), emb.command_topic, self.on_command, QoSProfile(depth=1))
         for topic, (msg_type, to_command) in emb.twin_inputs(adapter).items():
@@ -114,30 +127,26 @@ class SimRobotNode(Node):
         self.started = self.finished = False
         self.rearm = self.create_client(Trigger, p["rearm_service"]) if p["rearm_service"] else None
         self._t0 = time.monotonic()
+        self._waits_logged: set[str] = set()
+        """What the twin has logged it waits for (each logged once)."""
         self._start = self.create_timer(0.05, self.begin)
         self.get_logger().info(f"sim_robot: {p['env_id']} at {self.rate:g} Hz wall "
                                f"({self.robot.env.control_hz:g} Hz sim)")
 
     def take(self, cmd: Command) -> None:
-        """Keep ``cmd`` for the next step (a newer one replaces it) if the guard admits it."""
-        if self.robot.guard.admit(cmd):
-            self.latest = cmd
+        """Apply ``cmd`` from the next step on (a newer one replaces it) if the guard admits it."""
+        self.robot.follow([(0.0, cmd)])
 
     def on_command(self, msg: Any) -> None:
-        """A command on the embodiment's topic (a malformed one, e.g. wrong joint names, is refused)."""
-        try:
-            cmd = self.robot.adapter.from_msg(msg)
-        except ValueError as err:
-            self.robot.guard.refuse("malformed", str(err))
-            return
-        self.take(cmd)
+        """A command on the embodiment's topic: its trajectory replaces the current one from now on (a
+        malformed one, e.g. an unknown joint name, is refused and counted by reason)."""
+        self.robot.receive(msg)
 
     def on_estop(self, msg: Any) -> None:
         """``estop`` true: latch at once (the safety node latches too; its reset clears both)."""
         if msg.data:
             self._topic_latch_epoch = self._epoch
             self.robot.estop(True)
-            self.latest = None
 
     def on_safety_state(self, msg: Any, info: Any) -> None:
         """The safety node's latch (``{"estopped", "epoch", "cleared"}``): follow it, except that an ``estop``
@@ -150,7 +159,6 @@ class SimRobotNode(Node):
         self._epoch = int(data.get("epoch", 0))
         if data.get("estopped"):
             self.robot.estop(True)
-            self.latest = None
         elif self._topic_latch_epoch is None or self._epoch > self._topic_latch_epoch:
             self._topic_latch_epoch = None
             self.robot.estop(False)
@@ -170,12 +178,23 @@ class SimRobotNode(Node):
         """Start stepping once ``start_delay`` has passed and the awaited subscribers and commander are there."""
         if time.monotonic() - self._t0 < float(self.p["start_delay"]):
             return
-        if self.count_subscribers("observation") < int(self.p["wait_for_subscribers"]):
+        want = int(self.p["wait_for_subscribers"])
+        if self.count_subscribers("observation") < want:
+            self.log_waiting(f"{want} subscriber(s) on 'observation' (wait_for_subscribers)")
             return
         if self.p["wait_for_commander"] and not any(self.count_publishers(t) for t in self.command_topics):
+            self.log_waiting(f"a publisher on one of {self.command_topics} (wait_for_commander)")
             return
         self._start.cancel()
+        if self._waits_logged:
+            self.get_logger().info("sim_robot: starting")
         self.create_timer(1.0 / self.rate, self.tick)
+
+    def log_waiting(self, what: str) -> None:
+        """Log what the twin waits for before it starts stepping, once per thing waited for."""
+        if what not in self._waits_logged:
+            self._waits_logged.add(what)
+            self.get_logger().info(f"sim_robot: waiting for {what} before the first episode")
 
     def tick(self) -> None:
         """One control step with the latest command (the servos hold their targets without one)."""
@@ -187,13 +206,10 @@ class SimRobotNode(Node):
             self.started = True
             self.publish()
             return
-        cmd, self.latest = self.latest, None
         if robot.guard.estopped:
             robot.hold()
             robot.held += 1
-        elif cmd is not None:
-            robot.actuate(cmd)
-        else:
+        elif not robot.drive():
             robot.held += 1
         done, info = robot.step()
         if done:

@@ -1,8 +1,10 @@
 """The Franka Panda arm: joint position targets + gripper closure, via the task's own differential IK.
 
 Command topic ``joint_trajectory`` (``trajectory_msgs/JointTrajectory``, the ros2_control
-joint_trajectory_controller's): ``joint_names`` = 7 arm joints + ``gripper``, one point whose positions are
-the targets (rad; gripper closure 0..1) and ``time_from_start`` the control period. The twin also takes
+joint_trajectory_controller's): the adapter sends ``joint_names`` = 7 arm joints + ``gripper``, one point whose
+positions are the targets (rad; gripper closure 0..1) and ``time_from_start`` the control period. The twin
+takes what ``joint_trajectory_controller`` takes (:meth:`Arm.twin_plan`): any order and subset of those names
+(the others hold), several points interpolated linearly over ``time_from_start``. The twin also takes
 ``forward_position`` (``std_msgs/Float64MultiArray``, the same 8 positions, for a ``position_controllers``
 forward controller). Safety: joint range, Franka's datasheet velocity and acceleration, per-step change, a
 TCP workspace box, the gripper in 0..1; the fallback holds the measured joints and the last commanded
@@ -20,6 +22,7 @@ from robolearn.ros_nodes.convert import MessageError, sec_to_stamp, stamp_to_sec
 from robolearn.ros_nodes.embodiments.base import (
     CommandBounds,
     JointEmbodiment,
+    PlanPoints,
     TwinInput,
     bounds_from_safety,
     joint_ranges,
@@ -131,6 +134,37 @@ class ArmAdapter:
             raise MessageError(f"joint names {list(msg.joint_names)}, expected {self.names}")
         return Command(stamp_to_sec(msg.header.stamp), np.asarray(msg.points[0].positions, np.float64))
 
+    def trajectory(self, msg: Any, hold: np.ndarray) -> PlanPoints:
+        """A ``JointTrajectory`` as ros2_control's ``joint_trajectory_controller`` reads it -> full commands.
+
+        Any order and any subset of :attr:`names` (the 7 joints, rad, and ``gripper``, closure 0..1); a joint
+        not named keeps its value in ``hold`` ``(8,)``. Each point's ``time_from_start`` (s) is when it is
+        reached, strictly increasing. Raises :class:`MessageError` (reason ``unknown joint``, ``duplicate
+        joint``, ``no points``, ``point/name length mismatch``, ``time_from_start not increasing``).
+        """
+        names = list(msg.joint_names)
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise MessageError(f"joint names {unknown} not in {self.names}", "unknown joint")
+        if len(set(names)) != len(names):
+            raise MessageError(f"joint names {names} repeat a name", "duplicate joint")
+        if not msg.points:
+            raise MessageError("a trajectory without points", "no points")
+        index = [self.names.index(n) for n in names]
+        stamp, points, t_prev = stamp_to_sec(msg.header.stamp), [], -1.0
+        for k, point in enumerate(msg.points):
+            if len(point.positions) != len(names):
+                raise MessageError(f"point {k} has {len(point.positions)} positions for {len(names)} names",
+                                   "point/name length mismatch")
+            t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+            if t <= t_prev:
+                raise MessageError(f"point {k} at {t:g} s after {t_prev:g} s", "time_from_start not increasing")
+            values = np.array(hold if not points else points[-1][1].values, np.float64)
+            values[index] = np.asarray(point.positions, np.float64)
+            points.append((t, Command(stamp, values)))
+            t_prev = t
+        return points
+
     @staticmethod
     def msg_type() -> type:
         from trajectory_msgs.msg import JointTrajectory
@@ -209,6 +243,20 @@ class Arm(JointEmbodiment):
         values = np.asarray(cmd.values, np.float64)
         env.data.ctrl[env._arm_act] = values[:7]
         env.data.ctrl[env._grip_act] = float(np.clip(values[7], 0.0, 1.0)) * env._grip_ctrl_max
+
+    def twin_plan(self, adapter: Any, msg: Any, current: Command | None, obs: dict[str, np.ndarray]) -> PlanPoints:
+        """The ``JointTrajectory`` as ``joint_trajectory_controller`` follows it (:meth:`ArmAdapter.trajectory`):
+        joints it leaves out hold ``current`` (else the measured joints and gripper closure, from 0 s)."""
+        if current is not None:
+            return adapter.trajectory(msg, np.asarray(current.values, np.float64))
+        hold = np.append(np.asarray(obs["joint_pos"], np.float64), float(np.asarray(obs["gripper"]).reshape(-1)[0]))
+        return [(0.0, Command(stamp_to_sec(msg.header.stamp), hold)), *adapter.trajectory(msg, hold)]
+
+    def twin_joints(self, adapter: Any, obs: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The 7 joints (rad, rad/s) and ``gripper``: its measured closure 0..1 (0 open, 1 closed), velocity
+        reported as 0 (not measured)."""
+        grip = float(np.asarray(obs["gripper"]).reshape(-1)[0])
+        return (list(adapter.names), np.append(obs["joint_pos"], grip), np.append(obs["joint_vel"], 0.0))
 
     def twin_inputs(self, adapter: Any) -> dict[str, TwinInput]:
         from std_msgs.msg import Float64MultiArray

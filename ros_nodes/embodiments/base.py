@@ -21,6 +21,9 @@ StateUpdate = Callable[..., None]
 """``update(**measured)``: stores :class:`~robolearn.ros_nodes.safety.RobotState` fields (the filter's
 ``update_state``)."""
 
+PlanPoints = list[tuple[float, Command]]
+"""A command trajectory: (time from its start, s; the full command at that time), times non-decreasing."""
+
 TwinInput = tuple[type, Callable[[Any, float], Command]]
 """A further command input of the twin: the message type, and message + arrival time (s) -> Command."""
 
@@ -149,6 +152,18 @@ class Embodiment(Protocol):
         """Command topics the twin takes besides ``command_topic``."""
         ...
 
+    def twin_plan(self, adapter: Adapter, msg: Any, current: Command | None,
+                  obs: dict[str, np.ndarray]) -> PlanPoints:
+        """The twin's trajectory for a command message on ``command_topic``: full commands over time, to be
+        followed from ``current`` (the setpoint now; None: none yet, hold the measured state in ``obs``).
+        Raises :class:`~robolearn.ros_nodes.convert.MessageError` (with a counted ``reason``) when malformed."""
+        ...
+
+    def twin_joints(self, adapter: Adapter, obs: dict[str, np.ndarray]
+                    ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """(names, positions, velocities) the twin publishes on ``joint_states``; None: no joints."""
+        ...
+
     def twin_outputs(self, node: Any) -> Callable[[dict[str, np.ndarray], float], None] | None:
         """Make the twin's extra state publishers on ``node``; returns publish(observation, now s), or None."""
         ...
@@ -188,6 +203,18 @@ class JointEmbodiment:
     def twin_inputs(self, adapter: Adapter) -> dict[str, TwinInput]:
         return {}
 
+    def twin_plan(self, adapter: Adapter, msg: Any, current: Command | None,
+                  obs: dict[str, np.ndarray]) -> PlanPoints:
+        """One command, applied at once (the message's own ``from_msg``)."""
+        return [(0.0, adapter.from_msg(msg))]
+
+    def twin_joints(self, adapter: Adapter, obs: dict[str, np.ndarray]
+                    ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """The adapter's ``joint_names`` with the observation's ``joint_pos`` (rad), ``joint_vel`` (rad/s)."""
+        if "joint_pos" not in obs or not adapter.joint_names:
+            return None
+        return list(adapter.joint_names), obs["joint_pos"], obs["joint_vel"]
+
     def command_bounds(self, env_id: str, adapter: Adapter) -> CommandBounds:
         """The joint range of ``default_safety`` (its ``position_low/high``, if any) on the leading values."""
         return bounds_from_safety(self.default_safety(env_id, adapter))  # type: ignore[attr-defined]
@@ -200,3 +227,35 @@ def joint_ranges(model: Any, joints: Sequence[str], margin: float = 0.0) -> tupl
     """Lower and upper limits (rad) of the named joints of a MuJoCo model, ``margin`` inside their range."""
     low, high = (model.jnt_range[[model.joint(j).id for j in joints]] + [margin, -margin]).T
     return low.tolist(), high.tolist()
+
+
+class TwinPlan:
+    """A command trajectory the twin follows: linear interpolation over time from the setpoint it started at.
+
+    Args:
+        t0: time (s, the twin's simulated clock) the trajectory starts.
+        start: the setpoint at ``t0`` (interpolated from towards the first point).
+        points: (s after ``t0``, full command), times non-decreasing.
+    """
+
+    def __init__(self, t0: float, start: Command | None, points: PlanPoints):
+        self.t0, self.start, self.points = float(t0), start, list(points)
+
+    @property
+    def end(self) -> float:
+        """Time (s, twin clock) the last point is reached."""
+        return self.t0 + self.points[-1][0]
+
+    def sample(self, t: float) -> Command:
+        """The setpoint at time ``t`` (s, twin clock): linear between the surrounding points, the last after."""
+        dt = t - self.t0
+        t_prev, prev = 0.0, self.start
+        for t_i, cmd in self.points:
+            if dt < t_i:
+                if prev is None or t_i <= t_prev:
+                    return cmd
+                frac = (dt - t_prev) / (t_i - t_prev)
+                values = np.asarray(prev.values, np.float64) * (1.0 - frac) + np.asarray(cmd.values) * frac
+                return Command(cmd.stamp, values, cmd.kp, cmd.kd)
+            t_prev, prev = t_i, cmd
+        return self.points[-1][1]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, sec_to_stamp, stamp_to_sec
-from robolearn.ros_nodes.embodiments.base import CommandBounds, StateUpdate, TwinInput
+from robolearn.ros_nodes.embodiments.base import CommandBounds, PlanPoints, StateUpdate, TwinInput
 from robolearn.ros_nodes.safety import Command, RobotState, SafetyConfig, Verdict, violates
 
 QUAD_TUMBLE_TILT = 1.2
@@ -182,6 +182,14 @@ class Quadrotor:
     name = "quadrotor"
     command_topic = "rates_setpoint"
     streams_setpoints = True
+
+    def twin_plan(self, adapter: Any, msg: Any, current: Command | None, obs: dict[str, np.ndarray]) -> PlanPoints:
+        """One rates setpoint, applied at once."""
+        return [(0.0, adapter.from_msg(msg))]
+
+    def twin_joints(self, adapter: Any, obs: dict[str, np.ndarray]) -> None:
+        """No joints: the quadrotor publishes ``odom`` and ``imu`` instead of ``joint_states``."""
+        return None
 
     def make_adapter(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> QuadrotorAdapter:
         from robolearn.sim.registry import gym_make

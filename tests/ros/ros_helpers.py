@@ -76,3 +76,8 @@ class Client:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def joint_positions(msg: Any) -> np.ndarray:
+    """The joint positions (rad) of a ``joint_states`` message, without the arm's ``gripper`` (closure 0..1)."""
+    return np.array([p for n, p in zip(msg.name, msg.position, strict=True) if n != "gripper"], np.float64)

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from ros_helpers import Client, fresh_domain  # noqa: E402
+from ros_helpers import Client, fresh_domain, joint_positions  # noqa: E402
 
 from robolearn.ros_nodes.embodiments import EMBODIMENTS  # noqa: E402
 from robolearn.ros_nodes.safety import Command  # noqa: E402
@@ -125,7 +125,7 @@ def watch(client) -> dict:
 
     state: dict = {"q": None, "safety": {}, "twin": {}}
     node = client.node
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=joint_positions(m)),
                              qos_profile_sensor_data)
     node.create_subscription(String, "safety/status", lambda m: state.update(safety=json.loads(m.data)), 10)
     node.create_subscription(String, "sim_robot/status", lambda m: state.update(twin=json.loads(m.data)), 10)
@@ -221,12 +221,13 @@ def test_twin_node_refuses_and_counts_nan_wrong_length_names_and_out_of_limit_co
             client.spin_for(0.02)
             rogue.publish(huge, sec_to_stamp(client.now()))
             client.spin_for(0.02)
-            msg = JointTrajectory(joint_names=names[::-1], points=[JointTrajectoryPoint(positions=[*q0, 0.0])])
+            unknown = [*names[:7], "joint8"]  # an unknown joint name
+            msg = JointTrajectory(joint_names=unknown, points=[JointTrajectoryPoint(positions=[*q0, 0.0])])
             rogue.trajectory.publish(msg)
             client.spin_for(0.02)
         client.spin_for(0.6)
         refused = state["twin"].get("refused", {})
-        for reason in ("NaN or inf", "wrong length 7, expected 8", "outside the joint limits", "malformed"):
+        for reason in ("NaN or inf", "wrong length 7, expected 8", "outside the joint limits", "unknown joint"):
             assert refused.get(reason, 0) >= 5, (reason, refused)
         assert state["twin"]["accepted"] == 0 and np.abs(state["q"] - q0).max() < 0.01, (state, q0)
     finally:

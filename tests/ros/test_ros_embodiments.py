@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from ros_helpers import Client, fresh_domain  # noqa: E402
+from ros_helpers import Client, fresh_domain, joint_positions  # noqa: E402
 from toy_embodiment import JOINTS, TOY_STEP, Toy  # noqa: E402
 
 from robolearn.ros_nodes.embodiments import EMBODIMENTS, embodiment_for  # noqa: E402
@@ -66,7 +66,7 @@ def test_a_toy_embodiment_in_one_file_runs_twin_safety_check_and_fallback():
     nodes = start_twin_and_safety(client, embodiments["toy"])
     node = client.node
     state: dict = {"q": None, "status": {}, "sent": []}
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=joint_positions(m)),
                              qos_profile_sensor_data)
     node.create_subscription(String, "safety/status", lambda m: state.update(status=json.loads(m.data)), 10)
     node.create_subscription(JointState, "toy_command",

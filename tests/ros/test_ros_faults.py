@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from ros_helpers import Client, fresh_domain  # noqa: E402
+from ros_helpers import Client, fresh_domain, joint_positions  # noqa: E402
 
 from robolearn.ros_nodes.launcher import DeployConfig, Graph  # noqa: E402
 
@@ -43,7 +43,7 @@ def test_faults_fallback_rejections_estop_and_restart(tmp_path):
     node.create_subscription(JointTrajectory, "joint_trajectory",
                              lambda m: received.append((stamp_to_sec(m.header.stamp), list(m.points[0].positions))),
                              200)
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=joint_positions(m)),
                              qos_profile_sensor_data)
     node.create_subscription(String, "safety/status", lambda m: state.update(status=json.loads(m.data)), 10)
     inject = node.create_publisher(JointTrajectory, "policy/joint_trajectory", 10)

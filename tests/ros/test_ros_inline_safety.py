@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from ros_helpers import Client, fresh_domain  # noqa: E402
+from ros_helpers import Client, fresh_domain, joint_positions  # noqa: E402
 
 from robolearn.ros_nodes.launcher import DeployConfig, Graph  # noqa: E402
 
@@ -48,7 +48,7 @@ def test_inline_filter_with_monitor_clips_latches_and_falls_back(tmp_path):
             received.append((stamp_to_sec(m.header.stamp), np.array(m.points[0].positions), state["q"].copy()))
 
     node.create_subscription(JointTrajectory, "joint_trajectory", on_command, 50)
-    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=np.array(m.position)),
+    node.create_subscription(JointState, "joint_states", lambda m: state.update(q=joint_positions(m)),
                              qos_profile_sensor_data)
     node.create_subscription(String, "safety/status", lambda m: state.update(status=json.loads(m.data)), 10)
     node.create_subscription(String, "policy/timing", lambda m: state.update(timing=json.loads(m.data)), 10)
