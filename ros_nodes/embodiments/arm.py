@@ -26,6 +26,7 @@ from robolearn.ros_nodes.embodiments.base import (
     TwinInput,
     bounds_from_safety,
     joint_ranges,
+    name_index,
 )
 from robolearn.ros_nodes.safety import Command, JointTargetChecks, RobotState, SafetyConfig, violates
 
@@ -143,14 +144,9 @@ class ArmAdapter:
         joint``, ``no points``, ``point/name length mismatch``, ``time_from_start not increasing``).
         """
         names = list(msg.joint_names)
-        unknown = [n for n in names if n not in self.names]
-        if unknown:
-            raise MessageError(f"joint names {unknown} not in {self.names}", "unknown joint")
-        if len(set(names)) != len(names):
-            raise MessageError(f"joint names {names} repeat a name", "duplicate joint")
+        index = name_index(names, self.names)
         if not msg.points:
             raise MessageError("a trajectory without points", "no points")
-        index = [self.names.index(n) for n in names]
         stamp, points, t_prev = stamp_to_sec(msg.header.stamp), [], -1.0
         for k, point in enumerate(msg.points):
             if len(point.positions) != len(names):

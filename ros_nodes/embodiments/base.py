@@ -223,6 +223,20 @@ class JointEmbodiment:
         return None
 
 
+def name_index(names: Sequence[str], known: Sequence[str]) -> list[int]:
+    """Where each of ``names`` (a command's, any order and subset) sits in ``known`` (the robot's order);
+    raises :class:`~robolearn.ros_nodes.convert.MessageError` (``unknown joint``, ``duplicate joint``)."""
+    from robolearn.ros_nodes.convert import MessageError
+
+    names, known = list(names), list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise MessageError(f"joint names {unknown[:5]} not among the robot's {known[:3]}...", "unknown joint")
+    if len(set(names)) != len(names):
+        raise MessageError(f"joint names {names} repeat a name", "duplicate joint")
+    return [known.index(n) for n in names]
+
+
 def joint_ranges(model: Any, joints: Sequence[str], margin: float = 0.0) -> tuple[list[float], list[float]]:
     """Lower and upper limits (rad) of the named joints of a MuJoCo model, ``margin`` inside their range."""
     low, high = (model.jnt_range[[model.joint(j).id for j in joints]] + [margin, -margin]).T

@@ -1,7 +1,9 @@
 """The Unitree G1 humanoid: absolute joint position targets with per-joint PD gains.
 
 Command topic ``joint_command`` (``sensor_msgs/JointState``): ``position`` = targets (rad), ``velocity`` = kp
-(N m/rad), ``effort`` = kd (N m s/rad), ``frame_id = "pd_targets"``. No standard message carries per-joint
+(N m/rad), ``effort`` = kd (N m s/rad), ``frame_id = "pd_targets"``. The twin takes any order and subset of the
+joints by name (the others hold; empty ``velocity`` / ``effort``: keep the gains), as a ``JointState``
+command interface does. No standard message carries per-joint
 PD gains, hence this documented packing (Unitree's ``LowCmd`` carries the same q/kp/kd). Safety: joint range
 and per-step change (0.5 rad); the fallback is damping (``kp = 0``, ``kd = damping``) at the measured joints.
 """
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.ros_nodes.convert import MessageError, sec_to_stamp, stamp_to_sec
-from robolearn.ros_nodes.embodiments.base import JointEmbodiment, joint_ranges
+from robolearn.ros_nodes.embodiments.base import JointEmbodiment, PlanPoints, joint_ranges, name_index
 from robolearn.ros_nodes.safety import Command, JointTargetChecks, RobotState, SafetyConfig
 
 
@@ -65,6 +67,26 @@ class HumanoidAdapter:
             raise MessageError(f"joint names {list(msg.name)[:3]}..., expected {self.names[:3]}...")
         return Command(stamp_to_sec(msg.header.stamp), np.asarray(msg.position, np.float64),
                        kp=np.asarray(msg.velocity, np.float64), kd=np.asarray(msg.effort, np.float64))
+
+    def partial(self, msg: Any, hold: Command) -> Command:
+        """A ``JointState`` PD command naming any order and subset of :attr:`names` -> the full command: joints
+        not named keep ``hold``'s target and gains; ``velocity`` (kp) and ``effort`` (kd) are one per name, or
+        empty to keep ``hold``'s gains. Raises :class:`MessageError` (``unknown joint``, ``duplicate joint``,
+        ``position/name length mismatch``, ``gain/name length mismatch``)."""
+        index = name_index(msg.name, self.names)
+        if len(msg.position) != len(index):
+            raise MessageError(f"{len(msg.position)} positions for {len(index)} names", "position/name length mismatch")
+        if any(len(g) not in (0, len(index)) for g in (msg.velocity, msg.effort)):
+            raise MessageError(f"{len(msg.velocity)} kp, {len(msg.effort)} kd for {len(index)} names",
+                               "gain/name length mismatch")
+        values = np.array(hold.values, np.float64)
+        kp = np.array(self.kp if hold.kp is None else hold.kp, np.float64)
+        kd = np.array(self.kd if hold.kd is None else hold.kd, np.float64)
+        values[index] = np.asarray(msg.position, np.float64)
+        for gains, given in ((kp, msg.velocity), (kd, msg.effort)):
+            if len(given):
+                gains[index] = np.asarray(given, np.float64)
+        return Command(stamp_to_sec(msg.header.stamp), values, kp=kp, kd=kd)
 
     @staticmethod
     def msg_type() -> type:
@@ -128,6 +150,12 @@ class Humanoid(JointEmbodiment):
 
     def safety_checks(self, cfg: SafetyConfig, adapter: Any | None = None) -> HumanoidChecks:
         return HumanoidChecks(cfg)
+
+    def twin_plan(self, adapter: Any, msg: Any, current: Command | None, obs: dict[str, np.ndarray]) -> PlanPoints:
+        """The PD command applied at once; joints it leaves out hold ``current`` (else the measured joints with
+        the actuators' own gains): :meth:`HumanoidAdapter.partial`."""
+        hold = current or Command(0.0, np.asarray(obs["joint_pos"], np.float64), kp=adapter.kp, kd=adapter.kd)
+        return [(0.0, adapter.partial(msg, hold))]
 
     def apply(self, env: Any, adapter: Any, cmd: Command) -> None:
         """The command's PD gains to the position actuators, its targets through the task's ``pre_step``."""

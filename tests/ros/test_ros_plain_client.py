@@ -138,3 +138,30 @@ def test_arm_twin_interpolates_a_subset_trajectory_and_counts_malformed_ones():
     for names, positions in bad.values():
         assert not robot.receive(JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=positions)]))
     assert dict(robot.guard.counts) == dict.fromkeys(bad, 1) and robot.guard.accepted == 1
+
+
+def test_humanoid_twin_takes_any_subset_of_joints_by_name():
+    """``joint_command`` as a ``JointState`` command interface: named joints in any order, the others hold."""
+    from sensor_msgs.msg import JointState
+
+    from robolearn.ros_nodes.sim_robot import SimRobot
+
+    robot = SimRobot("robolearn/G1PushRecovery-v0")
+    q0 = robot.reset()["joint_pos"].copy()
+    names = robot.adapter.names
+    assert robot.receive(JointState(name=[names[3], names[0]], position=[q0[3] + 0.1, q0[0] + 0.05],
+                                    velocity=[50.0, 60.0]))  # kp for the two, kd (effort) left as it was
+    assert robot.drive()
+    expected = q0.copy()
+    expected[[3, 0]] += [0.1, 0.05]
+    np.testing.assert_allclose(robot.target.values, expected, atol=1e-6)
+    kp = robot.adapter.kp.copy()
+    kp[[3, 0]] = [50.0, 60.0]
+    np.testing.assert_allclose(robot.target.kp, kp)
+    np.testing.assert_allclose(robot.target.kd, robot.adapter.kd)
+    bad = {"unknown joint": ([names[0], "x"], [0.0, 0.0], []), "duplicate joint": ([names[0]] * 2, [0.0, 0.0], []),
+           "position/name length mismatch": ([names[0]], [0.0, 0.0], []),
+           "gain/name length mismatch": ([names[0]], [0.0], [1.0, 2.0])}
+    for name, position, velocity in bad.values():
+        assert not robot.receive(JointState(name=name, position=position, velocity=velocity))
+    assert dict(robot.guard.counts) == dict.fromkeys(bad, 1)
