@@ -10,7 +10,10 @@ episodes seeded 10_000 + i, every ``--eval-every`` steps):
 (b) ``dsrl`` (SAC in noise space): the pipeline's DSRL branch settings;
 (c) ``dsrl-na`` (noise aliasing): the same settings; with ``--na-demos`` the demonstrations, cut into
     executed-chunk transitions (:mod:`robolearn.refine.chunk_data`), fill its offline buffer;
-(d) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations,
+(d) ``vgps`` (value-guided policy steering): K = 8 base candidates per chunk (noise scale 0.5, one from
+    zero noise), ranked by an IQL-trained chunk critic; the pipeline's ``vgps`` branch settings if it has
+    one, else :data:`VGPS_SETTINGS`;
+(e) ``rlpd``: SAC from scratch (10-critic ensemble, LayerNorm, the same UTD) with the same demonstrations,
     run to ``--rlpd-steps`` (default 3x the budget) so that a 3x step ratio can be shown or refuted: a method
     that reaches its level at n steps is 3x faster if RLPD needs 3n or more, or never gets there in 3n.
 
@@ -39,6 +42,13 @@ import numpy as np
 
 from robolearn.refine.methods import METHODS
 
+VGPS_SETTINGS: dict[str, Any] = {
+    "num_envs": 8, "updates_per_env_step": 2.0, "random_steps": 1000, "critic_warmup_updates": 2000,
+    "critic_warmup_burst": True, "params": {"candidates": 8, "noise_scale": 0.5},
+    "learner": {"algo": "td3", "hidden": [256, 256]},
+}
+"""V-GPS's settings when the pipeline has no ``vgps`` branch (updates per chunk transition: 2)."""
+
 
 def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: int) -> Any:
     """The :class:`RefineConfig` of ``method`` on the pipeline's task, base and demonstrations."""
@@ -46,10 +56,13 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     from robolearn.pipeline.config import RefineStageConfig
 
     branches = {b.method: b for b in pipeline.refine}
-    source = "residual" if method in ("residual", "rlpd") else "dsrl"
-    if source not in branches:
+    source = method if method in branches else "residual" if method in ("residual", "rlpd") else "dsrl"
+    if method == "vgps" and source != method:
+        source, settings = method, copy.deepcopy(VGPS_SETTINGS)
+    elif source in branches:
+        settings = copy.deepcopy(branches[source].settings)
+    else:
         raise SystemExit(f"{args.pipeline} has no '{source}' refinement branch to take the settings from")
-    settings = copy.deepcopy(branches[source].settings)
     if METHODS[method].params_type is not METHODS[source].params_type:  # the source's params are not this one's
         settings.pop("params", None)
     steps = args.rlpd_steps if method == "rlpd" else args.steps
@@ -288,7 +301,7 @@ def main() -> int:
     base_success = variants["base"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cost = {"rlpd": 0, "dsrl-na": 1, "residual": 2, "dsrl": 3}  # longest first: the pool ends together
+    cost = {"rlpd": 0, "dsrl-na": 1, "vgps": 1, "residual": 2, "dsrl": 3}  # longest first: the pool ends together
     order = sorted(args.methods, key=lambda m: cost.get(m, 1))
     if args.report_only:
         rows = [row for d in [out, *map(Path, args.merge)] for row in rows_from_checkpoints(d)]

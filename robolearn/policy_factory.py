@@ -102,14 +102,14 @@ def load_refined(directory: str | Path, env_id: str | None = None, seed: int = 0
     """A refined policy: its base (loaded from the spec saved in it), the saved actor and the method's params,
     put together by the method named in ``refined.yaml``."""
     from robolearn.refine.methods import get_method
-    from robolearn.refine.saved import load_actor, read_refined
+    from robolearn.refine.saved import read_refined
 
     meta = read_refined(directory)
     env_id = env_id or meta.env_id
     method = get_method(meta.method, dict(methods) if methods is not None else None)
     params = method.params_type.from_dict(meta.params, f"{Path(directory) / REFINED_FILE} params")
     base = load_policy(meta.base, env_id, seed, methods)
-    return method.policy(base, load_actor(directory, meta), action_space(env_id), params)
+    return method.policy(base, method.load_actor(directory, meta), action_space(env_id), params)
 
 
 def action_space(env_id: str) -> gym.spaces.Box:

@@ -31,6 +31,18 @@ def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
                                    time_limit=lambda env_id: task(env_id).max_episode_steps)
 
 
+def selection_record(refine_cfg: Any, result: Any) -> dict[str, Any]:
+    """How a branch's kept policy was chosen and what the choice cost: ``rule`` (``best``: the best in-loop
+    evaluation's actor; ``last``: the final actor), the in-loop ``evaluations``, the ``episodes`` they ran
+    (on the refinement's own seeds, 10_000 + i, never the report's) and, for ``best``, the ``episodes`` the
+    choice itself read (all of them)."""
+    evaluations = len(result.evals)
+    episodes = evaluations * refine_cfg.eval_episodes
+    rule = "best" if refine_cfg.select_best else "last"
+    return {"rule": rule, "evaluations": evaluations, "episodes_per_evaluation": refine_cfg.eval_episodes,
+            "in_loop_episodes": episodes, "selection_episodes": episodes if rule == "best" else 0}
+
+
 def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
     layout = cfg.layout
 
@@ -51,7 +63,8 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
         selected = ({"env_steps": result.best["env_steps"], "success_rate": result.best["success_rate"]}
                     if result.best is not None else None)
         return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
-                "selected": selected, "success": {r["dynamics"]: r["success_rate"] for r in records}}
+                "selected": selected, "selection": selection_record(refine_cfg, result),
+                "success": {r["dynamics"]: r["success_rate"] for r in records}}
 
     return Stage(refine_stage_name(branch.method), run, (layout.branch(branch.method),))
 

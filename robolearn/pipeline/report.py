@@ -122,6 +122,27 @@ def _selected(layout: RunLayout) -> dict[str, dict[str, float]]:
     return selected
 
 
+def selection_rows(layout: RunLayout) -> list[list[str]]:
+    """One row per finished branch: which actor it kept and the evaluation episodes that choice consumed."""
+    rows = []
+    for path in layout.refine_markers():
+        record = json.loads(path.read_text())
+        sel = record.get("selection")
+        if not sel:
+            continue
+        picked = record.get("selected") or {}
+        kept = (f"best in-loop evaluation (at {picked.get('env_steps', '?')} env steps)" if sel["rule"] == "best"
+                else "last actor")
+        rows.append([record["stage"].removeprefix(REFINE_STAGE_PREFIX), kept,
+                     f"{sel['evaluations']} x {sel['episodes_per_evaluation']}", str(sel["selection_episodes"])])
+    return rows
+
+
+SELECTION_TITLE = "How each kept policy was chosen"
+SELECTION_NOTE = ("In-loop evaluations run on the refinement's own seeds; every figure above uses the held-out "
+                  "evaluation seeds, which no choice saw.")
+SELECTION_HEADER = ["branch", "kept", "in-loop evaluations x episodes", "episodes the choice read"]
+
 COMPARISON_TITLE = "Refined policies against the best base variant"
 COMPARISON_NOTE = ("Each refined policy against the best of its base's variants on the same dynamics (random- and "
                    "zero-noise sampling for a diffusion base); better or worse only when the 95% intervals are "
@@ -134,11 +155,14 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _markdown(title: str, rows: list[list[str]], compared: list[list[str]], plot: Path | None,
-              times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str, root: Path) -> str:
+              times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str, root: Path,
+              selection: list[list[str]] | None = None) -> str:
     """The Markdown report; files are linked relative to the run directory ``root``."""
     md = [f"# {title}", "", "## Success rates (95% Wilson intervals)", "", *_md_table(HEADER, rows)]
     if compared:
         md += ["", f"## {COMPARISON_TITLE}", "", COMPARISON_NOTE, "", *_md_table(COMPARISON_HEADER, compared)]
+    if selection:
+        md += ["", f"## {SELECTION_TITLE}", "", SELECTION_NOTE, "", *_md_table(SELECTION_HEADER, selection)]
     if plot:
         md += ["", "## Learning curves", "", f"![learning curves]({plot.relative_to(root)})"]
     md += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
@@ -157,7 +181,8 @@ def _html_table(header: list[str], rows: list[list[str]], table_id: str) -> str:
 
 
 def _html(title: str, rows: list[list[str]], compared: list[list[str]], plot: Path | None,
-          times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str) -> str:
+          times: list[tuple[str, float]], videos: list[tuple[str, Path]], config: str,
+          selection: list[list[str]] | None = None) -> str:
     """The self-contained HTML report (plot and videos embedded as data URIs)."""
     esc = html.escape
     parts = [
@@ -170,6 +195,9 @@ def _html(title: str, rows: list[list[str]], compared: list[list[str]], plot: Pa
     if compared:
         parts += [f"<h2>{esc(COMPARISON_TITLE)}</h2><p>{esc(COMPARISON_NOTE)}</p>",
                   _html_table(COMPARISON_HEADER, compared, "comparison")]
+    if selection:
+        parts += [f"<h2>{esc(SELECTION_TITLE)}</h2><p>{esc(SELECTION_NOTE)}</p>",
+                  _html_table(SELECTION_HEADER, selection, "selection")]
     if plot:
         parts.append(f"<h2>Learning curves</h2><img id='curves' alt='learning curves' "
                      f"src='{_data_uri(plot, 'image/png')}'>")
@@ -195,6 +223,7 @@ def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tupl
     plot = plot_curves(learning_curves(layout.root), base, layout.learning_curves_plot, zero, _selected(layout))
     config = layout.config.read_text() if layout.config.is_file() else ""
     times, videos, rows, compared = _stage_times(layout), _videos(evals), _rows(evals), comparison_rows(evals)
-    layout.report_md.write_text(_markdown(title, rows, compared, plot, times, videos, config, layout.root))
-    layout.report_html.write_text(_html(title, rows, compared, plot, times, videos, config))
+    selection = selection_rows(layout)
+    layout.report_md.write_text(_markdown(title, rows, compared, plot, times, videos, config, layout.root, selection))
+    layout.report_html.write_text(_html(title, rows, compared, plot, times, videos, config, selection))
     return layout.report_html, layout.report_md

@@ -111,3 +111,14 @@ def dataset_episodes(path: str) -> Iterable[StepEpisode]:
 
     for ep in EpisodeDataset(path):
         yield StepEpisode(obs=ep.obs, action=ep.action, reward=ep.reward, success=bool(ep.is_success[-1]))
+
+
+def fill_chunk_offline(env: Any, buffer: ReplayBuffer, data: Any) -> int:
+    """Demonstrations (``data``, a method's :class:`~robolearn.refine.methods.base.OfflineData`: a dataset or
+    a demonstrating policy rolled out on ``env.venv``) into ``buffer`` as executed-chunk transitions."""
+    if data.is_dataset:
+        episodes: Iterable[StepEpisode] = dataset_episodes(data.demos)
+    else:
+        demo = data.load_policy(data.demos, data.seed)
+        episodes = rollout_episodes(env.venv, demo, data.episodes, seed=data.seed)
+    return chunk_transitions(env, episodes, buffer, data.gamma)

@@ -214,7 +214,8 @@ class OffPolicyLoop:
         else:
             action = self.acting.act(obs, deterministic=self.schedule.collect_deterministic)
         nxt, reward, term, trunc, info = env.step(action)
-        batch = self.sink.push(obs, reward, term, trunc, info)
+        stored = {k: v for k, v in obs.items() if k in env.obs_shapes}  # acting-only keys (V-GPS candidates) stay out
+        batch = self.sink.push(stored, reward, term, trunc, info)
         c["env_steps"] += int(info.get("env_steps", env.num_envs))
         done = term | trunc
         if done.any():

@@ -81,6 +81,30 @@ def test_report_shows_the_best_base_comparison(tmp_path):
         " within noise |" in md
 
 
+def test_report_says_how_each_kept_policy_was_chosen(tmp_path):
+    """Deliverable: the report says how many evaluation episodes the selection itself consumed."""
+    from types import SimpleNamespace
+
+    from robolearn.pipeline.branches import selection_record
+
+    run = _fake_run(tmp_path)
+    layout = RunLayout(run)
+    evals = SimpleNamespace(evals=[{}] * 6)
+    last = selection_record(SimpleNamespace(eval_episodes=8, select_best=False), evals)
+    best = selection_record(SimpleNamespace(eval_episodes=8, select_best=True), evals)
+    assert last["selection_episodes"] == 0 and last["in_loop_episodes"] == best["selection_episodes"] == 48
+    atomic_write_json(layout.stage_marker("refine_residual"), {"stage": "refine_residual", "seconds": 1.0,
+                                                               "selection": last})
+    atomic_write_json(layout.stage_marker("refine_dsrl"), {"stage": "refine_dsrl", "seconds": 1.0, "selection": best,
+                                                           "selected": {"env_steps": 4000, "success_rate": 0.9}})
+    html_path, md_path = write_report(run)
+    md = md_path.read_text()
+    assert "## How each kept policy was chosen" in md
+    assert "| residual | last actor | 6 x 8 | 0 |" in md
+    assert "| dsrl | best in-loop evaluation (at 4000 env steps) | 6 x 8 | 48 |" in md
+    assert "id='selection'" in html_path.read_text()
+
+
 def _chrome():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")

@@ -198,3 +198,30 @@ def test_plan_steps_survive_save_and_load_and_bad_values_are_refused(tmp_path):
         ResidualVecEnv(venv, make_policy("zero", ENV, venv.single_action_space), 0.1, plan_steps=-1)
     with pytest.raises(ValueError, match="plan_steps must be >= 0"):
         RefineConfig(params={"plan_steps": -1}).validate()
+
+
+def test_a_residual_over_a_zero_noise_base_corrects_the_deterministic_chunk():
+    """``base_noise: zero``: the wrapper and the saved policy both run the generative base from zero noise (the
+    base variant the report ranks best on PandaLift); a deterministic base ignores it; bad values are refused."""
+    from test_refine_training import TinyGenerativePolicy
+
+    from robolearn.refine.methods import METHODS, ResidualParams
+    from robolearn.refine.noise_steering import ZeroNoisePolicy
+
+    venv = make_vec_env(ENV, 2, seed=0)
+    method = METHODS["residual"]
+    params = ResidualParams.from_dict({"scale": 0.1, "base_noise": "zero"})
+    env = method.wrap(venv, TinyGenerativePolicy(), params, seed=0)
+    assert isinstance(env.base, ZeroNoisePolicy)
+    learner = OffPolicyLearner(LearnerConfig(algo="td3", hidden=[16], zero_init_actor=True), env.obs_shapes,
+                               env.action_dim, critic_action_fn=env.critic_action_fn)
+    refined = method.policy(TinyGenerativePolicy(), learner.actor, venv.single_action_space, params)
+    raw, _ = venv.reset(seed=0)
+    expected = np.clip(ZeroNoisePolicy(TinyGenerativePolicy()).act(raw)[:, 0], venv.single_action_space.low,
+                       venv.single_action_space.high)
+    np.testing.assert_allclose(refined.act(raw)[:, 0], expected, atol=1e-6)
+    deterministic = make_policy("zero", ENV, venv.single_action_space)
+    assert method.wrap(venv, deterministic, params, seed=0).base is deterministic
+    with pytest.raises(ValueError, match="base_noise must be one of random, zero"):
+        RefineConfig(params={"base_noise": "mode"}).validate()
+    venv.close()

@@ -9,12 +9,14 @@ from robolearn.refine.methods.dsrl import DSRLMethod, NoiseParams
 from robolearn.refine.methods.dsrl_na import DSRLNAMethod
 from robolearn.refine.methods.residual import ResidualMethod, ResidualParams
 from robolearn.refine.methods.rlpd import RLPDMethod
+from robolearn.refine.methods.vgps import VGPSMethod, VGPSParams
 
 METHODS: dict[str, RefineMethod] = {
     "residual": ResidualMethod(),
     "dsrl": DSRLMethod(),
     "dsrl-na": DSRLNAMethod(),
     "rlpd": RLPDMethod(),
+    "vgps": VGPSMethod(),
 }
 """Method name -> plug-in."""
 
@@ -28,4 +30,4 @@ def get_method(name: str, methods: dict[str, RefineMethod] | None = None) -> Ref
 
 
 __all__ = ["METHODS", "DSRLMethod", "DSRLNAMethod", "MethodParams", "NoParams", "NoiseParams", "OfflineData",
-           "RefineMethod", "ResidualMethod", "ResidualParams", "RLPDMethod", "get_method"]
+           "RefineMethod", "ResidualMethod", "ResidualParams", "RLPDMethod", "VGPSMethod", "VGPSParams", "get_method"]

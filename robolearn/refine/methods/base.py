@@ -130,6 +130,12 @@ class RefineMethod:
         """How a dataset frame ``{key: (1, ...)}`` becomes a learner observation (None: as it is)."""
         return None
 
+    def load_actor(self, directory: str | Path, meta: Any) -> Any:
+        """The saved actor of a refined-policy directory (``meta``: its ``RefinedMeta``)."""
+        from robolearn.refine.saved import load_actor
+
+        return load_actor(directory, meta)
+
     def policy(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, params: Any) -> Policy:
         """The refined policy: ``base`` with the saved ``actor`` (``action_space`` is the env's)."""
         raise NotImplementedError

@@ -35,11 +35,6 @@ class DSRLNAMethod(DSRLMethod):
 
     def fill_offline(self, env: NoiseSteeringVecEnv, buffer: ReplayBuffer, data: OfflineData) -> None:
         """Single-step demonstrations cut into executed-chunk transitions."""
-        from robolearn.refine.chunk_data import chunk_transitions, dataset_episodes, rollout_episodes
+        from robolearn.refine.chunk_data import fill_chunk_offline
 
-        if data.is_dataset:
-            episodes = dataset_episodes(data.demos)
-        else:
-            demo = data.load_policy(data.demos, data.seed)
-            episodes = rollout_episodes(env.venv, demo, data.episodes, seed=data.seed)
-        chunk_transitions(env, episodes, buffer, data.gamma)
+        fill_chunk_offline(env, buffer, data)

@@ -14,6 +14,7 @@ import torch
 
 from robolearn.core.protocols import Policy
 from robolearn.refine.methods.base import MethodParams, RefineMethod
+from robolearn.refine.noise_steering import ZeroNoisePolicy
 from robolearn.refine.residual import (
     ResidualPolicy,
     ResidualVecEnv,
@@ -23,6 +24,16 @@ from robolearn.refine.residual import (
     residual_scales,
 )
 from robolearn.rl.networks import Actor
+
+BASE_NOISE = ("random", "zero")
+
+
+def sampled_base(base: Policy, base_noise: str) -> Policy:
+    """``base`` as the residual sees it: from zero noise when ``base_noise`` is ``zero`` and the base is
+    generative (has a ``noise_shape``); a deterministic base as it is."""
+    if base_noise == "zero" and getattr(base, "noise_shape", None):
+        return ZeroNoisePolicy(base)
+    return base
 
 
 @dataclass
@@ -36,8 +47,14 @@ class ResidualParams(MethodParams):
     plan_steps: int = 0
     """How many of the base chunk's next actions the actor and critic see besides the current one
     (``base_plan``; 0: the current one only, as ResFiT; ``n_action_steps - 1`` covers a whole chunk)."""
+    base_noise: str = "random"
+    """How a generative (diffusion) base samples its chunks: ``random`` (its noise prior) or ``zero`` (it
+    denoises from zero noise: a deterministic base, as ResFiT's, and often a better one; the report's
+    ``base (zero noise)`` row). A deterministic base ignores it."""
 
     def validate(self) -> None:
+        if self.base_noise not in BASE_NOISE:
+            raise ValueError(f"base_noise must be one of {', '.join(BASE_NOISE)}, got {self.base_noise!r}")
         if self.plan_steps < 0:
             raise ValueError(f"plan_steps must be >= 0 (0: the current base action only), got {self.plan_steps}")
         scales = np.asarray(self.scale, np.float32)
@@ -62,7 +79,7 @@ class ResidualMethod(RefineMethod):
     def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: ResidualParams, seed: int
              ) -> ResidualVecEnv:
         assert base is not None
-        return ResidualVecEnv(venv, base, params.scale, params.plan_steps)
+        return ResidualVecEnv(venv, sampled_base(base, params.base_noise), params.scale, params.plan_steps)
 
     def relabel(self, env: ResidualVecEnv) -> Callable[[dict[str, Any]], dict[str, Any]]:
         """A dataset frame ``{key: (1, ...)}`` plus the base's inputs for it (``base_action``, ``base_plan``)."""
@@ -74,4 +91,5 @@ class ResidualMethod(RefineMethod):
         return frame_inputs
 
     def policy(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, params: ResidualParams) -> Policy:
-        return ResidualPolicy(base, actor, action_space, params.scale, params.plan_steps)
+        return ResidualPolicy(sampled_base(base, params.base_noise), actor, action_space, params.scale,
+                              params.plan_steps)
