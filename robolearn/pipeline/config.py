@@ -51,6 +51,11 @@ class RosStageConfig:
     """Which refined branch to deploy (its method name), or ``base``."""
 
 
+SEED_STRIDE = 1000
+"""Collection attempt seeds of pipeline seed ``s`` start at ``collect.seed + SEED_STRIDE * s`` (disjoint sets of
+episodes for different pipeline seeds)."""
+
+
 @dataclass
 class PipelineConfig:
     """``robolearn pipeline <preset.yaml>``: demonstrations to a refined policy over ROS 2, with a report."""
@@ -60,7 +65,9 @@ class PipelineConfig:
     env_id: str = "robolearn/PandaLift-v0"
     """The task."""
     seed: int = 0
-    """Base seed of every stage."""
+    """Base seed of every stage: collection attempts start at ``collect.seed + SEED_STRIDE * seed``, training
+    (batches, network initialisation) adds it to ``train.seed`` and ``train.policy.seed``, refinement uses it;
+    the held-out evaluation seeds (``eval.seed``) stay the same for every run."""
     threads: int = 1
     """Torch CPU threads of the pipeline's process, set when it starts or resumes (0: torch's default, one per
     core); the train stage uses ``train.threads``. One is fastest where processes share the cores."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from robolearn.core.config import save_config
 from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
-from robolearn.pipeline.config import PipelineConfig
+from robolearn.pipeline.config import SEED_STRIDE, PipelineConfig
 from robolearn.pipeline.records import close_eval_envs, evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
@@ -32,6 +32,7 @@ def _collect_stage(cfg: PipelineConfig) -> StageFn:
 
         collect_cfg = copy.deepcopy(cfg.collect)
         collect_cfg.env_id, collect_cfg.out = cfg.env_id, str(cfg.layout.data)
+        collect_cfg.seed += SEED_STRIDE * cfg.seed
         result = collect(collect_cfg)
         return asdict(result)
 
@@ -45,6 +46,8 @@ def _train_stage(cfg: PipelineConfig) -> StageFn:
         train_cfg = copy.deepcopy(cfg.train)
         train_cfg.run_dir = str(cfg.layout.base)
         train_cfg.data.path = str(cfg.layout.data)
+        train_cfg.seed += cfg.seed
+        train_cfg.policy.seed += cfg.seed
         result = train(train_cfg)
         return {"step": result.step, "checkpoint": str(result.checkpoint), "metrics": result.metrics}
 

@@ -37,10 +37,13 @@ def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
                              "ros", "report"]
     assert "zero_noise" in results["eval_base"]  # the diffusion base from zero noise, DSRL's starting point
     for method in ("residual", "dsrl"):
-        selected = results[refine_stage_name(method)]["selected"]
+        record = results[refine_stage_name(method)]
         curve = json.loads(layout.branch_curve(method).read_text())
-        assert selected["success_rate"] == max(p["success_rate"] for p in curve)
+        assert record["selection"]["evaluations"] == len(curve)
+        if record["selection"]["rule"] == "best":
+            assert record["selected"]["success_rate"] == max(p["success_rate"] for p in curve)
         assert (layout.branch_policy(method) / "actor.pt").is_file()
+    assert results[refine_stage_name("residual")]["selection"]["rule"] == "last"
     assert results["ros"]["episodes"] == 1
     report = layout.report_md.read_text()
     for row in ("| base (zero noise) |", "| residual |", "| dsrl |", "| residual over ROS 2 |"):

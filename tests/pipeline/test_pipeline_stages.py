@@ -6,8 +6,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
 from robolearn.pipeline.layout import RunLayout
 from robolearn.pipeline.stages import Stage, StageRunner
@@ -92,3 +94,27 @@ def test_sigkill_mid_stage_then_resume(tmp_path):
     calls = (tmp_path / "run" / "calls.txt").read_text().split()
     assert calls == ["fast", "slow", "slow"]
     assert RunLayout(tmp_path / "run").stage_marker("slow").is_file()
+
+
+@pytest.mark.slow
+def test_the_pipeline_seed_reaches_collection_and_training(tmp_path):
+    """``seed: s`` collects other episodes (attempt seeds from ``SEED_STRIDE * s``) and initialises and batches
+    the base with other seeds; seed 0 keeps the stages' own seeds."""
+    from robolearn.core.config import load_config
+    from robolearn.datasets.reader import EpisodeDataset
+    from robolearn.pipeline.config import SEED_STRIDE, PipelineConfig
+    from robolearn.pipeline.pipeline import build_stages
+
+    root = Path(__file__).resolve().parents[2]
+    tiny = ["collect.episodes=2", "collect.num_envs=2", "train.steps=2", "train.save_every=2", "train.log_every=1",
+            "train.progress=false"]
+    for seed in (0, 2):
+        cfg = load_config(PipelineConfig, root / "configs/pipelines/panda_lift.yaml",
+                          [f"run_dir={tmp_path / str(seed)}", f"seed={seed}", *tiny])
+        collect, train = build_stages(cfg)[:2]
+        collect.fn()
+        train.fn()
+        seeds = sorted(r.seed for r in EpisodeDataset(cfg.layout.data).records)
+        assert seeds == [SEED_STRIDE * seed, SEED_STRIDE * seed + 1]
+        saved = yaml.safe_load((cfg.layout.base / "config.yaml").read_text())
+        assert saved["seed"] == cfg.train.seed + seed and saved["policy"]["seed"] == cfg.train.policy.seed + seed
