@@ -10,7 +10,11 @@ unrolled into one traced graph, no Python per step), the deployment path; ``ort1
 exported to ONNX (:func:`robolearn.policies.onnx_export.export_policy_onnx`) and run by onnxruntime on
 the same number of threads. ``act`` at 10 steps, ``ts10`` and ``ort10`` are timed in interleaved rounds
 (each round calls each once, in rotating order), so load changes hit all three alike; their min and
-median and the ratios of those are reported (``ort/ts``, ``ort/act``). The machine's load average
+median and the ratios of those are reported (``ort/ts``, ``ort/act``). The ``residual`` row is one control
+step of a refined residual policy beyond its base (a TD3 actor of the presets' size, ``[256, 256]``, on the
+same state plus ``base_action``, over a base that costs nothing): ``ResidualPolicy.act``, the residual graph
+of :func:`robolearn.refine.onnx_export.export_residual_onnx` traced to TorchScript, and that graph in
+onnxruntime (a deployment adds its base's row every ``Ta`` steps). The machine's load average
 is printed with the figures: on a shared CPU, medians grow with it, and more than one torch thread
 makes it worse (OpenMP workers spin-wait on cores that other processes hold).
 
@@ -35,12 +39,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from robolearn.policies.checkpoint import make_policy
 from robolearn.policies.configuration import DiffusionConfig, PolicyConfig
 from robolearn.policies.export import example_inputs, export_torchscript, load_torchscript
+from robolearn.policy_factory import ZeroPolicy
+from robolearn.refine.onnx_export import export_residual_onnx, residual_example_inputs, residual_graph
+from robolearn.refine.residual import BASE_KEY, ResidualPolicy
+from robolearn.rl.networks import Actor
 
 OBS_SHAPES = {"joint_pos": [7], "joint_vel": [7], "ee_pos": [3], "ee_quat": [4], "gripper": [1],
               "object_pos": [3], "object_quat": [4]}
@@ -152,6 +161,43 @@ def deploy_row(policy, batch: int, graph, ort, repeats: int) -> dict:
     return interleaved_ms(fns, repeats)
 
 
+def residual_policy() -> tuple[ResidualPolicy, dict[str, tuple[int, ...]]]:
+    """A residual of the presets' size over the zero policy, whose ``(B, 1, Da)`` chunks cost nothing (``act``
+    replans it every step), and the actor's observation shapes."""
+    space = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
+    shapes = {k: tuple(s) for k, s in OBS_SHAPES.items()} | {BASE_KEY: (5,)}
+    actor = Actor(shapes, 5, [256, 256], stochastic=False).eval()
+    return ResidualPolicy(ZeroPolicy(space), actor, space, 0.1), shapes
+
+
+def residual_row(repeats: int, with_onnx: bool) -> dict:
+    """One residual step: ``act``, the traced residual graph and (``with_onnx``) onnxruntime, interleaved."""
+    policy, shapes = residual_policy()
+    graph = residual_graph(policy, shapes)
+    session = None
+    if with_onnx:
+        from robolearn.policies.onnx_export import load_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            session = load_onnx(export_residual_onnx(policy, shapes, Path(tmp) / "r.onnx"), torch.get_num_threads())
+    cells = {}
+    for batch in BATCHES:
+        obs, inputs = observation(batch), residual_example_inputs(shapes, 5, batch)
+        with torch.no_grad():
+            traced = torch.jit.trace(graph, inputs, check_trace=False)
+        feed = {n: x.numpy() for n, x in zip([*shapes, "base_action_physical"], inputs, strict=True)}
+
+        def ts(traced=traced, inputs=inputs) -> object:
+            with torch.inference_mode():
+                return traced(*inputs)
+
+        fns = {"act": lambda obs=obs: policy.act(obs), "ts": ts}
+        if session is not None:
+            fns["ort"] = lambda feed=feed: session.run(None, feed)
+        cells[batch] = interleaved_ms(fns, repeats)
+    return {"params": sum(p.numel() for p in policy.actor.parameters()), "deploy_ms": cells}
+
+
 def measure(repeats: int, variants: list[str], with_onnx: bool) -> dict:
     results: dict = {"threads": torch.get_num_threads(), "load_avg": os.getloadavg(), "variants": {}}
     for variant in variants:
@@ -179,6 +225,7 @@ def measure(repeats: int, variants: list[str], with_onnx: bool) -> dict:
         ort = onnx_runner(bc, Path(tmp), with_onnx)
     results["bc"] = {"params": sum(p.numel() for p in bc.parameters()),
                      "deploy_ms": {b: deploy_row(bc, b, graph, ort, repeats) for b in BATCHES}}
+    results["residual"] = residual_row(repeats, with_onnx)
     return results
 
 
@@ -205,12 +252,14 @@ def report(results: dict) -> str:
             lines.append(f"{name:10s} {row['params'] / 1e6:6.2f}M  {batch:5d}  {floor:5.2f}  "
                          + "  ".join(f"{a:8.2f}" for a in acts) + f"  {row['act_ms'][f'{batch}x10'] / floor:9.1f}x")
     head = [f"{h:>16s}" for h in ("act", "ts10", "ort10")] + [f"{h:>13s}" for h in ("ort/ts", "ort/act")]
-    lines += ["", "deployment paths, 10 DDIM steps (bc: one pass), interleaved rounds: act (Python), ts10 "
+    lines += ["", "deployment paths, 10 DDIM steps (bc: one pass; residual: one step beyond its base), interleaved "
+              "rounds: act (Python), ts10 "
               "(TorchScript), ort10 (onnxruntime), ms min / median; ratios of mins / of medians",
               "variant    batch  " + "  ".join(head)]
     for name, row in results["variants"].items():
         lines += [deploy_lines(name, b, row["deploy10_ms"][b]) for b in BATCHES]
     lines += [deploy_lines("bc", b, results["bc"]["deploy_ms"][b]) for b in BATCHES]
+    lines += [deploy_lines("residual", b, results["residual"]["deploy_ms"][b]) for b in BATCHES]
     verdict = lambda ms: "met" if ms < 20 else "MISSED"  # noqa: E731
     for name, row in results["variants"].items():
         cell = row["deploy10_ms"][1]

@@ -103,6 +103,16 @@ def policy_graph(policy: ChunkPolicy) -> nn.Module:
     return graph.cpu().eval()
 
 
+def set_export_sampler(policy: ChunkPolicy, graph: str = "full", steps: int | None = None) -> None:
+    """Before an export: a diffusion policy's full graph samples with DDIM (eta = 0) whatever its sampler, over
+    ``steps`` (default: its configured steps); its denoiser graph keeps its scheduler and records ``steps``.
+    ``steps`` is an error for other policies."""
+    if isinstance(policy, DiffusionPolicy):
+        policy.set_sampler("ddim" if graph == "full" else None, steps)
+    elif steps is not None:
+        raise ValueError("--steps applies to diffusion policies")
+
+
 def graph_info(policy: ChunkPolicy) -> dict:
     """What ``export.json`` records: input names, per-sample shapes and dtypes, output, sampler."""
     examples = example_inputs(policy)
