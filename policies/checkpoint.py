@@ -75,7 +75,9 @@ def load(
     """Load a policy from a checkpoint or run directory, in eval mode.
 
     ``scheduler`` (``ddpm``, ``ddim``, ``dpmsolver``) and ``num_inference_steps`` override the saved
-    sampler of a diffusion policy; they are errors for BC.
+    sampler of a diffusion policy; they are errors for BC. The weights (stored as CPU tensors) load on
+    ``device``, a concrete torch device or its name (``cpu``, ``cuda:0``, ``mps``); a setting such as ``auto`` is
+    resolved by the caller (:func:`robolearn.rl.devices.resolve_device`; this layer imports only ``core``).
     """
     ckpt = resolve(path)
     for name in (CONFIG, NORMALIZER):

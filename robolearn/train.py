@@ -31,6 +31,7 @@ from robolearn.policies.base import Batch, ChunkPolicy
 from robolearn.policies.checkpoint import load, make_policy, save
 from robolearn.policies.configuration import PolicyConfig
 from robolearn.policies.normalizer import StatsDict
+from robolearn.rl.devices import resolve_device
 from robolearn.rl.scalar_log import ScalarLog
 
 
@@ -106,8 +107,11 @@ class TrainConfig:
     """Checkpoints kept on disk (older ones are deleted)."""
     run_dir: str = "runs/default"
     """Output directory; an existing run there is resumed."""
-    device: str = "cpu"
-    """Torch device."""
+    device: str = "auto"
+    """Torch device of the policy, the batches and the optimizer: auto, cpu, cuda, cuda:N or mps
+    (:mod:`robolearn.rl.devices`). auto takes cuda if torch sees a GPU, else mps, else cpu: on a machine without
+    an accelerator that is cpu, so the default changes nothing there. Checkpoints load on any device; the
+    evaluation envs step on the CPU."""
     threads: int = 1
     """Torch CPU threads (0: torch's default, one per core). One is fastest for state-based policies on a
     shared CPU: with more, OpenMP workers spin-wait on cores that other processes hold."""
@@ -124,7 +128,8 @@ NON_NEGATIVE = ("data.max_episodes", "data.num_workers", "eval.every", "optim.wa
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Refuse counts that cannot run (``steps: -5``) with a one-line :class:`ConfigError` naming the key."""
+    """Refuse counts that cannot run (``steps: -5``) and a device that cannot (``device: gpu``, ``cuda`` without
+    one) with a one-line :class:`ConfigError` naming the key."""
     for keys, low in ((POSITIVE, 1), (NON_NEGATIVE, 0)):
         for key in keys:
             value = cfg
@@ -135,6 +140,10 @@ def check_config(cfg: TrainConfig) -> None:
     for key, value in (("optim.lr", cfg.optim.lr), ("optim.grad_clip_norm", cfg.optim.grad_clip_norm)):
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
+    try:
+        resolve_device(cfg.device)  # misspelt, or a device this machine lacks: before the run directory is made
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_loss(loss: torch.Tensor, step: int, cfg: TrainConfig, ckpt: Path | None) -> None:
@@ -306,7 +315,7 @@ def _setup(cfg: TrainConfig, batches: Iterable[Batch] | None, stats: StatsDict |
     stream = _cycle(batches)
     first = next(stream)
     infer_shapes(cfg.policy, first)
-    policy = make_policy(cfg.policy).to(cfg.device)
+    policy = make_policy(cfg.policy).to(resolve_device(cfg.device))
     policy.set_stats(stats)
     return itertools.chain([first], stream), policy
 

@@ -32,9 +32,10 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, env_kwargs: dict[str, An
     return vector.make_vec_env(env_id, num_envs, seed=seed, env_kwargs=env_kwargs, max_episode_steps=max_episode_steps)
 
 
-def policy_loader(env_id: str) -> Callable[[str, int], Policy]:
-    """``(spec, seed) -> Policy`` for ``env_id`` (:func:`robolearn.policy_factory.load_policy`)."""
-    return lambda spec, seed: load_policy(spec, env_id, seed=seed)
+def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Policy]:
+    """``(spec, seed) -> Policy`` for ``env_id`` (:func:`robolearn.policy_factory.load_policy`), networks on ``device``
+    (a device setting)."""
+    return lambda spec, seed: load_policy(spec, env_id, seed=seed, device=device)
 
 
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
@@ -44,7 +45,7 @@ def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = N
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
         return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
 
-    return RefineSources(make_env, policy_loader(cfg.env_id), make_base)
+    return RefineSources(make_env, policy_loader(cfg.env_id, cfg.device), make_base)
 
 
 def sim_human(cfg: SimHumanConfig, env_id: str, num_envs: int) -> SimHuman:
@@ -78,7 +79,7 @@ def hil_sources(cfg: HILConfig) -> HILSources:
         finally:
             probe.close()
 
-    return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id),
+    return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id, cfg.device_torch),
                       sim_human=lambda n: sim_human(cfg.sim_human, cfg.env_id, n),
                       control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info)
 

@@ -16,14 +16,15 @@ slower than the control rate (or stop), the control timer publishes instead. A p
 could be published while observations keep coming is a *missed period* (counted, and counted apart when an
 observation in it found the action queue empty: inference was late, rather than this process).
 
-The policy is a named one (``expert``, ``random``, ``zero``; :func:`robolearn.policy_factory.make_policy`)
-or a policy directory (:func:`robolearn.policies.checkpoint.load`). Actions go through the embodiment's
-adapter and are published on ``output_topic`` (default ``policy/<command topic>``, which the safety node
-filters onto the robot's topic), plus the raw action on ``action`` and timing statistics as JSON on
-``policy/timing`` every second (command period mean/std/max in ms, missed periods, inference and
-observation-to-command latency percentiles in ms). While ``intervention`` (``std_msgs/Bool``) is true,
-a fresh ``teleop/action`` replaces the policy's action (human in the loop). With ``inline_safety`` the
-safety filter runs in this process and commands go straight to the robot's topic
+The policy is a named one (``expert``, ``random``, ``zero``; :func:`robolearn.policy_factory.make_policy`) or
+a policy directory (:func:`robolearn.policies.checkpoint.load`), whose networks run on the ``device``
+parameter (default ``auto``: the GPU where torch sees one, else the CPU; observations and actions stay numpy).
+Actions go through the embodiment's adapter and are published on ``output_topic`` (default
+``policy/<command topic>``, which the safety node filters onto the robot's topic), plus the raw action on
+``action`` and timing statistics as JSON on ``policy/timing`` every second (command period mean/std/max in
+ms, missed periods, inference and observation-to-command latency percentiles in ms). While ``intervention``
+(``std_msgs/Bool``) is true, a fresh ``teleop/action`` replaces the policy's action (human in the loop). With
+``inline_safety`` the safety filter runs in this process and commands go straight to the robot's topic
 (:mod:`robolearn.ros_nodes.inline_safety`; ``safety_node`` then runs as a monitor), and the node subscribes to
 observations only once the monitor has been heard. Each ``action`` carries the ``_stamp`` / ``_episode`` /
 ``_step`` of the observation it answers.
@@ -40,6 +41,7 @@ import numpy as np
 
 from robolearn.policy_factory import NAMED_POLICIES
 from robolearn.refine.layout import refined_method
+from robolearn.rl.devices import check_device
 from robolearn.ros_nodes.convert import MessageError, action_msg, clock_sec, parse_action, parse_observation
 from robolearn.ros_nodes.embodiments import embodiment_for
 from robolearn.ros_nodes.embodiments.base import Embodiment
@@ -58,6 +60,9 @@ PARAMETERS = {
     "policy": ("expert", "a named policy (expert, random, zero) or a policy directory"),
     "noise": (0.0, "expert sub-optimality (named policies only)"),
     "seed": (0, "policy random seed"),
+    "device": ("auto", "torch device of a policy directory's networks: auto (cuda if available, else mps, else "
+                       "cpu; cpu on a machine without an accelerator), cpu, cuda, cuda:N or mps; named policies "
+                       "run no torch"),
     "control_hz": (0.0, "command rate, Hz (0: the task's control rate)"),
     "replan_every": (0, "actions executed per chunk before replanning (Ta); 0: the whole chunk (the "
                         "policy's Ta with reserve)"),
@@ -142,6 +147,7 @@ class PolicyNode(Node):
         spec = (p["policy"], p["env_id"], float(p["noise"]), int(p["seed"]))
         if p["inference"] not in ("auto", "process", "thread"):
             raise ValueError(f"inference must be auto, process or thread, got {p['inference']!r}")
+        device = check_device(p["device"])  # spelling here; the process that loads the policy resolves it
         named = p["policy"].split(":")[0] in NAMED_POLICIES
         # auto: a policy directory runs in its own process, except a residual: its one-action chunks are computed
         # on the command path anyway and its act is cheap, so the process round trip costs more than it saves
@@ -149,7 +155,9 @@ class PolicyNode(Node):
         # process)
         residual = not named and refined_method(p["policy"]) == "residual"
         remote = p["inference"] == "process" or (p["inference"] == "auto" and not named and not residual)
-        return (RemotePolicy(*spec, prepare=bool(p["prepare"])) if remote else load_policy(*spec)), remote
+        policy = (RemotePolicy(*spec, prepare=bool(p["prepare"]), device=device) if remote
+                  else load_policy(*spec, device=device))
+        return policy, remote
 
     def _realtime(self, priority: int) -> None:
         """SCHED_FIFO for this process's threads.

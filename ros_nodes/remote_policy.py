@@ -33,17 +33,19 @@ OPTIONAL = ("observe",)
 """Policy methods taking an observation batch that the proxy has exactly when the served policy does."""
 
 
-def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0) -> Any:
-    """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``."""
+def load_policy(spec: str, env_id: str, noise: float = 0.0, seed: int = 0, device: str = "cpu") -> Any:
+    """A named policy (``expert``, ``random``, ``zero``) or a base / refined policy directory, for ``env_id``; a
+    directory's networks on ``device`` (a device setting: ``auto``, ``cpu``, ``cuda[:N]``, ``mps``)."""
     from robolearn.policy_factory import NAMED_POLICIES
     from robolearn.policy_factory import load_policy as load
 
     if spec in NAMED_POLICIES and noise:
         spec = f"{spec}:noise={noise}"
-    return load(spec, env_id, seed=seed)
+    return load(spec, env_id, seed=seed, device=device)
 
 
-def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, prepare: bool = False) -> None:
+def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, prepare: bool = False,
+           device: str = "cpu") -> None:
     """The child: load the policy, then answer ``(op, batch)`` requests until the pipe closes. With ``prepare``,
     a policy's ``prepare`` runs right after each ``act`` reply is sent (between commands, no extra round trip)."""
     if hasattr(os, "sched_setscheduler"):
@@ -55,7 +57,7 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, pr
         import torch
 
         torch.set_num_threads(1)
-        policy = load_policy(spec, env_id, noise, seed)
+        policy = load_policy(spec, env_id, noise, seed, device)
     except Exception as err:  # noqa: BLE001  (sent to the parent, which raises it)
         conn.send(("error", f"{type(err).__name__}: {err}"))
         return
@@ -86,10 +88,11 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, pr
 
 
 class RemotePolicy:
-    """``load_policy(spec, env_id, noise, seed)`` served from a child process.
+    """``load_policy(spec, env_id, noise, seed, device)`` served from a child process.
 
     Args:
-        spec, env_id, noise, seed: as :func:`load_policy`.
+        spec, env_id, noise, seed, device: as :func:`load_policy` (the policy's networks live on ``device`` in
+            the child; observations and actions cross the pipe as numpy).
         timeout: seconds to wait for the child to load the policy.
         prepare: run the policy's ``prepare`` (when it has one) in the child after each ``act`` reply.
 
@@ -99,10 +102,11 @@ class RemotePolicy:
     """
 
     def __init__(self, spec: str, env_id: str, noise: float = 0.0, seed: int = 0, timeout: float = 120.0,
-                 prepare: bool = False):
+                 prepare: bool = False, device: str = "cpu"):
         ours, theirs = socket.socketpair()
         cmd = [sys.executable, "-m", __name__, "--fd", str(theirs.fileno()), "--spec", spec, "--env-id", env_id,
-               "--noise", repr(float(noise)), "--seed", str(int(seed))] + (["--prepare"] if prepare else [])
+               "--noise", repr(float(noise)), "--seed", str(int(seed)), "--device", str(device)]
+        cmd += ["--prepare"] if prepare else []
         self._proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),))
         theirs.close()
         self._conn = Connection(ours.detach())
@@ -167,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prepare", action="store_true", help="run the policy's prepare after each act")
+    parser.add_argument("--device", default="cpu", help="torch device of a policy directory's networks")
     args = parser.parse_args(argv)
-    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed, args.prepare)
+    _serve(Connection(args.fd), args.spec, args.env_id, args.noise, args.seed, args.prepare, args.device)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from robolearn.rl.devices import DEVICE_HELP
+
 HELP = "Evaluate a trained policy checkpoint (or run directory) in a sim task: success rate with 95% CI."
 
 
@@ -20,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="diffusion denoising steps")
     parser.add_argument("--video", type=int, default=0, help="record the first N episodes as MP4")
     parser.add_argument("--out", help="write results (JSON) and videos here (default: <policy>/eval)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (0: torch's default); one is fastest on a shared CPU")
 
@@ -28,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from robolearn.cli.checks import check_observation_keys
     from robolearn.evaluate import evaluate
     from robolearn.policy_factory import load_policy
+    from robolearn.rl.devices import resolve_device
     from robolearn.rl.threads import set_torch_threads
 
     set_torch_threads(args.threads)
+    device = resolve_device(args.device)  # a bad --device fails before anything loads, for a named policy too
     kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
-    policy = load_policy(args.policy, args.env, seed=args.seed,
+    policy = load_policy(args.policy, args.env, seed=args.seed, device=device,
                          **{k: v for k, v in kwargs.items() if v is not None})
     check_observation_keys(policy, args.env, args.policy)
     out = Path(args.out) if args.out else Path(args.policy) / "eval"

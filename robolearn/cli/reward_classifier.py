@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from robolearn.rl.devices import DEVICE_HELP
+
 HELP = "Train (train) or evaluate (eval) a success classifier on dataset frames, for HIL-SERL's reward."
 
 
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--val-fraction", type=float, help="share of episodes held out (default 0.25)")
     train.add_argument("--threshold", type=float, help="success when p >= this (default 0.5)")
     train.add_argument("--seed", type=int)
+    train.add_argument("--device", help=DEVICE_HELP + " (default auto)")
     train.add_argument("--force", action="store_true", help="replace an existing classifier at --out")
     train.add_argument("overrides", nargs="*", help="other RewardClassifierConfig keys, e.g. hidden=[128,128]")
     ev = sub.add_parser("eval", help="metrics of a saved classifier on datasets",
@@ -36,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--dataset", action="append", required=True, help="dataset directory (repeatable)")
     ev.add_argument("--threshold", type=float, help="success when p >= this (default: the classifier's)")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    ev.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
     from robolearn.hil.reward_classifier import RewardClassifierConfig, train_classifier
 
     flags = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "val_fraction": args.val_fraction,
-             "threshold": args.threshold, "seed": args.seed}
+             "threshold": args.threshold, "seed": args.seed, "device": args.device}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(RewardClassifierConfig, None, overrides)
     cfg.datasets, cfg.out, cfg.force = list(args.dataset), args.out, bool(args.force) or cfg.force
@@ -71,7 +75,7 @@ def _eval(args: argparse.Namespace) -> int:
     from robolearn.hil.reward_classifier import evaluate_classifier
 
     try:
-        metrics = evaluate_classifier(args.classifier, args.dataset, args.threshold)
+        metrics = evaluate_classifier(args.classifier, args.dataset, args.threshold, args.device)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise ConfigError(str(err).strip("'\"")) from err
     print(json.dumps(metrics, indent=2) if args.json else f"{args.classifier}: {format_metrics(metrics)}")

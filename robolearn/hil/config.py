@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from robolearn.hil.sim_human import SimHumanConfig
 from robolearn.refine.methods.residual import ResidualParams
+from robolearn.rl.devices import resolve_device
 from robolearn.rl.learner import LearnerConfig
 from robolearn.teleop.devices import DEVICES as TELEOP_DEVICES
 
@@ -76,8 +77,12 @@ class HILConfig:
     """Parent of the run directory."""
     run_name: str = ""
     """Run directory name (default hil-<mode>-<task>-<time>)."""
-    device_torch: str = "cpu"
-    """Torch device of the learner."""
+    device_torch: str = "auto"
+    """Torch device of the learner, the base policy and the reward classifier: auto, cpu, cuda, cuda:N or mps
+    (:mod:`robolearn.rl.devices`; named ``device_torch`` because ``device`` names who intervenes). auto takes cuda
+    if torch sees a GPU, else mps, else cpu: on a machine without an accelerator that is cpu, so the default
+    changes nothing there. The acting copy of the actor stays on the CPU (it runs in the robot's loop on the
+    weights the learner publishes), and so do the envs (MuJoCo)."""
 
     def validate(self) -> None:
         from robolearn.hil.modes import mode_spec
@@ -93,6 +98,7 @@ class HILConfig:
             raise ValueError(f"classifier_threshold must be in (0, 1], got {self.classifier_threshold}")
         if not 0 <= self.offline_fraction <= 1:
             raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        resolve_device(self.device_torch)  # misspelt, or a device this machine lacks
         self.sim_human.validate()
         try:
             self.residual.validate()

@@ -47,6 +47,7 @@ from torch.nn import functional as F
 
 from robolearn.core.durable import atomic_write_bytes, fsync_dir
 from robolearn.rl.augment import augment_obs
+from robolearn.rl.devices import module_device, resolve_device
 from robolearn.rl.networks import ObsEncoder, is_pixel_key, mlp
 
 FORMAT = "robolearn.success_classifier/1"
@@ -83,6 +84,10 @@ class RewardClassifierConfig:
     """Success when p >= threshold (the metrics' threshold and the saved default)."""
     force: bool = False
     """Replace an existing classifier at ``out``."""
+    device: str = "auto"
+    """Torch device of the training: auto, cpu, cuda, cuda:N or mps (:mod:`robolearn.rl.devices`). auto takes cuda
+    if torch sees a GPU, else mps, else cpu: on a machine without an accelerator that is cpu, so the default
+    changes nothing there. The saved weights load on any device."""
 
     def validate(self) -> None:
         if not self.datasets or not self.out:
@@ -92,6 +97,7 @@ class RewardClassifierConfig:
         if not 0 <= self.val_fraction < 1 or not 0 < self.threshold < 1:
             raise ValueError(f"val_fraction must be in [0, 1) and threshold in (0, 1), got {self.val_fraction}, "
                              f"{self.threshold}")
+        resolve_device(self.device)  # misspelt, or a device this machine lacks
 
 
 class SuccessNet(nn.Module):
@@ -191,11 +197,12 @@ def split_episodes(frames: Frames, val_fraction: float, seed: int) -> tuple[np.n
 
 @torch.no_grad()
 def predict_probs(net: SuccessNet, obs: Mapping[str, np.ndarray], chunk: int = 512) -> np.ndarray:
-    """Success probabilities ``(B,)`` float32 of a batched observation (in chunks of ``chunk`` frames)."""
-    n = len(next(iter(obs.values())))
-    out = [torch.sigmoid(net({k: torch.as_tensor(np.asarray(v[s:s + chunk])) for k, v in obs.items()}))
+    """Success probabilities ``(B,)`` float32 of a batched numpy observation (in chunks of ``chunk`` frames, on
+    the net's device)."""
+    n, device = len(next(iter(obs.values()))), module_device(net)
+    out = [torch.sigmoid(net({k: torch.as_tensor(np.asarray(v[s:s + chunk]), device=device) for k, v in obs.items()}))
            for s in range(0, n, chunk)]
-    return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, np.float32)
+    return torch.cat(out).cpu().numpy().astype(np.float32) if out else np.zeros(0, np.float32)
 
 
 def binary_metrics(prob: np.ndarray, label: np.ndarray, episode: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -239,6 +246,7 @@ def train_classifier(cfg: RewardClassifierConfig, progress: bool = True) -> Trai
     from tqdm import tqdm
 
     cfg.validate()
+    device = resolve_device(cfg.device)
     t0, out = time.perf_counter(), Path(cfg.out)
     if out.exists() and not cfg.force:
         raise FileExistsError(f"{out} already exists; pass --force (force=true) to replace it")
@@ -257,16 +265,17 @@ def train_classifier(cfg: RewardClassifierConfig, progress: bool = True) -> Trai
         x = net.encoder.state_features({k: torch.as_tensor(v) for k, v in train.obs.items()})
         std = x.std(0)
         net.encoder.set_normalization(x.mean(0), torch.where(std > 1e-6, std, torch.ones_like(std)))
+    net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     pos, neg = np.flatnonzero(train.label), np.flatnonzero(~train.label)
     rng, gen = np.random.default_rng(cfg.seed + 1), torch.Generator().manual_seed(cfg.seed + 1)
     half = cfg.batch_size // 2
-    target = torch.cat([torch.ones(half), torch.zeros(cfg.batch_size - half)])
+    target = torch.cat([torch.ones(half), torch.zeros(cfg.batch_size - half)]).to(device)
     losses: list[float] = []
     net.train()
     for _ in tqdm(range(cfg.steps), desc="reward classifier", disable=not progress, unit="step", mininterval=1.0):
         idx = np.concatenate([rng.choice(pos, half), rng.choice(neg, cfg.batch_size - half)])
-        obs = augment_obs({k: torch.as_tensor(v[idx]) for k, v in train.obs.items()}, cfg.shift_pad, gen)
+        obs = augment_obs({k: torch.as_tensor(v[idx], device=device) for k, v in train.obs.items()}, cfg.shift_pad, gen)
         loss = F.binary_cross_entropy_with_logits(net(obs), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -299,7 +308,7 @@ def save_classifier(out: str | Path, net: SuccessNet, meta: Mapping[str, Any], m
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         buf = io.BytesIO()
-        torch.save(net.state_dict(), buf)
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)  # loads on any device
         atomic_write_bytes(tmp / WEIGHTS_FILE, buf.getvalue())
         atomic_write_bytes(tmp / CONFIG_FILE, yaml.safe_dump(dict(meta), sort_keys=False).encode())
         atomic_write_bytes(tmp / METRICS_FILE, (json.dumps(dict(metrics), indent=2) + "\n").encode())
@@ -330,7 +339,8 @@ class SuccessClassifier:
         """The threshold it was evaluated at (its default)."""
 
     @classmethod
-    def load(cls, directory: str | Path) -> SuccessClassifier:
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> SuccessClassifier:
+        """The classifier saved in ``directory``, on ``device`` (a device setting or a ``torch.device``)."""
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{directory}: no {CONFIG_FILE}; not a success classifier (train one with "
@@ -338,8 +348,9 @@ class SuccessClassifier:
         meta = yaml.safe_load((directory / CONFIG_FILE).read_text())
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{directory / CONFIG_FILE}: not a {FORMAT} classifier")
-        net = SuccessNet(meta["obs_shapes"], meta["hidden"], meta["pixel_features"])
-        net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        where = resolve_device(device)
+        net = SuccessNet(meta["obs_shapes"], meta["hidden"], meta["pixel_features"]).to(where)
+        net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location=where, weights_only=True))
         return cls(net, meta, directory)
 
     def predict(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -359,9 +370,9 @@ class SuccessClassifier:
 
 
 def evaluate_classifier(classifier: str | Path | SuccessClassifier, datasets: Sequence[str | Path],
-                        threshold: float | None = None) -> dict[str, Any]:
-    """:func:`binary_metrics` of a saved classifier on every frame of ``datasets``."""
-    clf = classifier if isinstance(classifier, SuccessClassifier) else SuccessClassifier.load(classifier)
+                        threshold: float | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """:func:`binary_metrics` of a saved classifier (loaded on ``device``) on every frame of ``datasets``."""
+    clf = classifier if isinstance(classifier, SuccessClassifier) else SuccessClassifier.load(classifier, device)
     frames, shapes = load_frames(datasets, clf.keys)
     for key, shape in shapes.items():
         if shape != clf.obs_shapes[key]:

@@ -91,15 +91,15 @@ class ClassifierRewardVecEnv(gym.vector.VectorWrapper):
 
 
 def make_classifier_vec_env(make_env: Callable[[int, int | None, dict[str, Any] | None], gym.vector.VectorEnv],
-                            num_envs: int, classifier: str, threshold: float, seed: int | None = None
-                            ) -> ClassifierRewardVecEnv:
+                            num_envs: int, classifier: str, threshold: float, seed: int | None = None,
+                            device: str = "cpu") -> ClassifierRewardVecEnv:
     """``num_envs`` envs from ``make_env(num_envs, seed, env_kwargs)`` rewarded by the classifier saved at
-    ``classifier``.
+    ``classifier`` (run on ``device``, a device setting).
 
     Its ``pixels/<camera>`` keys are rendered by the env with the settings of ``robolearn collect --camera``
     (visual geoms, anti-aliased: the frames it was trained on) and hidden from the policy.
     """
-    clf = SuccessClassifier.load(classifier)
+    clf = SuccessClassifier.load(classifier, device)
     pixels = {k: s for k, s in clf.obs_shapes.items() if is_pixel_key(k, s)}
     kwargs: dict[str, Any] = {}
     if pixels:

@@ -80,7 +80,7 @@ def make_residual_env(cfg: HILConfig, sources: HILSources, num_envs: int, seed: 
         from robolearn.hil.reward_wrapper import make_classifier_vec_env
 
         venv = make_classifier_vec_env(sources.make_env, num_envs, cfg.reward_classifier, cfg.classifier_threshold,
-                                       seed=seed)
+                                       seed=seed, device=cfg.device_torch)
     else:
         venv = sources.make_env(num_envs, seed, None)
     return METHODS["residual"].wrap(venv, sources.load_policy(cfg.base, seed), cfg.residual, seed)

@@ -58,7 +58,7 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
         curve = [{"env_steps": e["env_steps"], "success_rate": e["success_rate"], "wall_s": e.get("wall_s", 0.0)}
                  for e in result.evals]
         atomic_write_json(layout.branch_curve(branch.method), curve)
-        policy = load_policy(layout.branch_policy(branch.method), cfg.env_id, seed=cfg.seed)
+        policy = load_policy(layout.branch_policy(branch.method), cfg.env_id, seed=cfg.seed, device=cfg.eval.device)
         records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
         selected = ({"env_steps": result.best["env_steps"], "success_rate": result.best["success_rate"]}
                     if result.best is not None else None)
@@ -93,7 +93,7 @@ def _deploy_config(cfg: PipelineConfig) -> Any:
             "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": ROS_STEP_HZ,
                           "wait_for_subscribers": 1},
             "policy": {"policy": str(layout.policy(cfg.ros.policy)), "control_hz": ROS_STEP_HZ,
-                       "replan_every": 0},
+                       "replan_every": 0, "device": cfg.eval.device},
             "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
         },
     )

@@ -26,6 +26,11 @@ class EvalStageConfig:
     """Videos recorded per policy (nominal dynamics)."""
     seed: int = 100_000
     """Seed of the first evaluation episode (held out from collection and refinement seeds)."""
+    device: str = "auto"
+    """Torch device the evaluated policies (and the ROS 2 stage's policy node) run on: auto, cpu, cuda, cuda:N or
+    mps (:mod:`robolearn.rl.devices`). auto takes cuda if torch sees a GPU, else mps, else cpu: on a machine
+    without an accelerator that is cpu, so the default changes nothing there. Training and each refinement
+    branch have their own (``train.device``, a branch's ``settings.device``); the envs step on the CPU."""
 
 
 @dataclass

@@ -71,8 +71,9 @@ def _eval_expert_stage(cfg: PipelineConfig) -> StageFn:
 def _eval_base_stage(cfg: PipelineConfig) -> StageFn:
     def run() -> dict[str, Any]:
         from robolearn.policies.checkpoint import load
+        from robolearn.rl.devices import resolve_device
 
-        policy = load(cfg.layout.base)
+        policy = load(cfg.layout.base, device=resolve_device(cfg.eval.device))
         records = [evaluate_policy(cfg, policy, "base", d) for d in cfg.eval.dynamics]
         out: dict[str, Any] = {"success": {r["dynamics"]: r["success_rate"] for r in records}}
         if getattr(policy, "noise_shape", None):  # a generative base: zero-noise sampling is a variant too

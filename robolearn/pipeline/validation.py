@@ -125,7 +125,19 @@ def _check_ros(cfg: PipelineConfig) -> None:
                           f"they drive {', '.join(EMBODIMENTS)}); set ros.enabled=false")
 
 
-CHECKS = (_check_counts, _check_task, _check_dynamics, _check_branches, _check_ros)
+def _check_devices(cfg: PipelineConfig) -> None:
+    """The torch devices are spelt right and this machine has them (a branch's ``settings.device`` is checked
+    with its branch)."""
+    from robolearn.rl.devices import resolve_device
+
+    for key, value in (("train.device", cfg.train.device), ("eval.device", cfg.eval.device)):
+        try:
+            resolve_device(value)
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+
+
+CHECKS = (_check_counts, _check_devices, _check_task, _check_dynamics, _check_branches, _check_ros)
 """The checks, cheapest first."""
 
 

@@ -35,9 +35,9 @@ class ActionScaler:
         return np.clip(self.center + self.half * np.asarray(action, np.float32), self.low, self.high)
 
 
-def torch_obs(obs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """A numpy observation batch as CPU tensors (same keys)."""
-    return {k: torch.as_tensor(np.asarray(v)) for k, v in obs.items()}
+def torch_obs(obs: Mapping[str, np.ndarray], device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """A numpy observation batch as tensors on ``device`` (the CPU when None; same keys)."""
+    return {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
 
 
 def episode_ends(obs: Mapping[str, np.ndarray], terminated: np.ndarray, truncated: np.ndarray,

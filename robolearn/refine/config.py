@@ -11,6 +11,7 @@ import yaml
 
 from robolearn.core.config import ConfigError, apply_overrides, from_dict, load_run_config
 from robolearn.refine.methods import MethodParams, RefineMethod, get_method
+from robolearn.rl.devices import resolve_device
 from robolearn.rl.learner import LearnerConfig
 
 RENAMED = {"residual_scale": "params.scale", "residual_plan_steps": "params.plan_steps",
@@ -84,8 +85,10 @@ class RefineConfig:
     """Parent of the run directory."""
     run_name: str = ""
     """Run directory name (default refine-<method>-<task>-<time>)."""
-    device: str = "cpu"
-    """Torch device of the learner."""
+    device: str = "auto"
+    """Torch device of the learner and the base policy: auto, cpu, cuda, cuda:N or mps
+    (:mod:`robolearn.rl.devices`). auto takes cuda if torch sees a GPU, else mps, else cpu: on a machine without
+    an accelerator that is cpu, so the default changes nothing there. The envs step on the CPU (MuJoCo)."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Off-policy learner settings."""
 
@@ -108,6 +111,7 @@ class RefineConfig:
         for key in ("eval_every", "checkpoint_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
+        resolve_device(self.device)  # misspelt, or a device this machine lacks
         self.method_params(methods)
 
     def eval_env_steps(self, max_episode_steps: int) -> int:

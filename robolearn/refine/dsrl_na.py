@@ -49,7 +49,7 @@ class NoiseAliasingLearner(OffPolicyLearner):
     """SAC actor over noise with DSRL-NA critics; ``self.critic`` is ``Q_A``, ``self.noise_critic`` is ``Q_W``."""
 
     def __init__(self, cfg: LearnerConfig, obs_shapes: Mapping[str, Sequence[int]], noise_dim: int,
-                 chunk_dim: int, decoder: ChunkDecoder, seed: int = 0, device: str = "cpu") -> None:
+                 chunk_dim: int, decoder: ChunkDecoder, seed: int = 0, device: str | torch.device = "cpu") -> None:
         if cfg.algo != "sac":
             raise ValueError("DSRL-NA uses a SAC noise actor; set learner.algo: sac")
         super().__init__(cfg, obs_shapes, noise_dim, critic_action_dim=chunk_dim, seed=seed, device=device)

@@ -20,6 +20,7 @@ import torch
 from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
 from robolearn.refine.common import ActionScaler, torch_obs
+from robolearn.rl.devices import module_device
 from robolearn.rl.networks import Actor
 
 
@@ -115,11 +116,13 @@ class NoiseSteeredPolicy:
     def __init__(self, base: Policy, actor: Actor, bound: float) -> None:
         self.base, self.actor, self.bound = base, actor, float(bound)
         self.base_noise_shape = check_generative(base)
+        self._device = module_device(actor)
 
     @torch.no_grad()
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
-        """``(B, Ta, Da)`` physical chunk of the base denoising the actor's noise (``noise`` is ignored)."""
-        a = self.actor.mode(torch_obs(obs)).numpy()
+        """``(B, Ta, Da)`` physical chunk of the base denoising the actor's noise (``noise`` is ignored); the actor
+        runs on its device, observations in and the chunk out as numpy."""
+        a = self.actor.mode(torch_obs(obs, self._device)).cpu().numpy()
         return self.base.act(obs, (self.bound * a).reshape(len(a), *self.base_noise_shape))
 
     def observe(self, obs: Obs) -> None:

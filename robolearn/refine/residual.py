@@ -26,6 +26,7 @@ import torch
 from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
 from robolearn.refine.common import ActionScaler, episode_ends, torch_obs
+from robolearn.rl.devices import module_device
 from robolearn.rl.networks import Actor
 
 BASE_KEY = "base_action"
@@ -173,8 +174,9 @@ class ResidualVecEnv:
 class ResidualPolicy:
     """Base policy + residual actor as one :class:`~robolearn.core.protocols.Policy` (``(B, 1, Da)`` chunks).
 
-    The base chunk is consumed one step per call; the residual is the actor's deterministic action.
-    ``noise`` is passed to the base when it replans.
+    The base chunk is consumed one step per call; the residual is the actor's deterministic action, computed on
+    the actor's device (observations in and the correction out as numpy). ``noise`` is passed to the base when
+    it replans.
 
     A control loop that calls :meth:`prepare` after each command has gone out (the ROS policy node's runner)
     gets the base's next chunk computed there, off the command path: the call for the chunk's last action
@@ -188,6 +190,7 @@ class ResidualPolicy:
     def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box,
                  scale: float | Sequence[float], plan_steps: int = 0) -> None:
         self.base, self.actor, self.plan_steps = base, actor, int(plan_steps)
+        self._device = module_device(actor)
         self.scaler = ActionScaler(action_space)
         self.scale = residual_scales(scale, int(np.prod(action_space.shape)))
         self._chunk: np.ndarray | None = None
@@ -217,7 +220,7 @@ class ResidualPolicy:
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         inputs = base_inputs(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
         self._index += 1
-        residual = self.actor.mode(torch_obs({**obs, **inputs})).numpy()
+        residual = self.actor.mode(torch_obs({**obs, **inputs}, self._device)).cpu().numpy()
         executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
         return executed[:, None].astype(np.float32)
 

@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from robolearn.refine.layout import ACTOR_FILE, REFINED_FILE
+from robolearn.rl.devices import resolve_device
 from robolearn.rl.networks import Actor
 
 FORMAT = "robolearn.refined/1"
@@ -48,7 +49,7 @@ def save_refined(directory: str | Path, method: str, base_spec: str, env_id: str
             "obs_shapes": {k: list(v) for k, v in obs_shapes.items()}, "action_dim": actor.action_dim,
             "stochastic": actor.stochastic, "hidden": list(hidden), "params": dict(params)}
     tmp = directory / (ACTOR_FILE + ".tmp")
-    torch.save(actor.state_dict(), tmp)
+    torch.save({k: v.detach().cpu() for k, v in actor.state_dict().items()}, tmp)  # CPU tensors: loads anywhere
     tmp.replace(directory / ACTOR_FILE)
     (directory / REFINED_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
     return directory
@@ -66,9 +67,11 @@ def read_refined(directory: str | Path) -> RefinedMeta:
                        params=dict(meta.get("params") or {}))
 
 
-def load_actor(directory: str | Path, meta: RefinedMeta) -> Actor:
-    """The saved actor, in eval mode, on the CPU."""
-    actor = Actor(meta.obs_shapes, meta.action_dim, meta.hidden, meta.stochastic)
-    actor.load_state_dict(torch.load(Path(directory) / ACTOR_FILE, map_location="cpu", weights_only=True))
+def load_actor(directory: str | Path, meta: RefinedMeta, device: str | torch.device = "cpu") -> Actor:
+    """The saved actor, in eval mode, on ``device`` (a device setting such as ``auto`` or a ``torch.device``;
+    the weights load there whatever device they were trained on)."""
+    where = resolve_device(device)
+    actor = Actor(meta.obs_shapes, meta.action_dim, meta.hidden, meta.stochastic).to(where)
+    actor.load_state_dict(torch.load(Path(directory) / ACTOR_FILE, map_location=where, weights_only=True))
     actor.eval()
     return actor

@@ -29,6 +29,7 @@ from robolearn.core.batch import batch_size
 from robolearn.core.protocols import Obs, Policy
 from robolearn.refine.common import ActionScaler, torch_obs
 from robolearn.refine.noise_steering import NoiseSteeringVecEnv, check_generative
+from robolearn.rl.devices import module_device
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.rl.networks import CriticEnsemble
 from robolearn.rl.optim import adam, load_adam_state
@@ -129,9 +130,9 @@ class CandidateScorer(nn.Module):
         return q.min(0).values.reshape(b, k)
 
     def choice(self, index: torch.Tensor) -> torch.Tensor:
-        """Preferences ``(B, K)``: 1 at ``index`` ``(B,)``, -1 elsewhere."""
-        out = -torch.ones(len(index), self.action_dim)
-        out[torch.arange(len(index)), index.cpu()] = 1.0
+        """Preferences ``(B, K)``: 1 at ``index`` ``(B,)``, -1 elsewhere (on ``index``'s device)."""
+        out = -torch.ones(len(index), self.action_dim, device=index.device)
+        out[torch.arange(len(index), device=index.device), index] = 1.0
         return out
 
     def mode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -142,7 +143,7 @@ class ValueGuidedLearner(OffPolicyLearner):
     """``Q(s, chunk)`` by an IQL backup, ``V(s)`` by expectile regression; ``self.actor`` ranks candidates."""
 
     def __init__(self, cfg: LearnerConfig, obs_shapes: Mapping[str, Sequence[int]], k: int, chunk_dim: int,
-                 expectile: float, epsilon: float, seed: int = 0, device: str = "cpu") -> None:
+                 expectile: float, epsilon: float, seed: int = 0, device: str | torch.device = "cpu") -> None:
         if cfg.hl_gauss.enabled:
             raise ValueError("V-GPS regresses Q on V(s'); set learner.hl_gauss.enabled: false")
         super().__init__(cfg, obs_shapes, k, critic_action_dim=chunk_dim, seed=seed, device=device)
@@ -161,7 +162,7 @@ class ValueGuidedLearner(OffPolicyLearner):
             ) -> np.ndarray:
         """Preferences ``(B, K)``: the best-ranked candidate; while collecting, a uniformly random one with
         probability ``epsilon``."""
-        scores = self.actor.scores({k: v.to(self.device) for k, v in torch_obs(obs).items()})
+        scores = self.actor.scores(torch_obs(obs, self.device))
         index = scores.argmax(-1).cpu()
         if not deterministic and self.epsilon > 0:
             rng = rng or np.random.default_rng()
@@ -204,13 +205,16 @@ class ValueGuidedPolicy:
                  include_zero: bool, seed: int = 0) -> None:
         self.tiled = TiledBase(base, scorer.action_dim, noise_scale, include_zero, seed)
         self.scorer, self.scaler = scorer, ActionScaler(action_space)
+        self._device = module_device(scorer)
 
     @torch.no_grad()
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
-        """The best-ranked of ``K`` candidates for ``obs`` (``noise`` is ignored: the policy draws its own)."""
+        """The best-ranked of ``K`` candidates for ``obs`` (``noise`` is ignored: the policy draws its own); the
+        scorer runs on its device, observations in and the chunk out as numpy."""
         chunks = self.tiled.candidates(obs)
-        t = torch_obs(obs) | {CANDIDATES_KEY: torch.as_tensor(normalized_candidates(chunks, self.scaler))}
-        pick = self.scorer.scores(t).argmax(-1).numpy()
+        cands = normalized_candidates(chunks, self.scaler)
+        t = torch_obs({**obs, CANDIDATES_KEY: cands}, self._device)
+        pick = self.scorer.scores(t).argmax(-1).cpu().numpy()
         return chunks[np.arange(len(pick)), pick]
 
     def observe(self, obs: Obs) -> None:

@@ -6,4 +6,6 @@
 * :mod:`robolearn.rl.learner`: :class:`OffPolicyLearner` with SAC and TD3 update rules, REDQ targets.
 * :mod:`robolearn.rl.optim`: fused Adam, multi-tensor gradient clipping and target-network updates.
 * :mod:`robolearn.rl.checkpoint`: atomic checkpoints of everything needed to resume.
+* :mod:`robolearn.rl.devices`: a config's ``device`` setting (``auto``, ``cpu``, ``cuda[:N]``, ``mps``) as a
+  ``torch.device`` (:func:`~robolearn.rl.devices.resolve_device`), for every layer above ``rl``.
 """

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from robolearn.rl.augment import augment_obs
+from robolearn.rl.devices import resolve_device
 from robolearn.rl.losses import HLGauss, HLGaussConfig
 from robolearn.rl.networks import Actor, CriticEnsemble, ObsEncoder
 from robolearn.rl.optim import adam, clip_grad_norm_, load_adam_state, polyak_
@@ -104,16 +105,23 @@ class LearnerConfig:
 
 
 class OffPolicyLearner:
-    """SAC / TD3 with a critic ensemble; all state is in :meth:`state_dict` for checkpoints."""
+    """SAC / TD3 with a critic ensemble; all state is in :meth:`state_dict` for checkpoints.
+
+    ``device`` is a device setting (``auto``, ``cpu``, ``cuda[:N]``, ``mps``;
+    :func:`~robolearn.rl.devices.resolve_device`) or a ``torch.device``: networks, optimizer state and the
+    batches of :meth:`update` live there, while the sampling generator stays on the CPU (a seed draws the same
+    numbers on every device, and a checkpoint's generator state loads on any of them). :meth:`act` takes and
+    returns numpy on every device.
+    """
 
     def __init__(self, cfg: LearnerConfig, obs_shapes: Mapping[str, Sequence[int]], action_dim: int,
                  critic_action_dim: int | None = None, critic_action_fn: CriticActionFn | None = None,
-                 seed: int = 0, device: str = "cpu") -> None:
+                 seed: int = 0, device: str | torch.device = "cpu") -> None:
         if cfg.num_min < 1 or cfg.num_min > cfg.num_critics:
             raise ValueError(f"num_min must be in 1..num_critics ({cfg.num_critics}), got {cfg.num_min}")
         if cfg.algo not in ("sac", "td3"):
             raise ValueError(f"algo must be 'sac' or 'td3', got {cfg.algo!r}")
-        self.cfg, self.device = cfg, torch.device(device)
+        self.cfg, self.device = cfg, resolve_device(device)
         self.action_dim = action_dim
         self.critic_action_fn = critic_action_fn or (lambda obs, a: a)
         torch.manual_seed(seed)

@@ -84,7 +84,8 @@ class ObsEncoder(nn.Module):
     def state_features(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Raw (unnormalised) state features ``(B, state_dim)`` in sorted key order."""
         if not self.state_keys:
-            return torch.zeros(len(next(iter(obs.values()))), 0)
+            first = next(iter(obs.values()))
+            return torch.zeros(len(first), 0, device=first.device)
         return torch.cat([obs[k].reshape(obs[k].shape[0], -1).float() for k in self.state_keys], dim=-1)
 
     @torch.no_grad()
@@ -147,7 +148,10 @@ class Actor(nn.Module):
             raise RuntimeError("sample() needs a stochastic (SAC) actor")
         mean, log_std = self(obs)
         std = log_std.exp()
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        # drawn where the generator lives (the learner's is a CPU generator, so a seed gives the same draws on
+        # every device and its state loads anywhere), then moved to the actor's device
+        where = generator.device if generator is not None else mean.device
+        eps = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype).to(mean.device)
         pre = mean + std * eps
         action = torch.tanh(pre)
         log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -92,3 +92,27 @@ def test_train_loop_checkpoints_and_resumes(tmp_path):
     state = torch.load(resumed.checkpoint / "train_state.pt", weights_only=True)
     assert state["step"] == 9 and state["ema_updates"] == 9
     assert state["optimizer"]["state"][0]["step"].item() == 9
+
+
+def test_train_on_device_auto_and_load_anywhere(tmp_path):
+    """``device: auto`` (the default; the CPU here) trains; the checkpoint loads on ``auto`` and on the CPU and
+    acts on numpy observations with numpy actions; a misspelt device stops before the run directory is made."""
+    from robolearn.core.config import ConfigError
+    from robolearn.rl.devices import resolve_device
+
+    rng = np.random.default_rng(0)
+    cfg = TrainConfig(policy=small_config("bc"), steps=2, save_every=2, log_every=1, run_dir=str(tmp_path / "run"),
+                      progress=False, device="auto")
+    assert train(cfg, [make_batch(rng, 8)], stats()).step == 2
+    obs = make_obs(rng)
+    out = {}
+    for device in ("auto", "cpu"):
+        policy = checkpoint.load(tmp_path / "run", device=resolve_device(device))
+        assert policy.device == resolve_device(device)
+        out[device] = policy.act(obs)
+        assert isinstance(out[device], np.ndarray) and out[device].dtype == np.float32
+    np.testing.assert_allclose(out["auto"], out["cpu"], atol=1e-5)
+    bad = TrainConfig(policy=small_config("bc"), steps=2, run_dir=str(tmp_path / "bad"), device="gpu")
+    with pytest.raises(ConfigError, match="device 'gpu' is not one of"):
+        train(bad, [make_batch(rng, 8)], stats())
+    assert not (tmp_path / "bad").exists()

@@ -268,3 +268,24 @@ def test_update_clocks_owe_updates_per_collect_step_or_on_arrival():
     assert side.accrue(2, 6, arrived=True)
     side.train()
     assert asked == [1] and side.counters["owed"] == 0.5 and side.counters["env_steps"] == 6
+
+
+def test_refine_on_device_auto_saves_a_policy_that_loads_on_any_device(tmp_path):
+    """A run on ``device: auto`` (the default: the CPU here); its refined policy loads on ``auto`` and on the CPU
+    and acts the same on numpy observations."""
+    from robolearn.policy_factory import load_policy
+    from robolearn.rl.devices import resolve_device
+
+    cfg = small_cfg("residual", steps=120, random_steps=60, eval_every=0, checkpoint_every=0, device="auto")
+    result = train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
+    assert result.updates > 0
+    venv = refine_sources(cfg).make_env(1, 0)
+    obs = {k: np.repeat(v, 2, 0) for k, v in venv.reset(seed=0)[0].items()}  # (2, ...): one state twice
+    venv.close()
+    actions = {}
+    for device in ("auto", "cpu"):
+        policy = load_policy(tmp_path / "policy", ENV, seed=0, device=device)
+        assert next(policy.actor.parameters()).device == resolve_device(device)
+        actions[device] = policy.act(obs)
+        assert isinstance(actions[device], np.ndarray) and actions[device].shape == (2, 1, 5)
+    np.testing.assert_allclose(actions["auto"], actions["cpu"], atol=1e-5)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
+import torch
 
 from robolearn.core.config import ConfigError, from_dict, to_dict
 from robolearn.core.protocols import Policy
@@ -108,7 +109,7 @@ class RefineMethod:
         """The wrapper around ``venv`` (``B`` envs) and ``base``; ``seed`` seeds any probing reset."""
         raise NotImplementedError
 
-    def learner(self, lcfg: LearnerConfig, env: Any, seed: int, device: str) -> OffPolicyLearner:
+    def learner(self, lcfg: LearnerConfig, env: Any, seed: int, device: str | torch.device) -> OffPolicyLearner:
         """The learner for ``env``'s shapes."""
         if self.zero_init_actor:
             lcfg.zero_init_actor = True
@@ -130,11 +131,12 @@ class RefineMethod:
         """How a dataset frame ``{key: (1, ...)}`` becomes a learner observation (None: as it is)."""
         return None
 
-    def load_actor(self, directory: str | Path, meta: Any) -> Any:
-        """The saved actor of a refined-policy directory (``meta``: its ``RefinedMeta``)."""
+    def load_actor(self, directory: str | Path, meta: Any, device: str | torch.device = "cpu") -> Any:
+        """The saved actor of a refined-policy directory (``meta``: its ``RefinedMeta``), in eval mode on
+        ``device`` (a device setting or a ``torch.device``)."""
         from robolearn.refine.saved import load_actor
 
-        return load_actor(directory, meta)
+        return load_actor(directory, meta, device)
 
     def policy(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, params: Any) -> Policy:
         """The refined policy: ``base`` with the saved ``actor`` (``action_space`` is the env's)."""

@@ -70,7 +70,8 @@ class VGPSMethod(RefineMethod):
         base.reset()
         return ValueGuidedVecEnv(venv, tiled, int(np.prod(chunk.shape[1:])), params)
 
-    def learner(self, lcfg: LearnerConfig, env: ValueGuidedVecEnv, seed: int, device: str) -> OffPolicyLearner:
+    def learner(self, lcfg: LearnerConfig, env: ValueGuidedVecEnv, seed: int, device: str | torch.device
+                ) -> OffPolicyLearner:
         return ValueGuidedLearner(lcfg, env.obs_shapes, env.action_dim, env.critic_action_dim,
                                   env.params.expectile, env.params.epsilon, seed=seed, device=device)
 
@@ -80,11 +81,14 @@ class VGPSMethod(RefineMethod):
 
         fill_chunk_offline(env, buffer, data)
 
-    def load_actor(self, directory: str | Path, meta: Any) -> CandidateScorer:
+    def load_actor(self, directory: str | Path, meta: Any, device: str | torch.device = "cpu") -> CandidateScorer:
+        """The saved Q-function as a :class:`CandidateScorer`, in eval mode on ``device``."""
         from robolearn.refine.layout import ACTOR_FILE
+        from robolearn.rl.devices import resolve_device
 
-        state = torch.load(Path(directory) / ACTOR_FILE, map_location="cpu", weights_only=True)
-        return load_scorer(state, meta.obs_shapes, meta.action_dim, meta.hidden)
+        where = resolve_device(device)
+        state = torch.load(Path(directory) / ACTOR_FILE, map_location=where, weights_only=True)
+        return load_scorer(state, meta.obs_shapes, meta.action_dim, meta.hidden).to(where)
 
     def policy(self, base: Policy, actor: Any, action_space: gym.spaces.Box, params: VGPSParams) -> Policy:
         return ValueGuidedPolicy(base, actor, action_space, params.noise_scale, params.include_zero)
