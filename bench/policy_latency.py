@@ -13,7 +13,7 @@ the same number of threads. ``act`` at 10 steps, ``ts10`` and ``ort10`` are time
 median and the ratios of those are reported (``ort/ts``, ``ort/act``). The ``residual`` row is one control
 step of a refined residual policy beyond its base (a TD3 actor of the presets' size, ``[256, 256]``, on the
 same state plus ``base_action``, over a base that costs nothing): ``ResidualPolicy.act``, the residual graph
-of :func:`robolearn.refine.onnx_export.export_residual_onnx` traced to TorchScript, and that graph in
+of :func:`robolearn.refined_export.export_residual_onnx` traced to TorchScript, and that graph in
 onnxruntime (a deployment adds its base's row every ``Ta`` steps). The machine's load average
 is printed with the figures: on a shared CPU, medians grow with it, and more than one torch thread
 makes it worse (OpenMP workers spin-wait on cores that other processes hold).
@@ -47,8 +47,8 @@ from robolearn.policies.checkpoint import make_policy
 from robolearn.policies.configuration import DiffusionConfig, PolicyConfig
 from robolearn.policies.export import example_inputs, export_torchscript, load_torchscript
 from robolearn.policy_factory import ZeroPolicy
-from robolearn.refine.onnx_export import export_residual_onnx, residual_example_inputs, residual_graph
 from robolearn.refine.residual import BASE_KEY, ResidualPolicy
+from robolearn.refined_export import export_residual_onnx, residual_example_inputs, residual_graph
 from robolearn.rl.networks import Actor
 
 OBS_SHAPES = {"joint_pos": [7], "joint_vel": [7], "ee_pos": [3], "ee_quat": [4], "gripper": [1],

@@ -64,7 +64,7 @@ def export_refined(policy_dir: str | Path, method: str, fmt: str, out: str | Pat
     """A refined residual policy directory (refinement ``method``) to ONNX graphs in the directory ``out`` (the
     base's, as for its checkpoint, plus ``residual.onnx`` and the manifest ``refined.json``); returns the
     files written. Other methods are a one-line error naming what exports."""
-    from robolearn.refine.onnx_export import check_method, export_refined_onnx
+    from robolearn.refined_export import check_method, export_refined_onnx
 
     check_method(method)
     if fmt != "onnx":

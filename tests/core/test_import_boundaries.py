@@ -31,7 +31,8 @@ CORE = "robolearn.core"
 LOW = (CORE, "robolearn.sim", "robolearn.policies", "robolearn.datasets")
 ALGORITHMS = ("robolearn.rl", "robolearn.refine", "robolearn.hil", "robolearn.teleop")
 APPS = ("robolearn.collect", "robolearn.evaluate", "robolearn.rollout", "robolearn.train",
-        "robolearn.policy_factory", "robolearn.wiring", "robolearn.teleop.record", "robolearn.teleop.devices")
+        "robolearn.policy_factory", "robolearn.wiring", "robolearn.refined_export", "robolearn.teleop.record",
+        "robolearn.teleop.devices")
 TOP = ("robolearn.cli", "robolearn.pipeline", "robolearn.__main__")
 
 ALLOWED: dict[str, tuple[str, ...]] = {

@@ -19,9 +19,9 @@ pytest.importorskip("onnxruntime")
 from robolearn.policies import checkpoint  # noqa: E402
 from robolearn.policies.onnx_export import load_onnx  # noqa: E402
 from robolearn.policy_factory import ZeroPolicy, action_space, load_refined  # noqa: E402
-from robolearn.refine.onnx_export import export_refined_onnx, export_residual_onnx  # noqa: E402
 from robolearn.refine.residual import BASE_KEY, PLAN_KEY, ResidualPolicy, normalized_chunk, plan_dim  # noqa: E402
 from robolearn.refine.saved import save_refined  # noqa: E402
+from robolearn.refined_export import export_refined_onnx, export_residual_onnx  # noqa: E402
 from robolearn.rl.networks import Actor  # noqa: E402
 from robolearn.sim.registry import gym_make  # noqa: E402
 
