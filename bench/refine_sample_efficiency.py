@@ -66,9 +66,10 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     if METHODS[method].params_type is not METHODS[source].params_type:  # the source's params are not this one's
         settings.pop("params", None)
     steps = args.rlpd_steps if method == "rlpd" else args.steps
+    # the bench's evaluations measure the curve (they are not part of the method): no budget on them
     settings.update(total_env_steps=steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                     checkpoint_every=steps, select_best=False, run_name=f"{method}-seed{seed}",
-                    out_dir=args.out)
+                    out_dir=args.out, eval_budget=0)
     if method == "residual" and args.residual_scale:
         settings["params"] = {**settings.get("params", {}), "scale": args.residual_scale}
     for key, value in method_overrides(args.set, method).items():
