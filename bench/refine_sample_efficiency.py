@@ -75,7 +75,7 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     steps = args.rlpd_steps if method == "rlpd" else args.steps
     settings.update(total_env_steps=steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                     checkpoint_every=steps, select_best=False, run_name=f"{method}-seed{seed}",
-                    out_dir=args.out)
+                    out_dir=args.out, eval_budget=0)  # the evaluations are the bench's measurement: unbudgeted
     if method == "residual" and args.residual_scale:
         settings["params"] = {**settings.get("params", {}), "scale": args.residual_scale}
     for key, value in method_overrides(args.set, method).items():
