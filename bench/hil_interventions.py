@@ -17,6 +17,7 @@ runs' final intervention-step counts). Writes ``results.json``, ``table.md`` and
 
     python bench/hil_interventions.py --quick        # 1 seed, 3k env steps per run, small networks
     python bench/hil_interventions.py                # 3 seeds, 45k env steps per run, 2 runs at a time
+    python bench/hil_interventions.py --ray auto     # the runs as Ray tasks, one CPU each (robolearn[dist])
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def run_one(job: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
           f"{[e['env_steps'] for e in r.evals]} steps; {r.takeovers} takeovers, {r.intervention_steps} human steps, "
           f"{r.updates} updates, {r.wall_s:.0f} s", flush=True)
     return {"variant": variant, "seed": seed, **vars(r)}
+
+
+def run_jobs(jobs: list[Any], processes: int, ray: str | None) -> list[dict[str, Any]]:
+    """``run_one`` over ``jobs``: in a pool of ``processes`` spawned processes, or as Ray tasks on the cluster
+    ``ray`` names (one CPU and one torch thread each); results in the order of ``jobs``."""
+    if ray:
+        from robolearn.dist.cluster import ray_map
+
+        return ray_map(run_one, jobs, address=ray)
+    with mp.get_context("spawn").Pool(processes) as pool:
+        return pool.map(run_one, jobs, chunksize=1)
 
 
 def interventions_at(run: dict[str, Any], env_steps: float) -> float:
@@ -194,13 +206,17 @@ def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> bool:
     return True
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line, with the ``--quick`` and default settings applied."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 seed, 3k env steps per run, small networks")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--steps", type=int, default=None, help="env steps per run (default 3k quick, 45k full)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the jobs as Ray tasks instead of a --jobs pool (pip install robolearn[dist]): 'auto' "
+                        "joins the cluster `ray start` runs here or starts one on this machine; ADDRESS joins that")
     p.add_argument("--envs", type=int, default=4)
     p.add_argument("--base-noise", type=float, default=0.3, help="expert noise of the base")
     p.add_argument("--human-noise", type=float, default=0.1, help="expert noise of the good simulated person")
@@ -223,11 +239,23 @@ def main() -> int:
     p.add_argument("--ref-episodes", type=int, default=100, help="episodes of each reference policy alone")
     p.add_argument("--out", default="runs/bench-hil")
     args = p.parse_args()
+    if args.ray:
+        from robolearn.dist.cluster import require_ray
+
+        try:
+            require_ray()
+        except ImportError as err:
+            p.error(str(err))
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     args.steps = args.steps or (3_000 if args.quick else 45_000)
     args.eval_every = args.eval_every or args.steps // (3 if args.quick else 6)
     if args.quick:
         args.eval_episodes, args.ref_episodes, args.critic_warmup, args.demos = 8, 16, 100, 4
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -238,9 +266,9 @@ def main() -> int:
           f"person (noise {args.human_noise}) {refs['good_person_alone']:.2f}; sub-optimal person (noise "
           f"{args.sub_noise}) {refs['sub_person_alone']:.2f}", flush=True)
     jobs = [(v, s, vars(args)) for v in args.variants for s in args.seeds]
-    print(f"{len(jobs)} runs of {args.steps} env steps, {args.jobs} at a time", flush=True)
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        done = pool.map(run_one, jobs, chunksize=1)
+    print(f"{len(jobs)} runs of {args.steps} env steps, " + (f"as Ray tasks ({args.ray})" if args.ray else
+                                                            f"{args.jobs} at a time"), flush=True)
+    done = run_jobs(jobs, args.jobs, args.ray)
     results: dict[str, list[dict[str, Any]]] = {}
     for r in done:
         results.setdefault(r["variant"], []).append(r)

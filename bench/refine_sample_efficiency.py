@@ -27,6 +27,13 @@ the pipeline's random- and zero-noise evaluations of the base) and the env steps
     python bench/refine_sample_efficiency.py --residual-scale 0.2     # the README's run
     python bench/refine_sample_efficiency.py --methods residual --set residual.updates_per_env_step=1
     python bench/refine_sample_efficiency.py --methods residual --set residual.params.plan_steps=3
+    python bench/refine_sample_efficiency.py --ray auto               # the runs as Ray tasks (robolearn[dist])
+    python bench/refine_sample_efficiency.py --ray HEAD:6379          # ... on a cluster: one CPU per run
+
+With ``--ray`` each (method, seed) run is a Ray task (one CPU, one torch thread) instead of a ``--jobs`` pool
+process; the rows and the report are the same, and ``--report-only`` rebuilds them from the finished runs'
+checkpoints under ``--out`` either way (with ``--ray`` on a cluster, ``--out`` must be a directory every node
+shares, at the same path).
 """
 
 from __future__ import annotations
@@ -126,6 +133,17 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
           f"({result.wall_s:.0f} s)", flush=True)
     return {"method": method, "seed": seed, "evals": result.evals, "wall_s": result.wall_s,
             "env_steps": result.env_steps, "updates": result.updates, "updates_per_s": result.updates_per_s}
+
+
+def run_jobs(jobs: list[Any], processes: int, ray: str | None) -> list[dict[str, Any]]:
+    """``run_one`` over ``jobs``: in a pool of ``processes`` spawned processes, or as Ray tasks on the cluster
+    ``ray`` names (one CPU and one torch thread each); rows in the order of ``jobs``."""
+    if ray:
+        from robolearn.dist.cluster import ray_map
+
+        return ray_map(run_one, jobs, address=ray)
+    with mp.get_context("spawn").Pool(processes) as pool:
+        return pool.map(run_one, jobs, chunksize=1)
 
 
 def rows_from_checkpoints(out: Path) -> list[dict[str, Any]]:
@@ -253,7 +271,8 @@ def report(rows: list[dict[str, Any]], methods: list[str], variants: dict[str, f
             print(f"{'':<10} reaches {level:.2f}: {_steps(mine)}; RLPD: {_steps(rlpd)} ({ratio})")
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line, with the ``--quick`` settings applied and checked."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default="configs/pipelines/panda_lift.yaml",
                    help="pipeline preset whose run directory holds the base (base/) and demonstrations (data/)")
@@ -261,40 +280,55 @@ def main() -> int:
                    help="dotted overrides of the pipeline preset, as `robolearn pipeline` takes them: "
                         "run_dir=runs/pipeline-b5k reads the base and data of a pipeline run made with them")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 (--quick: 0)")
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--rlpd-steps", type=int, default=0, help="RLPD's env steps (0: 3x --steps)")
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--eval-episodes", type=int, default=32)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the jobs as Ray tasks instead of a --jobs pool (pip install robolearn[dist]): 'auto' "
+                        "joins the cluster `ray start` runs here or starts one on this machine; ADDRESS joins that")
     p.add_argument("--na-demos", action="store_true", help="dsrl-na: the demonstrations in its offline buffer")
     p.add_argument("--residual-scale", type=float, default=0.0,
                    help="residual: largest correction, fraction of the action range (0: the pipeline's)")
     p.add_argument("--set", nargs="*", default=[], metavar="METHOD.KEY=VALUE",
                    help="a refinement setting of one method, over the pipeline's: residual.updates_per_env_step=1")
-    p.add_argument("--quick", action="store_true", help="1 seed, 3k steps, small networks")
+    p.add_argument("--quick", action="store_true", help="1 seed (unless --seeds), 3k steps, small networks")
     p.add_argument("--out", default="runs/bench-refine")
     p.add_argument("--report-only", action="store_true",
                    help="no training: report and plot the finished runs under --out and --merge again")
     p.add_argument("--merge", nargs="*", default=[], help="--report-only: also the runs under these directories")
     args = p.parse_args()
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     if args.quick:
-        args.seeds, args.steps, args.eval_every, args.eval_episodes = [0], 3_000, 1_000, 8
+        args.steps, args.eval_every, args.eval_episodes = 3_000, 1_000, 8
         args.rlpd_steps = args.rlpd_steps or args.steps
     args.rlpd_steps = args.rlpd_steps or 3 * args.steps
     for method in METHODS:
         method_overrides(args.set, method)  # a malformed --set fails here, not in a worker hours later
     if args.rlpd_steps < args.steps:
         p.error(f"--rlpd-steps ({args.rlpd_steps}) must be at least --steps ({args.steps}): the methods share a budget")
+    if args.ray and not args.report_only:
+        from robolearn.dist.cluster import require_ray
 
+        try:
+            require_ray()
+        except ImportError as err:
+            p.error(str(err))
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     from robolearn.core.config import load_config
     from robolearn.pipeline.config import PipelineConfig
 
     pipeline = load_config(PipelineConfig, Path(args.pipeline), args.pipeline_set)
     layout = pipeline.layout
     if not layout.base.is_dir() or not layout.data.is_dir():
-        p.error(f"{layout.root} has no base/ and data/: run `robolearn pipeline {args.pipeline} "
-                f"{' '.join(args.pipeline_set)}` (or make demo) first")
+        raise SystemExit(f"{layout.root} has no base/ and data/: run `robolearn pipeline {args.pipeline} "
+                         f"{' '.join(args.pipeline_set)}` (or make demo) first")
     variants = {}
     for variant in ("base", "base (zero noise)"):  # a diffusion base's random- and zero-noise sampling
         record = layout.eval_record(variant, "nominal")
@@ -311,10 +345,10 @@ def main() -> int:
         args.rlpd_steps = max([r["env_steps"] for r in rows if r["method"] == "rlpd"], default=args.rlpd_steps)
     else:
         jobs = [(args.pipeline, m, s, vars(args)) for m in order for s in args.seeds]
-        print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {args.jobs} at a time; "
-              f"base {layout.base}", flush=True)
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            rows = pool.map(run_one, jobs, chunksize=1)
+        where = f"as Ray tasks ({args.ray})" if args.ray else f"{args.jobs} at a time"
+        print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {where}; base {layout.base}",
+              flush=True)
+        rows = run_jobs(jobs, args.jobs, args.ray)
         (out / "results.json").write_text(json.dumps(rows, indent=1))
     report(rows, args.methods, variants, args.rlpd_steps)
     title = f"{pipeline.env_id}: base {layout.base} ({base_success:.0%})"

@@ -9,7 +9,8 @@ calls through an :class:`EnvCache`), or with ``batched=False`` single envs from
 :func:`robolearn.rollout.make_env` stepped one after another: the same episodes, seeds, policy calls and
 outcomes either way (dynamics preset: nominal, randomize or real-gap); the ``pixels/<camera>``
 observations a policy reads are switched on in the env at the policy's image size.
-Success is ``info["is_success"]`` at the end of the episode; rates carry a 95% Wilson interval.
+Success is ``info["is_success"]`` at the end of the episode; rates carry a 95% Wilson interval. Outcomes
+are listed in the order episodes end, each with its reset seed (:attr:`EvalResult.seeds`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class EvalResult:
 
     env_id: str
     successes: list[bool] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    """Reset seed of each episode (``seed + i`` for episode ``i``), in the order of the other lists."""
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     videos: list[Path] = field(default_factory=list)
@@ -179,9 +182,10 @@ def evaluate(
             state.new_chunk()
             chunk = policy.act(state.batch())
             for j in range(chunk.shape[1]):
-                for i, success, ret, length, frames in state.step_all(chunk[:, j]):
+                for i, episode_seed, success, ret, length, frames in state.step_all(chunk[:, j]):
                     policy.reset([i])
                     result.successes.append(success)
+                    result.seeds.append(episode_seed)
                     result.returns.append(ret)
                     result.lengths.append(length)
                     if frames:
@@ -210,6 +214,8 @@ class _Rollouts:
         self.idle = [False] * len(envs)
         self.frames: list[dict] = [{}] * len(envs)
         self.ret, self.length = [0.0] * len(envs), [0] * len(envs)
+        self.seeds = [0] * len(envs)
+        """Reset seed of each env's current episode."""
         self.record: list[list[np.ndarray] | None] = [None] * len(envs)
         for i in range(len(envs)):
             self._start(i)
@@ -218,7 +224,8 @@ class _Rollouts:
         if self.started >= self.episodes:
             self.active[i] = False
             return
-        obs, _ = self.envs[i].reset(seed=self.seed + self.started)
+        self.seeds[i] = self.seed + self.started
+        obs, _ = self.envs[i].reset(seed=self.seeds[i])
         self.record[i] = [self.envs[i].render()] if self.started < self.videos else None
         self.started += 1
         self.frames[i] = dict(obs)
@@ -244,8 +251,9 @@ class _Rollouts:
         """Current observations of all envs, ``{key: (num_envs, *shape)}``."""
         return _stack(self.frames)
 
-    def step_all(self, actions: np.ndarray) -> list[tuple[int, bool, float, int, list[np.ndarray]]]:
-        """Step every active, non-idle env with ``actions[i]``; returns finished episodes."""
+    def step_all(self, actions: np.ndarray) -> list[tuple[int, int, bool, float, int, list[np.ndarray]]]:
+        """Step every active, non-idle env with ``actions[i]``; returns finished episodes
+        ``(env, seed, success, return, length, frames)``."""
         finished = []
         for i, env in enumerate(self.envs):
             if not self.active[i] or self.idle[i]:
@@ -257,8 +265,8 @@ class _Rollouts:
             if self.record[i] is not None:
                 self.record[i].append(env.render())
             if terminated or truncated:
-                finished.append((i, bool(info.get("is_success", False)), self.ret[i], self.length[i],
-                                 self.record[i] or []))
+                finished.append((i, self.seeds[i], bool(info.get("is_success", False)), self.ret[i],
+                                 self.length[i], self.record[i] or []))
                 self.idle[i] = True
                 self._start(i)
         return finished
@@ -288,6 +296,8 @@ class _BatchedRollouts:
         self.dirty = np.zeros(n, bool)
         """Pending envs stepped since that reset."""
         self.ret, self.length = np.zeros(n), np.zeros(n, int)
+        self.seeds = [seed + i for i in range(n)]
+        """Reset seed of each env's current episode."""
         self.record: list[list[np.ndarray] | None] = [[self._render(i)] if i < videos else None for i in range(n)]
 
     @property
@@ -321,9 +331,9 @@ class _BatchedRollouts:
         obs, _ = self.vec.reset(seed=[seeds.get(i) for i in range(self.n)], options={"reset_mask": mask})
         return obs
 
-    def step_all(self, actions: np.ndarray) -> list[tuple[int, bool, float, int, list[np.ndarray]]]:
+    def step_all(self, actions: np.ndarray) -> list[tuple[int, int, bool, float, int, list[np.ndarray]]]:
         """Step the batch with ``actions`` ``(num_envs, Da)``; returns the episodes of active, non-idle envs
-        that finished, in env order."""
+        that finished, in env order, as ``(env, seed, success, return, length, frames)``."""
         stepping = self.active & ~self.idle
         self.dirty |= np.isin(np.arange(self.n), list(self.pending))
         obs, reward, terminated, truncated, info = self.vec.step(np.asarray(actions))
@@ -339,7 +349,8 @@ class _BatchedRollouts:
                 if self.record[i] is not None:
                     self.record[i].append(self._render(i))
                 continue
-            finished.append((int(i), bool(success[i]), float(self.ret[i]), int(self.length[i]), self.record[i] or []))
+            finished.append((int(i), self.seeds[i], bool(success[i]), float(self.ret[i]), int(self.length[i]),
+                             self.record[i] or []))
             self.idle[i] = True
             if self.started < self.episodes:
                 restart[int(i)] = (self.seed + self.started, self.started)
@@ -354,5 +365,5 @@ class _BatchedRollouts:
                 for k in self.frames:
                     self.frames[k][i] = first[k][i]
                 self.record[i] = [self._render(i)] if episode < self.videos else None
-                self.pending[i], self.ret[i], self.length[i] = s, 0.0, 0
+                self.pending[i], self.seeds[i], self.ret[i], self.length[i] = s, s, 0.0, 0
         return finished

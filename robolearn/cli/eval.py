@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (0: torch's default); one is fastest on a shared CPU")
+    parser.add_argument("--ray", metavar="auto|ADDRESS",
+                        help="split the episodes by seed over Ray workers (pip install robolearn[dist]): 'auto' "
+                             "joins the cluster `ray start` runs here or starts one on this machine; ADDRESS "
+                             "(host:port, ray://host:10001) joins that cluster. A policy directory must be at the "
+                             "same path on every node")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,15 +41,26 @@ def run(args: argparse.Namespace) -> int:
 
     set_torch_threads(args.threads)
     device = resolve_device(args.device)  # a bad --device fails before anything loads, for a named policy too
-    kwargs = {"scheduler": args.scheduler, "num_inference_steps": args.steps}
-    policy = load_policy(args.policy, args.env, seed=args.seed, device=device,
-                         **{k: v for k, v in kwargs.items() if v is not None})
+    if args.ray:
+        from robolearn.dist.cluster import require_ray
+
+        require_ray()  # a missing extra fails before the policy loads
+    kwargs = {k: v for k, v in {"scheduler": args.scheduler, "num_inference_steps": args.steps}.items()
+              if v is not None}
+    policy = load_policy(args.policy, args.env, seed=args.seed, device=device, **kwargs)
     check_observation_keys(policy, args.env, args.policy)
     out = Path(args.out) if args.out else Path(args.policy) / "eval"
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the episodes
     name = f"{args.env.split('/')[-1]}-{args.dynamics}"
-    result = evaluate(policy, args.env, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
-                      dynamics=args.dynamics, video_dir=out / name if args.video else None, videos=args.video)
+    options = {"episodes": args.episodes, "seed": args.seed, "num_envs": args.num_envs, "dynamics": args.dynamics,
+               "video_dir": out / name if args.video else None, "videos": args.video}
+    if args.ray:
+        from robolearn.dist.evaluate import evaluate_ray
+
+        del policy  # each Ray worker loads its own from the spec
+        result = evaluate_ray(args.policy, args.env, address=args.ray, load_kwargs=kwargs, **options)
+    else:
+        result = evaluate(policy, args.env, **options)
     print(result.summary())
     record = {"env": args.env, "dynamics": args.dynamics, "policy": str(args.policy), **result.scalars(),
               "episodes": result.episodes, "successes": int(sum(result.successes)),

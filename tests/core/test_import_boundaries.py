@@ -9,7 +9,8 @@ names. The floor plan, bottom to top:
 * ``sim``, ``policies``, ``datasets``: ``core`` only, and never each other;
 * ``rl``, then ``refine``, then ``hil``: the algorithms see the ``Policy`` protocol, gymnasium envs and
   datasets, never the simulator, the policy implementations or the policy loader;
-* the application layer (collection, evaluation, base-policy training, the policy loader, recording);
+* the application layer (collection, evaluation, base-policy training, the policy loader, recording,
+  the Ray scale-out in ``dist``);
 * ``cli`` and ``pipeline`` on top: the only importers of ``ros_nodes``, the ROS 2 adapter.
 """
 
@@ -32,7 +33,7 @@ LOW = (CORE, "robolearn.sim", "robolearn.policies", "robolearn.datasets")
 ALGORITHMS = ("robolearn.rl", "robolearn.refine", "robolearn.hil", "robolearn.teleop")
 APPS = ("robolearn.collect", "robolearn.evaluate", "robolearn.rollout", "robolearn.train",
         "robolearn.policy_factory", "robolearn.wiring", "robolearn.refined_export", "robolearn.teleop.record",
-        "robolearn.teleop.devices")
+        "robolearn.teleop.devices", "robolearn.dist")
 TOP = ("robolearn.cli", "robolearn.pipeline", "robolearn.__main__")
 
 ALLOWED: dict[str, tuple[str, ...]] = {

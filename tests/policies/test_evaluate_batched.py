@@ -50,6 +50,7 @@ def test_batched_evaluation_equals_serial(env_id) -> None:
     (serial, serial_calls), (batched, batched_calls) = runs[False], runs[True]
     assert serial.episodes == batched.episodes == 11
     assert serial.successes == batched.successes
+    assert serial.seeds == batched.seeds and sorted(serial.seeds) == list(range(100, 111))
     assert serial.returns == batched.returns
     assert serial.lengths == batched.lengths
     assert len(serial_calls) == len(batched_calls)
