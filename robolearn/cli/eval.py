@@ -32,6 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "same path on every node")
 
 
+def default_out(policy: str) -> Path:
+    """Where records go without ``--out``: ``<policy dir>/eval``, or ``runs/eval/<name>`` for a named policy
+    (``expert:noise=0.5`` -> ``runs/eval/expert-noise-0.5``), never a folder named like the policy."""
+    from robolearn.policy_factory import NAMED_POLICIES
+
+    if policy.partition(":")[0] in NAMED_POLICIES:
+        return Path("runs") / "eval" / policy.replace(":", "-").replace("=", "-").replace(",", "-")
+    return Path(policy) / "eval"
+
+
 def run(args: argparse.Namespace) -> int:
     from robolearn.cli.checks import check_observation_keys
     from robolearn.evaluate import evaluate
@@ -49,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
               if v is not None}
     policy = load_policy(args.policy, args.env, seed=args.seed, device=device, **kwargs)
     check_observation_keys(policy, args.env, args.policy)
-    out = Path(args.out) if args.out else Path(args.policy) / "eval"
+    out = Path(args.out) if args.out else default_out(args.policy)
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the episodes
     name = f"{args.env.split('/')[-1]}-{args.dynamics}"
     options = {"episodes": args.episodes, "seed": args.seed, "num_envs": args.num_envs, "dynamics": args.dynamics,

@@ -65,9 +65,14 @@ def split(episodes: int, seed: int, blocks: int, videos: int = 0) -> list[Block]
 
 
 def policy_spec(spec: str | Path) -> str:
-    """``spec`` as the workers need it: a named policy as it is, a directory as an absolute path."""
+    """``spec`` as the workers need it: a named policy as it is (even where a folder of that name exists, as
+    :func:`~robolearn.policy_factory.load_policy` reads it), a directory as an absolute path."""
+    from robolearn.policy_factory import NAMED_POLICIES
+
     path = Path(spec)
-    return str(path.resolve()) if path.exists() else str(spec)
+    if str(spec).partition(":")[0] in NAMED_POLICIES or not path.exists():
+        return str(spec)
+    return str(path.resolve())
 
 
 def run_block(spec: str, env_id: str, block: Block, load_kwargs: dict[str, Any] | None = None,

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,17 @@ def test_eval_cli_with_ray_writes_the_serial_record(local_ray, tmp_path):
         assert serial_record[key] == pytest.approx(ray_record[key], rel=1e-12), key
     assert [v.rsplit("/", 1)[-1] for v in ray_record["videos"]] == ["episode_000.mp4"]
     assert (tmp_path / "ray" / "PandaLift-v0-nominal" / "episode_000.mp4").stat().st_size > 0
+
+
+def test_a_named_policy_stays_named_where_a_folder_of_its_name_exists(tmp_path, monkeypatch):
+    """``robolearn eval --policy expert`` once wrote ``./expert/eval``; the next Ray evaluation then took the
+    folder for a checkpoint. Records of a named policy go under ``runs/eval/`` and the spec stays named."""
+    from robolearn.cli.eval import default_out
+    from robolearn.dist.evaluate import policy_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "expert").mkdir()
+    assert policy_spec("expert") == "expert" and policy_spec("expert:noise=0.5") == "expert:noise=0.5"
+    assert default_out("expert:noise=0.5") == Path("runs/eval/expert-noise-0.5")
+    assert default_out(str(tmp_path / "base")) == tmp_path / "base" / "eval"
+    assert policy_spec(str(tmp_path / "expert")) == str((tmp_path / "expert").resolve())
