@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from robolearn.dist.cluster import map_jobs
 
 ENV = "robolearn/PandaPegInsert-v0"
 VARIANTS = {"hil-serl": ("hil-serl", "good"), "rlif": ("rlif", "sub"), "hg-dagger": ("hg-dagger", "good"),
@@ -93,15 +94,6 @@ def run_one(job: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     return {"variant": variant, "seed": seed, **vars(r)}
 
 
-def run_jobs(jobs: list[Any], processes: int, ray: str | None) -> list[dict[str, Any]]:
-    """``run_one`` over ``jobs``: in a pool of ``processes`` spawned processes, or as Ray tasks on the cluster
-    ``ray`` names (one CPU and one torch thread each); results in the order of ``jobs``."""
-    if ray:
-        from robolearn.dist.cluster import ray_map
-
-        return ray_map(run_one, jobs, address=ray)
-    with mp.get_context("spawn").Pool(processes) as pool:
-        return pool.map(run_one, jobs, chunksize=1)
 
 
 def interventions_at(run: dict[str, Any], env_steps: float) -> float:
@@ -268,7 +260,7 @@ def main() -> int:
     jobs = [(v, s, vars(args)) for v in args.variants for s in args.seeds]
     print(f"{len(jobs)} runs of {args.steps} env steps, " + (f"as Ray tasks ({args.ray})" if args.ray else
                                                             f"{args.jobs} at a time"), flush=True)
-    done = run_jobs(jobs, args.jobs, args.ray)
+    done = map_jobs(run_one, jobs, args.jobs, args.ray)
     results: dict[str, list[dict[str, Any]]] = {}
     for r in done:
         results.setdefault(r["variant"], []).append(r)

@@ -41,12 +41,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robolearn.dist.cluster import map_jobs
 from robolearn.refine.methods import METHODS
 
 VGPS_SETTINGS: dict[str, Any] = {
@@ -135,15 +135,6 @@ def run_one(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
             "env_steps": result.env_steps, "updates": result.updates, "updates_per_s": result.updates_per_s}
 
 
-def run_jobs(jobs: list[Any], processes: int, ray: str | None) -> list[dict[str, Any]]:
-    """``run_one`` over ``jobs``: in a pool of ``processes`` spawned processes, or as Ray tasks on the cluster
-    ``ray`` names (one CPU and one torch thread each); rows in the order of ``jobs``."""
-    if ray:
-        from robolearn.dist.cluster import ray_map
-
-        return ray_map(run_one, jobs, address=ray)
-    with mp.get_context("spawn").Pool(processes) as pool:
-        return pool.map(run_one, jobs, chunksize=1)
 
 
 def rows_from_checkpoints(out: Path) -> list[dict[str, Any]]:
@@ -348,7 +339,7 @@ def main() -> int:
         where = f"as Ray tasks ({args.ray})" if args.ray else f"{args.jobs} at a time"
         print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {where}; base {layout.base}",
               flush=True)
-        rows = run_jobs(jobs, args.jobs, args.ray)
+        rows = map_jobs(run_one, jobs, args.jobs, args.ray)
         (out / "results.json").write_text(json.dumps(rows, indent=1))
     report(rows, args.methods, variants, args.rlpd_steps)
     title = f"{pipeline.env_id}: base {layout.base} ({base_success:.0%})"

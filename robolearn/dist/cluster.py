@@ -130,3 +130,15 @@ def ray_map(fn: Callable[[J], R], jobs: Sequence[J], address: str | None = "auto
     with connect(address) as ray:
         task = ray.remote(num_cpus=num_cpus)(run_job)
         return ray.get([task.remote(fn, job, torch_threads, os.getcwd()) for job in jobs])
+
+
+def map_jobs(fn: Callable[[J], R], jobs: Sequence[J], processes: int, ray: str | None = None) -> list[R]:
+    """``[fn(job) for job in jobs]`` for the benches' sweeps: in a pool of ``processes`` spawned processes, or,
+    with ``ray`` (``auto`` or a cluster address), as Ray tasks (:func:`ray_map`: one CPU and one torch thread
+    each); results in the order of ``jobs``. Without ``ray`` nothing imports Ray."""
+    if ray:
+        return ray_map(fn, jobs, address=ray)
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(processes) as pool:
+        return pool.map(fn, jobs, chunksize=1)
