@@ -63,13 +63,11 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     from robolearn.pipeline.config import RefineStageConfig
 
     branches = {b.method: b for b in pipeline.refine}
-    source = method if method in branches else "residual" if method in ("residual", "rlpd") else "dsrl"
-    if method == "vgps" and source != method:
-        source, settings = method, copy.deepcopy(VGPS_SETTINGS)
-    elif source in branches:
-        settings = copy.deepcopy(branches[source].settings)
-    else:
+    source = method if method in branches or method == "vgps" else "residual" if method in ("residual", "rlpd") \
+        else "dsrl"
+    if source not in branches and source != "vgps":
         raise SystemExit(f"{args.pipeline} has no '{source}' refinement branch to take the settings from")
+    settings = copy.deepcopy(branches[source].settings if source in branches else VGPS_SETTINGS)
     if METHODS[method].params_type is not METHODS[source].params_type:  # the source's params are not this one's
         settings.pop("params", None)
     steps = args.rlpd_steps if method == "rlpd" else args.steps

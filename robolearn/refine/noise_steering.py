@@ -33,6 +33,17 @@ def check_generative(base: Policy) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
+def probe_chunk_dim(venv: gym.vector.VectorEnv, base: Policy, seed: int) -> int:
+    """``Ta * Da``: the size of one executed chunk of the generative ``base``, measured on a zero-noise chunk
+    after a reset of ``venv`` seeded ``seed`` (the base is reset before and after)."""
+    noise_shape = check_generative(base)
+    obs, _ = venv.reset(seed=seed)
+    base.reset()
+    chunk = np.asarray(base.act(obs, np.zeros((venv.num_envs, *noise_shape), np.float32)))
+    base.reset()
+    return int(np.prod(chunk.shape[1:]))
+
+
 class NoiseSteeringVecEnv:
     """Vector-env wrapper whose action is the base policy's initial noise (see module docstring)."""
 

@@ -31,7 +31,7 @@ from robolearn.refine.common import ActionScaler, torch_obs
 from robolearn.refine.noise_steering import NoiseSteeringVecEnv, check_generative
 from robolearn.rl.devices import module_device
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
-from robolearn.rl.networks import CriticEnsemble
+from robolearn.rl.networks import CriticEnsemble, ObsEncoder
 from robolearn.rl.optim import adam, load_adam_state
 
 CANDIDATES_KEY = "candidates"
@@ -229,8 +229,7 @@ def load_scorer(state: Mapping[str, torch.Tensor], obs_shapes: Mapping[str, Sequ
     """A :class:`CandidateScorer` from its saved weights (heads and chunk size read from their shapes)."""
     first = state["critic.net.0.weight"]  # (E, features + chunk_dim, width)
     heads, in_dim = int(first.shape[0]), int(first.shape[1])
-    probe = CriticEnsemble(obs_shapes, 0, hidden, 1)
-    critic = CriticEnsemble(obs_shapes, in_dim - probe.encoder.out_dim, hidden, heads)
+    critic = CriticEnsemble(obs_shapes, in_dim - ObsEncoder(obs_shapes).out_dim, hidden, heads)
     scorer = CandidateScorer(critic, k)
     scorer.load_state_dict(dict(state))
     scorer.eval()

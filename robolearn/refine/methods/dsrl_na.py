@@ -5,12 +5,11 @@ transitions (:mod:`robolearn.refine.chunk_data`)."""
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 
 from robolearn.core.protocols import Policy
 from robolearn.refine.methods.base import OfflineData
 from robolearn.refine.methods.dsrl import DSRLMethod, NoiseParams
-from robolearn.refine.noise_steering import NoiseSteeringVecEnv
+from robolearn.refine.noise_steering import NoiseSteeringVecEnv, probe_chunk_dim
 from robolearn.rl.learner import LearnerConfig, OffPolicyLearner
 from robolearn.rl.replay import ReplayBuffer
 
@@ -21,10 +20,7 @@ class DSRLNAMethod(DSRLMethod):
         """A wrapper that stores executed chunks ``(Ta * Da,)``; one zero-noise chunk of a probing reset
         (seeded ``seed``) measures their size."""
         assert base is not None
-        probe = NoiseSteeringVecEnv(venv, base, params.bound)
-        obs = probe.reset(seed=seed)
-        chunk = np.asarray(base.act(obs, np.zeros((venv.num_envs, *probe.noise_shape), np.float32)))
-        return NoiseSteeringVecEnv(venv, base, params.bound, chunk_dim=int(np.prod(chunk.shape[1:])))
+        return NoiseSteeringVecEnv(venv, base, params.bound, chunk_dim=probe_chunk_dim(venv, base, seed))
 
     def learner(self, lcfg: LearnerConfig, env: NoiseSteeringVecEnv, seed: int, device: str) -> OffPolicyLearner:
         from robolearn.refine.dsrl_na import ChunkDecoder, NoiseAliasingLearner

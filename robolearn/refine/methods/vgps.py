@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from robolearn.core.protocols import Policy
 from robolearn.refine.methods.base import MethodParams, OfflineData, RefineMethod
+from robolearn.refine.noise_steering import probe_chunk_dim
 from robolearn.refine.value_guided import (
     CandidateScorer,
     TiledBase,
@@ -63,12 +63,9 @@ class VGPSMethod(RefineMethod):
              ) -> ValueGuidedVecEnv:
         """The candidate wrapper; one zero-noise chunk of a probing reset (seeded ``seed``) measures a chunk."""
         assert base is not None
+        chunk_dim = probe_chunk_dim(venv, base, seed)
         tiled = TiledBase(base, params.candidates, params.noise_scale, params.include_zero, seed)
-        obs, _ = venv.reset(seed=seed)
-        base.reset()
-        chunk = np.asarray(base.act(obs, np.zeros((venv.num_envs, *tiled.noise_shape), np.float32)))
-        base.reset()
-        return ValueGuidedVecEnv(venv, tiled, int(np.prod(chunk.shape[1:])), params)
+        return ValueGuidedVecEnv(venv, tiled, chunk_dim, params)
 
     def learner(self, lcfg: LearnerConfig, env: ValueGuidedVecEnv, seed: int, device: str | torch.device
                 ) -> OffPolicyLearner:
