@@ -227,7 +227,10 @@ class ValueGuidedPolicy:
 def load_scorer(state: Mapping[str, torch.Tensor], obs_shapes: Mapping[str, Sequence[int]], k: int,
                 hidden: Sequence[int]) -> CandidateScorer:
     """A :class:`CandidateScorer` from its saved weights (heads and chunk size read from their shapes)."""
-    first = state["critic.net.0.weight"]  # (E, features + chunk_dim, width)
+    first = state.get("critic.net.0.weight")  # (E, features + chunk_dim, width)
+    if not isinstance(first, torch.Tensor) or first.ndim != 3:
+        raise ValueError("not a V-GPS Q-function: 'critic.net.0.weight' (heads, inputs, width) is missing; "
+                         "load a refined-policy directory written by `robolearn refine --method vgps`")
     heads, in_dim = int(first.shape[0]), int(first.shape[1])
     critic = CriticEnsemble(obs_shapes, in_dim - ObsEncoder(obs_shapes).out_dim, hidden, heads)
     scorer = CandidateScorer(critic, k)

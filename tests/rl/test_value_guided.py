@@ -72,6 +72,8 @@ def test_the_learner_acts_on_the_best_ranked_candidate_and_the_scorer_reloads():
     again = load_scorer(learner.actor.state_dict(), shapes, 3, [16])
     torch.testing.assert_close(again.scores({k: torch.as_tensor(v, dtype=torch.float32) for k, v in obs.items()}),
                                scores)
+    with pytest.raises(ValueError, match="not a V-GPS Q-function"):
+        load_scorer({"net.0.weight": torch.zeros(3, 3)}, shapes, 3, [16])  # another method's actor
     learner.epsilon = 1.0  # always a uniformly random candidate while collecting
     picks = {int(learner.act(obs, deterministic=False, rng=np.random.default_rng(s)).argmax(-1)[0]) for s in range(20)}
     assert picks == {0, 1, 2}
