@@ -14,6 +14,7 @@ embodiment's fallback itself (:meth:`SimRobot.hold`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,20 @@ from robolearn.ros_nodes.command_guard import CommandGuard
 from robolearn.ros_nodes.embodiments import embodiment_for
 from robolearn.ros_nodes.embodiments.base import Embodiment, PlanPoints, TwinPlan
 from robolearn.ros_nodes.safety import Command
+
+
+def task_settings(text: str) -> dict[str, Any]:
+    """The twin's task settings from the ``task`` parameter, a JSON object of ``gymnasium.make`` keywords
+    (``'{"push_force": 120.0}'``); anything else is refused in one line (the task itself checks the keys)."""
+    try:
+        settings = json.loads(text or "{}")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"task parameter is not JSON ({err.msg}); pass an object such as "
+                         '\'{"push_force": 120.0}\'') from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"task parameter must be a JSON object of task settings, got {type(settings).__name__}; "
+                         'pass e.g. \'{"push_force": 120.0}\'')
+    return settings
 
 
 class SimRobot:

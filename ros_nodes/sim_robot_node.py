@@ -47,7 +47,7 @@ from robolearn.ros_nodes.embodiments.base import Embodiment
 from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node
 from robolearn.ros_nodes.safety import Command
 from robolearn.ros_nodes.safety_params import state_qos
-from robolearn.ros_nodes.sim_robot import SimRobot
+from robolearn.ros_nodes.sim_robot import SimRobot, task_settings
 
 require_rclpy()
 from rclpy.node import Node  # noqa: E402
@@ -73,6 +73,7 @@ subscribers match it."""
 PARAMETERS = {
     "env_id": ("robolearn/PandaLift-v0", "registered robolearn task"),
     "seed": (0, "episode i resets with seed + i"),
+    "task": ("{}", "task settings as a JSON object of gymnasium.make keywords, e.g. {\"push_force\": 120.0}"),
     "episodes": (0, "stop after this many episodes (0: run forever)"),
     "episode_steps": (0, "steps per episode unless the task ends it (0: the task's own limit); a long one "
                          "keeps the twin from re-placing the robot mid-experiment"),
@@ -101,7 +102,8 @@ class SimRobotNode(Node):
     def __init__(self, embodiment: Embodiment | None = None, **kwargs: Any) -> None:
         super().__init__("sim_robot", **kwargs)
         p = self.p = declare_parameters(self, PARAMETERS)
-        self.robot = SimRobot(p["env_id"], seed=int(p["seed"]), max_steps=int(p["episode_steps"]),
+        self.robot = SimRobot(p["env_id"], seed=int(p["seed"]), env_kwargs=task_settings(p["task"]),
+                              max_steps=int(p["episode_steps"]),
                               embodiment=embodiment, log=lambda m: self.get_logger().warning(m))
         emb, adapter = self.robot.embodiment, self.robot.adapter
         self.rate = float(p["step_hz"]) or float(self.robot.env.control_hz)

@@ -9,9 +9,9 @@ from typing import Any
 
 from robolearn.core.config import to_dict
 from robolearn.core.durable import atomic_write_json
-from robolearn.pipeline.config import PipelineConfig, RefineStageConfig
+from robolearn.pipeline.config import PipelineConfig, RefineStageConfig, base_spec
 from robolearn.pipeline.layout import refine_stage_name
-from robolearn.pipeline.records import eval_record, evaluate_policy
+from robolearn.pipeline.records import eval_conditions, eval_record, evaluate_policy
 from robolearn.pipeline.report import write_report
 from robolearn.pipeline.stages import Stage
 
@@ -23,9 +23,9 @@ def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
     from robolearn.refine.methods import METHODS
     from robolearn.sim.registry import task
 
-    settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id,
-                "base": str(cfg.layout.base), "seed": cfg.seed}
-    if branch.method in METHODS and METHODS[branch.method].demos_by_default:
+    settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id, "base": base_spec(cfg),
+                "seed": cfg.seed, "task": {**cfg.task, **branch.settings.get("task", {})}}
+    if branch.method in METHODS and METHODS[branch.method].demos_by_default and cfg.trains_base:
         settings.setdefault("demos", str(cfg.layout.data))
     return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]",
                                    time_limit=lambda env_id: task(env_id).max_episode_steps)
@@ -59,7 +59,7 @@ def _refine_stage(cfg: PipelineConfig, branch: RefineStageConfig) -> Stage:
                  for e in result.evals]
         atomic_write_json(layout.branch_curve(branch.method), curve)
         policy = load_policy(layout.branch_policy(branch.method), cfg.env_id, seed=cfg.seed, device=cfg.eval.device)
-        records = [evaluate_policy(cfg, policy, branch.method, d) for d in cfg.eval.dynamics]
+        records = [evaluate_policy(cfg, policy, branch.method, c) for c in eval_conditions(cfg)]
         selected = ({"env_steps": result.best["env_steps"], "success_rate": result.best["success_rate"]}
                     if result.best is not None else None)
         return {"env_steps": result.env_steps, "updates": result.updates, "resumed": resume,
@@ -74,29 +74,38 @@ def refine_stages(cfg: PipelineConfig) -> list[Stage]:
     return [_refine_stage(cfg, branch) for branch in cfg.refine]
 
 
-ROS_STEP_HZ = 20.0
-"""Wall-clock rate of the ROS stage's twin and policy (Hz): slower than real time for the 2-core machine."""
-
-
-def _deploy_config(cfg: PipelineConfig) -> Any:
-    """The ROS 2 node graph of the ROS stage: twin, policy and safety node at :data:`ROS_STEP_HZ`."""
+def deploy_config(cfg: PipelineConfig) -> Any:
+    """The ROS 2 node graph of the ROS stage: twin, policy and safety node at ``ros.step_hz`` (0: the task's
+    control rate, real time)."""
     from robolearn.ros_nodes.launcher import DeployConfig
     from robolearn.sim.registry import task
 
     layout = cfg.layout
-    episode_s = task(cfg.env_id).max_episode_steps / ROS_STEP_HZ  # wall time of a full-length episode
+    policy = base_spec(cfg) if cfg.ros.policy == "base" else str(layout.policy(cfg.ros.policy))
+    step_hz = cfg.ros.step_hz or _control_hz(cfg)
+    episode_s = task(cfg.env_id).max_episode_steps / step_hz  # wall time of a full-length episode
     return DeployConfig(
         env_id=cfg.env_id, domain_id=_domain_from_env(),
         nodes=["sim_robot", "policy", "safety"], log_dir=str(layout.ros_logs),
         timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
         params={
-            "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": ROS_STEP_HZ,
-                          "wait_for_subscribers": 1},
-            "policy": {"policy": str(layout.policy(cfg.ros.policy)), "control_hz": ROS_STEP_HZ,
-                       "replan_every": 0, "device": cfg.eval.device},
+            "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": step_hz,
+                          "wait_for_subscribers": 1, "task": json.dumps(cfg.task)},
+            "policy": {"policy": policy, "control_hz": step_hz, "replan_every": 0, "device": cfg.eval.device},
             "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
         },
     )
+
+
+def _control_hz(cfg: PipelineConfig) -> float:
+    """The task's control rate (Hz) under the pipeline's task settings."""
+    from robolearn.sim.registry import gym_make
+
+    env = gym_make(cfg.env_id, **cfg.task)
+    try:
+        return float(env.unwrapped.control_hz)
+    finally:
+        env.close()
 
 
 def _domain_from_env() -> int | None:
@@ -113,7 +122,7 @@ def ros_stage(cfg: PipelineConfig) -> Stage:
         from robolearn.ros_nodes.launcher import run_graph
 
         name = cfg.ros.policy
-        deploy = _deploy_config(cfg)
+        deploy = deploy_config(cfg)
         result = run_graph(deploy, progress=False)
         if not result.episodes:
             raise RuntimeError(f"no episode finished over ROS 2 ({result.reason}); logs in {deploy.log_dir}")

@@ -26,6 +26,10 @@ class EvalStageConfig:
     """Videos recorded per policy (nominal dynamics)."""
     seed: int = 100_000
     """Seed of the first evaluation episode (held out from collection and refinement seeds)."""
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """More conditions, each evaluated on nominal dynamics for the base and every refined policy: a name (the
+    report's dynamics column) -> task settings on top of the pipeline's ``task``, e.g. ``{push-60N:
+    {push_force: 60.0}}`` to show that a policy refined at 120 N pushes does no worse at 60 N."""
     device: str = "auto"
     """Torch device the evaluated policies (and the ROS 2 stage's policy node) run on: auto, cpu, cuda, cuda:N or
     mps (:mod:`robolearn.rl.devices`). auto takes cuda if torch sees a GPU, else mps, else cpu: on a machine
@@ -54,6 +58,10 @@ class RosStageConfig:
     """Episodes over ROS."""
     policy: str = "residual"
     """Which refined branch to deploy (its method name), or ``base``."""
+    step_hz: float = 20.0
+    """Wall-clock rate of the twin and the policy node (Hz); 0: the task's control rate, real time. Below it the
+    graph runs slower than real time (each step's simulated time is the task's control period), which leaves
+    a 2-core machine's policy node time to spare."""
 
 
 SEED_STRIDE = 1000
@@ -73,6 +81,14 @@ class PipelineConfig:
     """Base seed of every stage: collection attempts start at ``collect.seed + SEED_STRIDE * seed``, training
     (batches, network initialisation) adds it to ``train.seed`` and ``train.policy.seed``, refinement uses it;
     the held-out evaluation seeds (``eval.seed``) stay the same for every run."""
+    base: str = "train"
+    """The base policy: ``train`` (collect demonstrations, then train the ``train`` section's policy on them) or a
+    named scripted policy (``expert``, ``expert:noise=0.5``), the base as it is: a classical controller refined by
+    residual RL, as COMPASS does. With a scripted base the collect and train stages do nothing and the refinement
+    branches have no demonstrations unless their settings name some."""
+    task: dict[str, Any] = field(default_factory=dict)
+    """Task settings (``gymnasium.make`` keywords, e.g. ``{push_force: 120.0}``) of every stage: collection,
+    evaluation, refinement (a branch's own ``settings.task`` adds to them) and the ROS 2 twin."""
     threads: int = 1
     """Torch CPU threads of the pipeline's process, set when it starts or resumes (0: torch's default, one per
     core); the train stage uses ``train.threads``. One is fastest where processes share the cores."""
@@ -88,6 +104,16 @@ class PipelineConfig:
     """The ROS 2 closed loop."""
 
     @property
+    def trains_base(self) -> bool:
+        """Whether the base is trained from demonstrations (``base: train``) rather than scripted."""
+        return self.base == "train"
+
+    @property
     def layout(self) -> RunLayout:
         """The paths of the run directory."""
         return RunLayout(Path(self.run_dir))
+
+
+def base_spec(cfg: PipelineConfig) -> str:
+    """What loads the base: the trained checkpoint directory (``base: train``) or the scripted policy's name."""
+    return str(cfg.layout.base) if cfg.trains_base else cfg.base

@@ -18,20 +18,28 @@ from typing import Any
 
 from robolearn.core.config import save_config
 from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
-from robolearn.pipeline.config import SEED_STRIDE, PipelineConfig
-from robolearn.pipeline.records import close_eval_envs, evaluate_policy
+from robolearn.pipeline.config import SEED_STRIDE, PipelineConfig, base_spec
+from robolearn.pipeline.records import close_eval_envs, eval_conditions, evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
 from robolearn.rl.threads import set_torch_threads
 from robolearn.sim.registry import gym_make
 
 
+def _scripted(cfg: PipelineConfig) -> dict[str, Any]:
+    """The record of the collect and train stages of a pipeline whose base is scripted."""
+    return {"skipped": f"the base is scripted (base: {cfg.base}); nothing to collect or train"}
+
+
 def _collect_stage(cfg: PipelineConfig) -> StageFn:
     def run() -> dict[str, Any]:
         from robolearn.collect import collect
 
+        if not cfg.trains_base:
+            return _scripted(cfg)
         collect_cfg = copy.deepcopy(cfg.collect)
         collect_cfg.env_id, collect_cfg.out = cfg.env_id, str(cfg.layout.data)
+        collect_cfg.task = {**cfg.task, **collect_cfg.task}
         collect_cfg.seed += SEED_STRIDE * cfg.seed
         result = collect(collect_cfg)
         return asdict(result)
@@ -43,6 +51,8 @@ def _train_stage(cfg: PipelineConfig) -> StageFn:
     def run() -> dict[str, Any]:
         from robolearn.train import train
 
+        if not cfg.trains_base:
+            return _scripted(cfg)
         train_cfg = copy.deepcopy(cfg.train)
         train_cfg.run_dir = str(cfg.layout.base)
         train_cfg.data.path = str(cfg.layout.data)
@@ -58,6 +68,8 @@ def _eval_expert_stage(cfg: PipelineConfig) -> StageFn:
     def run() -> dict[str, Any]:
         from robolearn.policy_factory import make_policy
 
+        if not cfg.trains_base:  # the scripted base is evaluated as the base
+            return {"skipped": f"the base is scripted (base: {cfg.base}); see eval_base"}
         env = gym_make(cfg.env_id)
         expert = make_policy("expert", cfg.env_id, env.action_space, noise=0.0, seed=cfg.seed)
         noisy = make_policy("expert", cfg.env_id, env.action_space, noise=cfg.collect.noise, seed=cfg.seed)
@@ -70,18 +82,17 @@ def _eval_expert_stage(cfg: PipelineConfig) -> StageFn:
 
 def _eval_base_stage(cfg: PipelineConfig) -> StageFn:
     def run() -> dict[str, Any]:
-        from robolearn.policies.checkpoint import load
-        from robolearn.rl.devices import resolve_device
+        from robolearn.policy_factory import load_policy
 
-        policy = load(cfg.layout.base, device=resolve_device(cfg.eval.device))
-        records = [evaluate_policy(cfg, policy, "base", d) for d in cfg.eval.dynamics]
+        policy = load_policy(base_spec(cfg), cfg.env_id, seed=cfg.seed, device=cfg.eval.device)
+        records = [evaluate_policy(cfg, policy, "base", c) for c in eval_conditions(cfg)]
         out: dict[str, Any] = {"success": {r["dynamics"]: r["success_rate"] for r in records}}
         if getattr(policy, "noise_shape", None):  # a generative base: zero-noise sampling is a variant too
             from robolearn.refine.noise_steering import ZeroNoisePolicy
 
             zero = ZeroNoisePolicy(policy)
-            out["zero_noise"] = {d: evaluate_policy(cfg, zero, "base (zero noise)", d)["success_rate"]
-                                 for d in cfg.eval.dynamics}
+            out["zero_noise"] = {c: evaluate_policy(cfg, zero, "base (zero noise)", c)["success_rate"]
+                                 for c in eval_conditions(cfg)}
         return out
 
     return run

@@ -58,18 +58,28 @@ def close_eval_envs() -> None:
         _EVAL_ENVS.pop().close()
 
 
-def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, dynamics: str) -> dict[str, Any]:
-    """Evaluate ``policy`` on ``dynamics`` as ``cfg.eval`` says; write and return its record
-    (:meth:`RunLayout.eval_record`). Videos are recorded on nominal dynamics only."""
+def eval_conditions(cfg: PipelineConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{label: (dynamics preset, task settings)}`` of the base's and refined policies' evaluations: each of
+    ``eval.dynamics`` under the pipeline's ``task``, then each of ``eval.tasks`` on nominal dynamics."""
+    conditions = {d: (d, dict(cfg.task)) for d in cfg.eval.dynamics}
+    conditions.update({name: ("nominal", {**cfg.task, **extra}) for name, extra in cfg.eval.tasks.items()})
+    return conditions
+
+
+def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, condition: str) -> dict[str, Any]:
+    """Evaluate ``policy`` under ``condition`` (a label of :func:`eval_conditions`, or a dynamics preset under the
+    pipeline's task) as ``cfg.eval`` says; write and return its record (:meth:`RunLayout.eval_record`, the label
+    as its dynamics). Videos are recorded on nominal dynamics only."""
     from robolearn.evaluate import evaluate
 
     layout = cfg.layout
-    videos = cfg.eval.videos if dynamics == "nominal" else 0
+    dynamics, task = eval_conditions(cfg).get(condition, (condition, dict(cfg.task)))
+    videos = cfg.eval.videos if condition == "nominal" else 0
     result = evaluate(policy, cfg.env_id, episodes=cfg.eval.episodes, seed=cfg.eval.seed,
-                      num_envs=cfg.eval.num_envs, dynamics=dynamics, video_dir=layout.eval_videos(name),
-                      videos=videos, envs=_eval_envs())
-    record = eval_record(name, dynamics, result.successes, result.lengths, result.returns, result.videos)
-    atomic_write_json(layout.eval_record(name, dynamics), record)
+                      num_envs=cfg.eval.num_envs, dynamics=dynamics, task=task,
+                      video_dir=layout.eval_videos(name), videos=videos, envs=_eval_envs())
+    record = eval_record(name, condition, result.successes, result.lengths, result.returns, result.videos)
+    atomic_write_json(layout.eval_record(name, condition), record)
     return record
 
 

@@ -44,23 +44,45 @@ def _check_counts(cfg: PipelineConfig) -> None:
 
 
 def _check_task(cfg: PipelineConfig) -> None:
-    """The task is registered and has every observation key the base policy reads."""
+    """The task is registered, takes the pipeline's task settings (and each ``eval.tasks`` condition's), and has
+    every observation key a trained base reads."""
     from robolearn.sim.registry import TASKS, gym_make
 
     if cfg.env_id not in TASKS:
         raise ConfigError(f"env_id: unknown task '{cfg.env_id}'; choose from {', '.join(TASKS)}")
+    conditions = [("task", cfg.task), *((f"eval.tasks.{n}", {**cfg.task, **t}) for n, t in cfg.eval.tasks.items())]
+    for key, settings in conditions:
+        try:
+            gym_make(cfg.env_id, **settings).close()
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{key}: {cfg.env_id} refuses {settings} ({err}); fix or remove the setting") from None
     env = gym_make(cfg.env_id)
     try:
         keys = set(env.observation_space.spaces)
     finally:
         env.close()
-    for key in cfg.train.policy.obs_keys:
+    for key in cfg.train.policy.obs_keys if cfg.trains_base else ():
         camera = key.removeprefix("pixels/")
         if key != camera and camera not in cfg.collect.cameras:
             raise ConfigError(f"train.policy.obs_keys: '{key}' is not recorded; add '{camera}' to collect.cameras")
         if key == camera and key not in keys:
             raise ConfigError(f"train.policy.obs_keys: {cfg.env_id} has no observation '{key}'; "
                               f"choose from {', '.join(sorted(keys))}")
+
+
+def _check_base(cfg: PipelineConfig) -> None:
+    """``base`` is ``train`` or a scripted policy the task has (``expert[:noise=X]``, ``zero``, ``random``)."""
+    from robolearn.policy_factory import NAMED_POLICIES, load_policy
+
+    if cfg.trains_base:
+        return
+    choices = f"set base to train or one of {', '.join(NAMED_POLICIES)} (with :noise=X)"
+    if cfg.base.partition(":")[0] not in NAMED_POLICIES:
+        raise ConfigError(f"base: unknown policy '{cfg.base}'; {choices}")
+    try:
+        load_policy(cfg.base, cfg.env_id, seed=cfg.seed)
+    except ValueError as err:
+        raise ConfigError(f"base: {err}; {choices}") from None
 
 
 def _check_dynamics(cfg: PipelineConfig) -> None:
@@ -90,6 +112,9 @@ def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, method
     owned = [k for k in PIPELINE_KEYS if k in branch.settings]
     if owned:
         raise ConfigError(f"{key}.settings.{owned[0]}: the pipeline sets it (its {owned[0]}); remove the key")
+    if methods[branch.method].needs_generative_base and not cfg.trains_base:
+        raise ConfigError(f"{key}.method: {branch.method} steers a diffusion base's noise, but the base is scripted "
+                          f"(base: {cfg.base}); set base=train with train.policy.type=diffusion or drop the branch")
     if methods[branch.method].needs_generative_base and cfg.train.policy.type != "diffusion":
         raise ConfigError(f"{key}.method: {branch.method} steers a diffusion base's noise, but "
                           f"train.policy.type is '{cfg.train.policy.type}'; set train.policy.type=diffusion "
@@ -137,7 +162,7 @@ def _check_devices(cfg: PipelineConfig) -> None:
             raise ConfigError(f"{key}: {err}") from None
 
 
-CHECKS = (_check_counts, _check_devices, _check_task, _check_dynamics, _check_branches, _check_ros)
+CHECKS = (_check_counts, _check_devices, _check_base, _check_task, _check_dynamics, _check_branches, _check_ros)
 """The checks, cheapest first."""
 
 

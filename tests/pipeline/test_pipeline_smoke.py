@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from robolearn.core.config import load_config
+from robolearn.pipeline.branches import deploy_config
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.layout import refine_stage_name
 from robolearn.pipeline.pipeline import run_pipeline
@@ -56,3 +57,27 @@ def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
     again = run_pipeline(cfg)  # the finished run resumes: every stage is skipped
     assert list(again) == list(results)
     assert {name: layout.stage_marker(name).stat().st_mtime_ns for name in results} == markers
+
+
+@pytest.mark.slow
+def test_scripted_base_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
+    """The humanoid preset refines the standing controller itself: no demonstrations, no training; the 60 N
+    condition is evaluated beside the preset's dynamics; the twin over ROS 2 pushes at the preset's 120 N."""
+    monkeypatch.setenv("ROBOLEARN_ROS_DOMAIN", str(60 + (os.getpid() + 7) % 30))
+    cfg = load_config(PipelineConfig, ROOT / "configs/pipelines/g1_push_recovery.yaml",
+                      [f"run_dir={tmp_path}", "eval.episodes=2", "eval.num_envs=2", "eval.videos=0",
+                       "eval.dynamics=[nominal]", "ros.episodes=1"])
+    cfg.refine[0].settings.update(total_env_steps=200, critic_warmup_updates=20, eval_every=0, eval_episodes=2,
+                                  eval_envs=2, checkpoint_every=0, num_envs=2, eval_budget=0)
+    cfg.refine[0].settings["learner"] = {**cfg.refine[0].settings["learner"], "hidden": [32, 32], "batch_size": 32}
+    layout = cfg.layout
+    results = run_pipeline(cfg)
+    assert "skipped" in results["collect"] and "skipped" in results["train"]
+    assert not layout.data.exists() and not layout.base.exists()
+    assert set(results["eval_base"]["success"]) == {"nominal", "push-60N"}
+    assert set(results[refine_stage_name("residual")]["success"]) == {"nominal", "push-60N"}
+    assert json.loads(deploy_config(cfg).params["sim_robot"]["task"]) == {"push_force": 120.0}
+    assert results["ros"]["episodes"] == 1
+    report = layout.report_md.read_text()
+    for row in ("| base (best base) | push-60N |", "| residual | push-60N |", "| residual over ROS 2 |"):
+        assert row in report, row

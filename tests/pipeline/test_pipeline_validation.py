@@ -134,3 +134,14 @@ def test_the_command_prints_the_error_and_runs_nothing(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1
     assert "config error:" in err and "eval.episodes must be >= 1, got -3" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_scripted_base_and_task_settings():
+    assert "base: unknown policy 'controller'" in _error(["base=controller"])
+    assert "base: policy 'expert:gain=2': unknown option 'gain'" in _error(["base=expert:gain=2"])
+    message = _error(["base=expert"])  # the preset's DSRL branch needs a diffusion base
+    assert "refine[1].method: dsrl steers a diffusion base's noise, but the base is scripted (base: expert)" in message
+    assert "task: robolearn/PandaLift-v0 refuses {'cube_mass': 3}" in _error(["task={cube_mass: 3}"])
+    assert "eval.tasks.heavy: robolearn/PandaLift-v0 refuses" in _error(["eval.tasks={heavy: {cube_mass: 3}}"])
+    cfg = load_pipeline_config(PRESET, ["base=expert:noise=0.5", "refine=[{method: residual}]"])
+    assert not cfg.trains_base
