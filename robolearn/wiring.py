@@ -39,8 +39,14 @@ def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Poli
 
 
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
-    """Envs of ``cfg.env_id`` with ``cfg.task`` settings, policies from specs (or ``make_base`` for the base)."""
-    task_kwargs = dict(cfg.task) or None
+    """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics``, policies from specs (or
+    ``make_base`` for the base)."""
+    from robolearn.sim.randomization import load_dynamics_preset
+
+    task_kwargs = dict(cfg.task)
+    if cfg.dynamics != "nominal":
+        task_kwargs["randomization"] = load_dynamics_preset(cfg.env_id, cfg.dynamics)
+    task_kwargs = task_kwargs or None
 
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
         return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)

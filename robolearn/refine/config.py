@@ -33,6 +33,10 @@ class RefineConfig:
     task: dict[str, Any] = field(default_factory=dict)
     """Task settings for the training and evaluation envs (``gymnasium.make`` keyword arguments), e.g.
     ``{push_force: 120.0}`` for G1PushRecovery."""
+    dynamics: str = "nominal"
+    """Dynamics preset of the refinement's envs (``configs/dynamics/<task>.yaml``: ``nominal``, ``randomize``),
+    its in-loop evaluations included: refining under ``randomize`` prepares a policy for dynamics it has not
+    seen, such as the held-out ``real-gap`` preset the pipeline reports."""
     num_envs: int = 8
     """Parallel training envs."""
     total_env_steps: int = 50_000

@@ -47,3 +47,18 @@ def test_a_run_saved_in_the_earlier_layout_resumes(tmp_path, method, old, params
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     cfg = load_refine_config(None, ["seed=3"], run_dir=tmp_path, resume=True)
     assert cfg.method_params() == params and cfg.seed == 3
+
+
+def test_refinement_envs_follow_the_dynamics_preset() -> None:
+    """``dynamics: randomize`` draws each episode's dynamics from the task's preset; a missing preset fails in
+    one line before any env steps."""
+    from robolearn.wiring import refine_sources
+
+    env = refine_sources(RefineConfig(env_id="robolearn/QuadHover-v0", dynamics="randomize")).make_env(4, 0)
+    _, info = env.reset(seed=0)
+    mass = info["randomization"]["mass_scale"]
+    assert len(set(mass.tolist())) == 4 and all(0.9 <= m <= 1.1 for m in mass)
+    env.close()
+    with pytest.raises(ConfigError, match="no preset 'windy'") as err:
+        refine_sources(RefineConfig(env_id="robolearn/QuadHover-v0", dynamics="windy"))
+    assert "\n" not in str(err.value)
