@@ -79,7 +79,9 @@ def rlpd_updates(cfg: RefineConfig) -> UpdateRule:
             n += cfg.critic_warmup_updates
         stats: dict[str, float] = {}
         if n > 0 and learner.num_updates == 0 and cfg.learner.obs_norm:
-            sample = sample_mixed(online, offline, min(len(online), 10_000), rng, cfg.offline_fraction)
+            # with random_steps 0 the first update can come before any online transition: fit on the demos then
+            size = min(len(online) + (len(offline) if offline is not None else 0), 10_000)
+            sample = sample_mixed(online, offline, size, rng, cfg.offline_fraction)
             learner.fit_obs_normalization(to_torch(sample, learner.device)["obs"])
         for _ in range(n):
             batch = sample_mixed(online, offline, cfg.learner.batch_size, rng, cfg.offline_fraction,

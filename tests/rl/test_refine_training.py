@@ -65,6 +65,16 @@ def test_loop_runs_with_demos(method, tmp_path):
         assert (tmp_path / "policy" / "refined.yaml").is_file()
 
 
+def test_updates_from_the_first_step_fit_the_normalization_on_the_demos(tmp_path):
+    """``random_steps: 0`` with demonstrations: the first update comes before any online transition has landed
+    (n-step transitions land a few steps late), so the observation normalization is fitted on the demos alone
+    (it sampled 0 online rows and crashed)."""
+    cfg = small_cfg("residual", steps=48, random_steps=0, demos="expert:noise=0", demo_episodes=1,
+                    updates_per_env_step=0.5, eval_every=0, eval_episodes=0, checkpoint_every=0)
+    result = train(cfg, refine_sources(cfg), run_dir=tmp_path, progress=False)
+    assert result.updates > 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dsrl", "dsrl-na"])
 def test_noise_steering_loop_with_generative_base(method, tmp_path):
