@@ -244,3 +244,44 @@ def test_twin_camera_pixel_policy_and_safety_command_the_robot_and_stop_without_
             node.close()
             node.destroy_node()
         client.close()
+
+
+@pytest.mark.skipif(not can_render(), reason="no offscreen GL here (see scripts/ensure_gl.sh)")
+def test_twin_publishes_the_tasks_own_randomized_frames_as_png():
+    """With the task's pixels (and visual randomization) in its settings, the twin publishes exactly the task's
+    ``pixels/<camera>`` frame, lossless as PNG, stamped like and before the observation."""
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import Float64MultiArray
+
+    from robolearn.ros_nodes.convert import stamp_to_sec
+    from robolearn.ros_nodes.sim_robot_node import SimRobotNode
+
+    client = Client(fresh_domain())
+    task = {"pixels": {"cameras": ["front"], "width": SIZE, "height": SIZE}, "visual": {"noise_std": [3.0, 3.0]}}
+    twin = SimRobotNode(context=client.context, parameter_overrides=[
+        Parameter("env_id", value=LIFT), Parameter("start_delay", value=0.0), Parameter("task", value=json.dumps(task)),
+        Parameter("wait_for_commander", value=False), Parameter("camera", value="front"),
+        Parameter("image_format", value="png")])
+    client.executor.add_node(twin)
+    sent: dict = {}  # publish stamp (s) -> the task's frame
+    publish = twin.publish_images
+    twin.publish_images = lambda now: (sent.update({now: twin.robot.obs["pixels/front"].copy()}), publish(now))
+    images: list = []
+    observations: list = []
+    client.node.create_subscription(CompressedImage, "image/front/compressed", images.append, qos_profile_sensor_data)
+    client.node.create_subscription(Float64MultiArray, "observation", observations.append, qos_profile_sensor_data)
+    try:
+        assert client.spin_until(lambda: len(images) >= 3 and len(observations) >= 3, 20.0)
+        first = stamp_to_sec(images[0].header.stamp)
+        stamp = min(sent, key=lambda t: abs(t - first))
+        assert abs(stamp - first) < 1e-6
+        np.testing.assert_array_equal(decode(images[0]), sent[stamp])
+        assert any(abs(o.data[0] - first) < 1e-6 for o in observations)  # the observation of the same step
+        with pytest.raises(ValueError, match="not in robolearn/PandaLift-v0"):
+            twin._image_publishers("top", "raw")
+    finally:
+        twin.close()
+        twin.destroy_node()
+        client.close()
