@@ -19,12 +19,19 @@ private ROS domain on loopback. The stand-in does no physics, so the figures are
 * CPU steal: the share of CPU time the hypervisor gave to others while each graph was measured (a VM's
   noise, which moves the echo's own p99 by several ms from one minute to the next).
 
+With ``--vision`` the stand-in also publishes a camera frame (a rendered PandaLift ``front`` view of
+``--image-size`` pixels, ``sensor_msgs/Image`` rgb8, or with ``--image-format jpeg|png`` a ``CompressedImage`` on
+``image/front/compressed``) stamped like, and just before, each observation, and the policy (unless ``--policy``
+names a directory) is an untrained BC policy on proprioception + that camera at ``--policy-image-size``: the node
+decodes, resizes and pairs every frame, and its decode / resize times (``policy/timing``) are printed.
+
 With ``--blocks N`` each graph's measured time is split into N blocks run alternately (echo, deploy, echo,
 deploy, ...; each graph started afresh per block), so that both graphs sample the same minutes of a shared
 machine rather than one minute each; the figures pool the blocks, and each pair's p99 difference is shown.
 
     python bench/ros_latency.py [--rates 50 100 500] [--duration 10] [--blocks 1] [--policy expert|DIR]
-                                [--safety inline]
+                                [--safety inline] [--vision [--image-format jpeg] [--image-size 128]]
+    python bench/ros_latency.py --vision --rates 20 50      # the vision row
 
 (needs the ros extra: ``pip install -e '.[ros]'``)
 """
@@ -44,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from ros_vision import camera_message, pixel_policy
 
 LIFT = "robolearn/PandaLift-v0"
 RT_PRIORITY = int(os.environ.get("ROBOLEARN_BENCH_RT", "0"))
@@ -80,7 +88,7 @@ def echo_main() -> None:
 class Robot:
     """The robot stand-in: publishes observations at ``rate`` Hz and records command arrivals."""
 
-    def __init__(self, domain: int):
+    def __init__(self, domain: int, camera: Any = None):
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -100,6 +108,11 @@ class Robot:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.obs_pub = self.node.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
+        self.camera = camera
+        """The camera message republished (restamped) before each observation (None: no camera)."""
+        self.img_pub = (self.node.create_publisher(type(camera), "image/front" + ("" if hasattr(camera, "encoding")
+                                                                                   else "/compressed"),
+                                                   qos_profile_sensor_data) if camera is not None else None)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
         # The policy node's own output (before the safety node), matched to the filtered command by stamp.
         # Created first: when both copies of a command wait in one wake-up, the executor takes it first.
@@ -146,9 +159,12 @@ class Robot:
             self.policy_latency.append(t - self.last_obs)
 
     def publish(self, step: int) -> None:
-        from robolearn.ros_nodes.convert import joint_state_msg, observation_msg
+        from robolearn.ros_nodes.convert import joint_state_msg, observation_msg, sec_to_stamp
 
         now = self.node.get_clock().now().nanoseconds * 1e-9
+        if self.camera is not None:
+            self.camera.header.stamp = sec_to_stamp(now)
+            self.img_pub.publish(self.camera)
         js = joint_state_msg([f"joint{i}" for i in range(1, 8)], self.obs["joint_pos"], self.obs["joint_vel"], now)
         self.js_pub.publish(js)
         msg = observation_msg(self.obs, now, 0, step)
@@ -205,6 +221,18 @@ class Robot:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def vision_text(r: dict[str, Any]) -> str:
+    """The node's image figures of a deployment row ('' without a camera)."""
+    v = r.get("node_timing", {}).get("vision")
+    if not v:
+        return ""
+    nan = float("nan")
+    return (f" | images paired {v.get('paired')} stale {v.get('stale')} missing {v.get('missing')} refused "
+            f"{sum(v.get('refused', {}).values())}, decode p50 {v.get('decode_p50_ms', nan):.3f} p99 "
+            f"{v.get('decode_p99_ms', nan):.3f} ms, resize p50 {v.get('resize_p50_ms', nan):.3f} p99 "
+            f"{v.get('resize_p99_ms', nan):.3f} ms")
 
 
 def stamp_ns(msg: Any) -> int:
@@ -372,6 +400,14 @@ def main() -> None:
                         help="where policy_node runs the policy (its 'inference' parameter)")
     parser.add_argument("--policy-param", action="append", default=[], metavar="KEY=VALUE",
                         help="another policy_node parameter (YAML value), e.g. gc_freeze=false; repeatable")
+    parser.add_argument("--vision", action="store_true",
+                        help="publish a camera frame with each observation and (unless --policy is a directory) run "
+                             "an untrained pixel BC policy: the vision row (use --rates 20 50)")
+    parser.add_argument("--image-format", default="raw", choices=["raw", "jpeg", "png"],
+                        help="--vision: Image rgb8 (raw) or a CompressedImage")
+    parser.add_argument("--image-size", type=int, default=128, help="--vision: published frame size (pixels)")
+    parser.add_argument("--policy-image-size", type=int, default=84,
+                        help="--vision: the pixel policy's input size (frames are resized to it)")
     parser.add_argument("--domain-id", type=int, default=None,
                         help="ROS_DOMAIN_ID (refused when ROS nodes are on it; default: a free one)")
     parser.add_argument("--json", help="write the results here")
@@ -397,13 +433,19 @@ def main() -> None:
     global RT_PRIORITY
     RT_PRIORITY = args.rt_priority
     env = use_ros_env(args.domain_id)
-    robot = Robot(args.domain_id)
+    camera = camera_message(args.image_format, args.image_size) if args.vision else None
+    robot = Robot(args.domain_id, camera)
     if RT_PRIORITY:
         from robolearn.ros_nodes.rosenv import set_realtime
 
         set_realtime(RT_PRIORITY)
+    policy_tmp = tempfile.TemporaryDirectory()
+    if args.vision and args.policy == "expert":
+        args.policy = pixel_policy(Path(policy_tmp.name), args.policy_image_size)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "duration_s": args.duration, "blocks": args.blocks,
-                               "policy": args.policy,
+                               "policy": args.policy, "vision": args.vision and {
+                                   "format": args.image_format, "size": args.image_size,
+                                   "policy_size": args.policy_image_size},
                                "safety": args.safety, "policy_params": extra,
                                "rt_priority": RT_PRIORITY, "rates": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -442,9 +484,11 @@ def main() -> None:
                       f"queue empty; {d.get('node_missed_periods')} from start-up), "
                       f"inference p50 "
                       f"{d.get('node_inference_p50_ms', float('nan')):.2f} ms, collector passes / longest ms "
-                      f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}{blocks_text(row, e, d)}", flush=True)
+                      f"{d.get('node_timing', {}).get('gc')}{hop_text(d)}{vision_text(d)}{blocks_text(row, e, d)}",
+                      flush=True)
         finally:
             robot.close()
+            policy_tmp.cleanup()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

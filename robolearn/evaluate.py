@@ -7,8 +7,9 @@ whose episode ends mid-chunk starts its next episode at once and idles until the
 The envs are one batched env (:func:`robolearn.sim.vector.make_vec_env`, physics in threads; reused across
 calls through an :class:`EnvCache`), or with ``batched=False`` single envs from
 :func:`robolearn.rollout.make_env` stepped one after another: the same episodes, seeds, policy calls and
-outcomes either way (dynamics preset: nominal, randomize or real-gap); the ``pixels/<camera>``
-observations a policy reads are switched on in the env at the policy's image size.
+outcomes either way (dynamics preset: nominal, randomize or real-gap; visual preset: nominal, train or
+held-out); the ``pixels/<camera>`` observations a policy reads are switched on in the env at the policy's image
+size.
 Success is ``info["is_success"]`` at the end of the episode; rates carry a 95% Wilson interval. Outcomes
 are listed in the order episodes end, each with its reset seed (:attr:`EvalResult.seeds`).
 """
@@ -84,6 +85,7 @@ class _EnvKey:
     env_id: str
     num_envs: int
     dynamics: str
+    visual: str
     task: str
     """``repr`` of the sorted task settings (their values may be lists)."""
     pixels: str
@@ -115,9 +117,12 @@ class EnvCache:
 
 def _env_kwargs(key: _EnvKey, task: dict[str, Any], policy: Policy) -> dict[str, Any]:
     from robolearn.sim.randomization import load_dynamics_preset
+    from robolearn.sim.visual import load_visual_preset
 
     kwargs = {"randomization": load_dynamics_preset(key.env_id, key.dynamics),
               "pixels": pixel_config(policy) or None, **task}
+    if key.visual != "nominal":
+        kwargs["visual"] = load_visual_preset(key.env_id, key.visual)
     return kwargs | ({"render_mode": key.render} if key.render else {})
 
 
@@ -130,7 +135,8 @@ def _make_vec(key: _EnvKey, task: dict[str, Any], policy: Policy) -> gym.vector.
 def _make_single(key: _EnvKey, task: dict[str, Any], policy: Policy) -> list[gym.Env]:
     from robolearn.rollout import make_env
 
-    cfg = EnvConfig(id=key.env_id, task=dict(task), dynamics=key.dynamics, pixels=pixel_config(policy))
+    cfg = EnvConfig(id=key.env_id, task=dict(task), dynamics=key.dynamics, pixels=pixel_config(policy),
+                    visual=key.visual)
     return [make_env(cfg, render_mode=key.render) for _ in range(key.num_envs)]
 
 
@@ -142,6 +148,7 @@ def evaluate(
     num_envs: int = 8,
     dynamics: str = "nominal",
     task: dict[str, Any] | None = None,
+    visual: str = "nominal",
     video_dir: str | Path | None = None,
     videos: int = 0,
     progress: bool = True,
@@ -150,7 +157,8 @@ def evaluate(
 ) -> EvalResult:
     """Run ``episodes`` episodes (episode ``i`` reset with seed ``seed + i``) and collect outcomes.
 
-    ``dynamics`` names a preset of ``configs/dynamics/`` (``nominal``, ``randomize``, ``real-gap``);
+    ``dynamics`` names a preset of ``configs/dynamics/`` (``nominal``, ``randomize``, ``real-gap``), ``visual``
+    one of ``configs/visual/`` (``nominal``, ``train``, ``held-out``: what the cameras see);
     ``task`` holds env settings (``action_mode``...); the first ``videos`` episodes are written as MP4
     files under ``video_dir`` (only those episodes are rendered). ``batched`` steps the envs through one
     batched env (:func:`robolearn.sim.vector.make_vec_env`, physics in threads), taken from ``envs`` when
@@ -165,7 +173,7 @@ def evaluate(
     n = min(num_envs, episodes)
     render = "rgb_array" if video_dir is not None and videos > 0 else None
     task = dict(task or {})
-    key = _EnvKey(env_id, n, dynamics, repr(sorted(task.items())), repr(pixel_config(policy)), render)
+    key = _EnvKey(env_id, n, dynamics, visual, repr(sorted(task.items())), repr(pixel_config(policy)), render)
     own = envs is None and batched
     cache = EnvCache() if own else envs
     result = EvalResult(env_id)

@@ -38,6 +38,8 @@ class EnvConfig:
     """nominal, randomize (the training distribution) or real-gap (held-out stand-in for the real robot)."""
     pixels: dict[str, Any] = field(default_factory=dict)
     """Camera observations, e.g. {cameras: [front, wrist], width: 84, height: 84}."""
+    visual: str = "nominal"
+    """What the cameras see: nominal, train (visual randomization) or held-out (ranges training never samples)."""
 
 
 @dataclass
@@ -91,10 +93,13 @@ class RolloutResult:
 
 
 def make_env(cfg: EnvConfig, **kwargs: Any) -> gym.Env:
-    """A single env as ``cfg`` describes it (task settings, dynamics preset, pixels)."""
+    """A single env as ``cfg`` describes it (task settings, dynamics and visual presets, pixels)."""
     from robolearn.sim.randomization import load_dynamics_preset
+    from robolearn.sim.visual import load_visual_preset
 
     dynamics = load_dynamics_preset(cfg.id, cfg.dynamics)
+    if cfg.visual != "nominal":
+        kwargs["visual"] = load_visual_preset(cfg.id, cfg.visual)
     return gym_make(cfg.id, randomization=dynamics, pixels=cfg.pixels or None, **cfg.task, **kwargs)
 
 

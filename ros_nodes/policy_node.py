@@ -28,6 +28,16 @@ ms, missed periods, inference and observation-to-command latency percentiles in 
 (:mod:`robolearn.ros_nodes.inline_safety`; ``safety_node`` then runs as a monitor), and the node subscribes to
 observations only once the monitor has been heard. Each ``action`` carries the ``_stamp`` / ``_episode`` /
 ``_step`` of the observation it answers.
+
+A policy that reads camera images (``pixels/<camera>`` keys) gets them from ``image/<camera>``
+(``sensor_msgs/Image``, rgb8 / bgr8) or ``image/<camera>/compressed`` (``sensor_msgs/CompressedImage``, jpeg / png;
+remap either to a camera driver's topic), decoded and resized to its input size
+(:class:`~robolearn.ros_nodes.image_sync.CameraInputs`). Each observation is paired by header stamp with each
+camera's newest frame within ``max_image_age`` s of it; without one (missing, stale) the node sends no command
+(none from the timer either, and the chunk queue is emptied) until images come back, so the safety node's
+watchdog takes over; those periods, refused images by reason, and decode / resize times are in
+``policy/timing`` under ``vision``. Only the keys the policy reads are fed to it (a pixel policy built on
+proprioception + images never sees the observation topic's privileged object state).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from robolearn.rl.devices import check_device
 from robolearn.ros_nodes.convert import MessageError, action_msg, clock_sec, parse_action, parse_observation
 from robolearn.ros_nodes.embodiments import embodiment_for
 from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.image_sync import CameraInputs, pixel_shapes
 from robolearn.ros_nodes.inline_safety import InlineSafety
 from robolearn.ros_nodes.policy_runner import LoopStats, PolicyRunner
 from robolearn.ros_nodes.remote_policy import RemotePolicy, load_policy
@@ -53,6 +64,7 @@ from robolearn.ros_nodes.rosenv import GcPauses, declare_parameters, require_rcl
 require_rclpy()
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 
 PARAMETERS = {
@@ -89,6 +101,8 @@ PARAMETERS = {
     "wait_for_listener": (True, "take observations only once the command topic has a subscriber (the safety "
                                 "node or the robot): a robot that waits for its subscribers then starts no "
                                 "episode while discovery still drops its commands"),
+    "max_image_age": (0.1, "a pixel policy's images: the largest distance (s) between a frame's header stamp and "
+                           "the observation's it is paired with; without such a frame no command goes out"),
     "gc_freeze": (True, "after start-up, move every live object to the collector's permanent generation (full "
                         "collections then do not rescan the imported modules and the policy)"),
 }
@@ -109,6 +123,14 @@ class PolicyNode(Node):
         self.embodiment = embodiment or embodiment_for(p["env_id"])
         self.adapter = self.embodiment.make_adapter(p["env_id"])
         self.policy, self.remote = self._load_policy()
+        shapes = dict(getattr(self.policy, "shapes", None) or {})
+        self.input_keys: list[str] | None = [k for k in shapes if not k.startswith("pixels/")] if shapes else None
+        """The state keys fed to the policy (None: every key of the observation, a policy that does not say)."""
+        sizes = pixel_shapes(shapes)
+        self.cameras = CameraInputs(sizes, float(p["max_image_age"])) if sizes else None
+        """The camera frames of a pixel policy (None: it reads no images)."""
+        self.blind = False
+        """The newest observation found no fresh image: nothing is sent until one does."""
         replan_every = int(p["replan_every"])
         reserve = bool(p["reserve"]) and hasattr(self.policy, "predict_ahead")
         if reserve:  # chunks carry the whole predicted horizon; Ta of them are executed, the rest kept in reserve
@@ -182,6 +204,10 @@ class PolicyNode(Node):
         self.create_subscription(Bool, "intervention", lambda m: setattr(self, "intervention", bool(m.data)),
                                  QoSProfile(depth=1))
         self.create_subscription(Float64MultiArray, "teleop/action", self.on_teleop, QoSProfile(depth=1))
+        for camera in self.cameras.sizes if self.cameras is not None else ():
+            for msg_type, topic in ((Image, f"image/{camera}"), (CompressedImage, f"image/{camera}/compressed")):
+                self.create_subscription(msg_type, topic, lambda m, c=camera: self.cameras.add(c, m),
+                                         qos_profile_sensor_data)
         self.create_timer(1.0, self.report)
 
     def when_heard(self) -> None:
@@ -205,22 +231,44 @@ class PolicyNode(Node):
     def on_obs(self, msg: Any) -> None:
         """An observation: queue it for the policy, and answer it with this period's command."""
         try:
-            obs, meta = parse_observation(msg)
+            measured, meta = parse_observation(msg)
+            missing = [k for k in self.input_keys or () if k not in measured]
+            if missing:
+                raise MessageError(f"observation lacks {missing}, which the policy reads; it has {sorted(measured)}")
         except MessageError as err:
             self.get_logger().warning(f"ignored observation: {err}", throttle_duration_sec=1.0)
+            return
+        obs = measured if self.input_keys is None else {k: measured[k] for k in self.input_keys}
+        if self.cameras is not None and not self.see(obs, meta["stamp"]):
             return
         t = time.perf_counter()
         if self.obs_time:
             self.obs_dt += 0.1 * (t - self.obs_time - self.obs_dt)
-        self.joint_pos, self.obs_time, self.meta = obs.get("joint_pos"), t, meta
+        self.joint_pos, self.obs_time, self.meta = measured.get("joint_pos"), t, meta
         self.obs_count += 1
         if self.guard is not None:
-            self.guard.update(obs)
+            self.guard.update(measured)
         self.runner.push(obs, meta, wake=False)  # before this step's pop: a chunk from it skips that action
         self.send("observation")
         if self.p["act_in_callback"] and self.runner.act_now():  # one-action chunks: this observation's action
             self.send("chunk")
         self.runner.wake()  # inference starts after this step's command is out
+
+    def see(self, obs: dict[str, np.ndarray], stamp: float) -> bool:
+        """Add the cameras' frames paired with the observation stamped ``stamp`` (s) to ``obs``; False (no
+        command this period, the queued actions dropped) when a camera has none fresh enough."""
+        frames = self.cameras.pick(stamp)
+        if frames is None:
+            if not self.blind:
+                self.get_logger().warning(f"no image within {self.cameras.max_age:g} s of the observation: no "
+                                          f"command until one comes ({self.cameras.summary()})",
+                                          throttle_duration_sec=1.0)
+            self.blind = True
+            self.runner.clear()
+            return False
+        self.blind = False
+        obs.update(frames)
+        return True
 
     def on_timer(self) -> None:
         """Publish on the clock only when observations do not drive the loop (slower than the control
@@ -236,6 +284,9 @@ class PolicyNode(Node):
         timer, publish when a period has passed since the last command.
         """
         t, period, stats = time.perf_counter(), self.period, self.stats
+        if self.blind or (source == "timer" and self.cameras is not None
+                          and self.cameras.newest_age(clock_sec(self)) > self.cameras.max_age + self.period):
+            return  # no fresh image: the watchdog's fallback, not actions planned from old frames
         if source == "timer" or self.obs_dt < 0.75 * period:
             gap = 0.75 * period if source == "timer" else period - 0.5 * self.obs_dt
             if stats.last is not None and t - stats.last < gap:
@@ -292,6 +343,8 @@ class PolicyNode(Node):
         if runner.reserve:
             summary["reserve_used"] = runner.reserve_used
         summary["gc"] = self.gc_pauses.summary()
+        if self.cameras is not None:
+            summary["vision"] = self.cameras.summary() | {"inputs": sorted(self.input_keys or []) + self.cameras.keys}
         if self.guard is not None:
             summary["safety"] = self.guard.summary()
         if runner.error:

@@ -142,6 +142,15 @@ class PolicyRunner:
                 return self._reserve.popleft()
             return None
 
+    def clear(self) -> None:
+        """Drop the queued actions, the reserve and the waiting observation (the node went blind: what was
+        planned from older images is not sent later); the next observation starts a fresh chunk."""
+        with self._lock:
+            self._queue.clear()
+            self._reserve.clear()
+            self._latest = None
+            self._executed = self._chunk_len = 0
+
     def stop(self) -> None:
         self._stop = True
         self._event.set()

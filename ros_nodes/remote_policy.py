@@ -61,7 +61,9 @@ def _serve(conn: Connection, spec: str, env_id: str, noise: float, seed: int, pr
     except Exception as err:  # noqa: BLE001  (sent to the parent, which raises it)
         conn.send(("error", f"{type(err).__name__}: {err}"))
         return
-    conn.send(("ready", {op: hasattr(policy, op) for op in (*OPTIONAL, "prepare", "predict_ahead")}))
+    shapes = {k: tuple(int(n) for n in v) for k, v in (getattr(policy, "shapes", None) or {}).items()}
+    has = {op: hasattr(policy, op) for op in (*OPTIONAL, "prepare", "predict_ahead")}
+    conn.send(("ready", has | {"shapes": shapes}))
     prepare = prepare and hasattr(policy, "prepare")
     while True:
         try:
@@ -122,6 +124,8 @@ class RemotePolicy:
                 setattr(self, op, lambda obs, op=op: self._call(op, obs))
         if value.get("predict_ahead"):  # the proxy has predict_ahead exactly when the policy does
             self.predict_ahead = lambda: self._call("predict_ahead")
+        self.shapes: dict[str, tuple[int, ...]] = value.get("shapes") or {}
+        """The served policy's observation keys and per-frame shapes (empty when it does not say)."""
         self.prepares = bool(prepare and value.get("prepare"))
         """The served policy's ``prepare`` runs in the child after each ``act``."""
 

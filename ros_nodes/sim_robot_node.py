@@ -9,7 +9,11 @@ command it received, and publishes what a robot would:
 * ``observation`` (``std_msgs/Float64MultiArray``, sensor-data QoS): the full observation, including the
   simulator's privileged object state (layout in :mod:`robolearn.ros_nodes.convert`);
 * ``odom`` (``nav_msgs/Odometry``) and ``imu`` (``sensor_msgs/Imu``) for the quadrotor;
-* ``image/<camera>`` (``sensor_msgs/Image``, rgb8) when ``camera`` is set;
+* ``image/<camera>`` (``sensor_msgs/Image``, rgb8) for each of ``camera`` (comma-separated names), or with
+  ``image_format`` jpeg / png ``image/<camera>/compressed`` (``sensor_msgs/CompressedImage``), published before
+  the observation of the same step and with its stamp; the frame is the task's ``pixels/<camera>`` observation
+  when the task renders it (``task: {"pixels": ...}``, with its visual randomization), else rendered at
+  ``image_size``;
 * ``episode`` (``std_msgs/String``, reliable): one JSON line per finished episode
   (``episode``, ``success``, ``return``, ``length``), and ``{"done": true}`` after ``episodes``.
 
@@ -44,6 +48,7 @@ from typing import Any
 
 from robolearn.ros_nodes.convert import clock_sec, image_msg, joint_state_msg, observation_msg
 from robolearn.ros_nodes.embodiments.base import Embodiment
+from robolearn.ros_nodes.images import COMPRESSED_FORMATS, compressed_image_msg
 from robolearn.ros_nodes.rosenv import declare_parameters, require_rclpy, run_node
 from robolearn.ros_nodes.safety import Command
 from robolearn.ros_nodes.safety_params import state_qos
@@ -58,7 +63,7 @@ from rclpy.qos import (  # noqa: E402
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import Image, JointState  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -78,8 +83,11 @@ PARAMETERS = {
     "episode_steps": (0, "steps per episode unless the task ends it (0: the task's own limit); a long one "
                          "keeps the twin from re-placing the robot mid-experiment"),
     "step_hz": (0.0, "wall-clock stepping rate, Hz (0: the task's control rate, real time)"),
-    "camera": ("", "publish image/<camera> from this named camera ('' : none)"),
-    "image_size": (128, "camera frame width and height, pixels"),
+    "camera": ("", "publish image/<camera> for these named cameras, comma-separated ('' : none)"),
+    "image_size": (128, "camera frame width and height, pixels (a task that renders pixels/<camera> sets its own)"),
+    "image_format": ("raw", "raw (sensor_msgs/Image rgb8 on image/<camera>), jpeg or png (CompressedImage on "
+                            "image/<camera>/compressed)"),
+    "jpeg_quality": (90, "JPEG quality 1-100 (image_format jpeg)"),
     "start_delay": (0.5, "seconds to wait before the first episode (lets subscribers connect)"),
     "wait_for_subscribers": (0, "after start_delay, also wait until 'observation' has this many subscribers"),
     "wait_for_commander": (True, "after start_delay, also wait until the command topic has a publisher (the "
@@ -110,8 +118,7 @@ class SimRobotNode(Node):
         self.obs_pub = self.create_publisher(Float64MultiArray, "observation", qos_profile_sensor_data)
         self.js_pub = self.create_publisher(JointState, "joint_states", JOINT_STATES_QOS)
         self.ep_pub = self.create_publisher(String, "episode", QoSProfile(depth=50))
-        self.img_pub = (self.create_publisher(Image, f"image/{p['camera']}", qos_profile_sensor_data)
-                        if p["camera"] else None)
+        self.img_pubs = self._image_publishers(p["camera"], p["image_format"])
         self.extra_publish: Callable[[dict, float], None] | None = emb.twin_outputs(self)
         self.command_topics = [emb.command_topic]
         self.create_subscription(adapter.msg_type(), emb.command_topic, self.on_command, QoSProfile(depth=1))
@@ -134,6 +141,21 @@ class SimRobotNode(Node):
         self._start = self.create_timer(0.05, self.begin)
         self.get_logger().info(f"sim_robot: {p['env_id']} at {self.rate:g} Hz wall "
                                f"({self.robot.env.control_hz:g} Hz sim)")
+
+    def _image_publishers(self, cameras: str, fmt: str) -> dict[str, Any]:
+        """A publisher per named camera: Image on ``image/<camera>``, or CompressedImage on its ``/compressed``."""
+        if fmt not in ("raw", *COMPRESSED_FORMATS):
+            raise ValueError(f"image_format must be raw, jpeg or png, got {fmt!r}")
+        names = [c.strip() for c in cameras.split(",") if c.strip()]
+        model = self.robot.env.model
+        known = [model.camera(i).name for i in range(model.ncam)]
+        unknown = [c for c in names if c not in known]
+        if unknown:
+            raise ValueError(f"camera {unknown} not in {self.p['env_id']}; it has {known}")
+        if fmt == "raw":
+            return {c: self.create_publisher(Image, f"image/{c}", qos_profile_sensor_data) for c in names}
+        return {c: self.create_publisher(CompressedImage, f"image/{c}/compressed", qos_profile_sensor_data)
+                for c in names}
 
     def take(self, cmd: Command) -> None:
         """Apply ``cmd`` from the next step on (a newer one replaces it) if the guard admits it."""
@@ -227,17 +249,26 @@ class SimRobotNode(Node):
             self.rearm_safety(robot.episode)
 
     def publish(self) -> None:
-        """The observation, joint states, camera frame and the embodiment's extra state, stamped now."""
+        """The camera frames, then the observation, joint states and the embodiment's extra state, stamped now
+        (frames first, so that a policy pairing them with the observation finds them there)."""
         robot, now = self.robot, clock_sec(self)
+        self.publish_images(now)
         self.obs_pub.publish(observation_msg(robot.obs, now, robot.episode, robot.step_count))
         joints = robot.joints()
         if joints is not None:
             self.js_pub.publish(joint_state_msg(*joints, now))
-        if self.img_pub is not None:
-            size, camera = int(self.p["image_size"]), self.p["camera"]
-            self.img_pub.publish(image_msg(robot.env.render_camera(camera, size, size), now, camera))
         if self.extra_publish is not None:
             self.extra_publish(robot.obs, now)
+
+    def publish_images(self, now: float) -> None:
+        """Each camera's frame (the task's ``pixels/<camera>`` when it renders one), stamped ``now``."""
+        size, fmt = int(self.p["image_size"]), self.p["image_format"]
+        for camera, pub in self.img_pubs.items():
+            frame = self.robot.obs.get(f"pixels/{camera}")
+            if frame is None:
+                frame = self.robot.env.render_camera(camera, size, size)
+            pub.publish(image_msg(frame, now, camera) if fmt == "raw" else
+                        compressed_image_msg(frame, now, camera, fmt, int(self.p["jpeg_quality"])))
 
     def rearm_safety(self, episode: int) -> None:
         """Clear a trip of the previous episode (logged with its reason) now that this one has started."""

@@ -23,6 +23,7 @@ from robolearn.core.config import from_dict
 from robolearn.core.protocols import Feature
 from robolearn.sim.pixels import PixelConfig, PixelRenderer
 from robolearn.sim.randomization import DomainRandomizer, RandomizationConfig
+from robolearn.sim.visual import VisualConfig, VisualRandomizer
 
 
 class ActionError(ValueError):
@@ -53,8 +54,9 @@ class MujocoTaskEnv(gym.Env):
     Boxes are added to it here when ``pixels`` names cameras).
 
     Every task accepts ``randomization`` (a :class:`RandomizationConfig` or dict: per-episode dynamics,
-    latency, observation noise and pushes, reported in the reset ``info["randomization"]``) and
-    ``pixels`` (a :class:`PixelConfig` or dict).
+    latency, observation noise and pushes, reported in the reset ``info["randomization"]``), ``pixels`` (a
+    :class:`PixelConfig` or dict) and ``visual`` (a :class:`~robolearn.sim.visual.VisualConfig` or dict: lighting,
+    colours, camera poses, image noise and blur, reported in the reset ``info["visual"]``; physics untouched).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -70,6 +72,7 @@ class MujocoTaskEnv(gym.Env):
         self, render_mode: str | None = None, camera: str = "front", width: int = 256, height: int = 256,
         randomization: RandomizationConfig | dict[str, Any] | None = None,
         pixels: PixelConfig | dict[str, Any] | None = None,
+        visual: VisualConfig | dict[str, Any] | None = None,
     ):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -96,8 +99,14 @@ class MujocoTaskEnv(gym.Env):
             randomization = from_dict(RandomizationConfig, randomization or {}, "randomization")
         if not isinstance(pixels, PixelConfig):
             pixels = from_dict(PixelConfig, pixels or {}, "pixels")
+        if not isinstance(visual, VisualConfig):
+            visual = from_dict(VisualConfig, visual or {}, "visual")
+        if visual.active and pixels.randomize:
+            raise ValueError("pixels.randomize and visual both change the look; drop pixels.randomize (visual "
+                             "covers it)")
         self.randomizer = DomainRandomizer(self.model, randomization, self.push_body)
         self.pixels = PixelRenderer(self.model, pixels)
+        self.visual = VisualRandomizer(self.model, visual)
 
     @property
     def observation_space(self) -> gym.spaces.Dict:
@@ -147,11 +156,14 @@ class MujocoTaskEnv(gym.Env):
         mujoco.mj_resetData(self.model, self.data)
         sampled = self.randomizer.sample(self.np_random)
         self.pixels.randomize(self.np_random)
+        self.visual.reseed(seed)  # its own generator: np_random is drawn from as without it
+        look = self.visual.sample()
         info = self._reset_task(self.np_random)
         mujoco.mj_forward(self.model, self.data)
         self._clip_count = 0
         self._elapsed = 0
-        return self._observe(), {**info, "is_success": False, "action_clip_count": 0, "randomization": sampled}
+        return self._observe(), {**info, "is_success": False, "action_clip_count": 0, "randomization": sampled,
+                                 "visual": look}
 
     def step(self, action):
         self.pre_step(action)
@@ -219,7 +231,7 @@ class MujocoTaskEnv(gym.Env):
         """The task observation with randomized noise/bias, plus camera frames."""
         obs = self._observation()
         self.randomizer.perturb_observation(obs, self.np_random)
-        obs.update(self.pixels.render(self.data))
+        obs.update(self.visual.process(self.pixels.render(self.data)))
         return obs
 
     # ----------------------------------------------------------------- rendering

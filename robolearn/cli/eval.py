@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=10_000, help="episode i resets with seed + i")
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped in lockstep (batched act)")
     parser.add_argument("--dynamics", default="nominal", help="nominal, randomize or real-gap")
+    parser.add_argument("--visual", default="nominal",
+                        help="what the cameras see (configs/visual/<task>.yaml): nominal, train or held-out")
     parser.add_argument("--scheduler", choices=["ddpm", "ddim", "dpmsolver"], help="diffusion sampler")
     parser.add_argument("--steps", type=int, help="diffusion denoising steps")
     parser.add_argument("--video", type=int, default=0, help="record the first N episodes as MP4")
@@ -61,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     check_observation_keys(policy, args.env, args.policy)
     out = Path(args.out) if args.out else default_out(args.policy)
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the episodes
-    name = f"{args.env.split('/')[-1]}-{args.dynamics}"
+    name = f"{args.env.split('/')[-1]}-{args.dynamics}" + (f"-{args.visual}" if args.visual != "nominal" else "")
     options = {"episodes": args.episodes, "seed": args.seed, "num_envs": args.num_envs, "dynamics": args.dynamics,
+               "visual": args.visual,
                "video_dir": out / name if args.video else None, "videos": args.video}
     if args.ray:
         from robolearn.dist.evaluate import evaluate_ray
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = evaluate(policy, args.env, **options)
     print(result.summary())
-    record = {"env": args.env, "dynamics": args.dynamics, "policy": str(args.policy), **result.scalars(),
+    record = {"env": args.env, "dynamics": args.dynamics, "visual": args.visual, "policy": str(args.policy),
+              **result.scalars(),
               "episodes": result.episodes, "successes": int(sum(result.successes)),
               "videos": [str(v) for v in result.videos]}
     (out / f"{name}.json").write_text(json.dumps(record, indent=2))

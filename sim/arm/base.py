@@ -82,7 +82,8 @@ class PandaTaskEnv(MujocoTaskEnv):
 
     def __init__(self, config: ArmTaskConfig | dict[str, Any] | None = None, render_mode: str | None = None,
                  camera: str = "front", width: int = 256, height: int = 256,
-                 randomization: Any = None, pixels: Any = None, **overrides: Any):
+                 randomization: Any = None, pixels: Any = None, visual: Any = None,
+                 **overrides: Any):
         cfg = config if isinstance(config, ArmTaskConfig) else from_dict(ArmTaskConfig, dict(config or {}))
         if overrides:
             from robolearn.core.config import to_dict
@@ -93,7 +94,7 @@ class PandaTaskEnv(MujocoTaskEnv):
         self.terminate_on_success = cfg.terminate_on_success
         self.reward_scales = dict(cfg.reward_scales)
         super().__init__(render_mode=render_mode, camera=camera, width=width, height=height,
-                         randomization=randomization, pixels=pixels)
+                         randomization=randomization, pixels=pixels, visual=visual)
         m = self.model
         self._arm_qpos = np.array([m.joint(j).qposadr[0] for j in panda.ARM_JOINTS])
         self._arm_dof = np.array([m.joint(j).dofadr[0] for j in panda.ARM_JOINTS])

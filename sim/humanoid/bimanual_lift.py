@@ -79,13 +79,14 @@ class G1BimanualLiftEnv(MujocoTaskEnv):
 
     def __init__(self, config: G1BimanualLiftConfig | dict[str, Any] | None = None, render_mode: str | None = None,
                  camera: str = "front", width: int = 256, height: int = 256, randomization: Any = None,
-                 pixels: Any = None, **overrides: Any):
+                 pixels: Any = None, visual: Any = None,
+                 **overrides: Any):
         self.cfg = make_config(G1BimanualLiftConfig, config, overrides, "G1BimanualLift")
         self.control_hz, self.physics_hz = self.cfg.control_hz, self.cfg.physics_hz
         self.terminate_on_success = self.cfg.terminate_on_success
         self.reward_scales = dict(self.cfg.reward_scales)
         super().__init__(render_mode=render_mode, camera=camera, width=width, height=height,
-                         randomization=randomization, pixels=pixels)
+                         randomization=randomization, pixels=pixels, visual=visual)
         m = self.model
         self.arm = JointIndex.of(m, ARM_JOINTS)
         self.all = JointIndex.of(m, g1_model.ALL_JOINTS)

@@ -73,7 +73,8 @@ class G1PushRecoveryEnv(MujocoTaskEnv):
 
     def __init__(self, config: G1PushRecoveryConfig | dict[str, Any] | None = None, render_mode: str | None = None,
                  camera: str = "front", width: int = 256, height: int = 256, randomization: Any = None,
-                 pixels: Any = None, **overrides: Any):
+                 pixels: Any = None, visual: Any = None,
+                 **overrides: Any):
         self.cfg = make_config(G1PushRecoveryConfig, config, overrides, "G1PushRecovery")
         c = self.cfg
         if c.push_force < 0 or c.push_duration < 0 or not 0 < c.push_interval[0] <= c.push_interval[1]:
@@ -83,7 +84,7 @@ class G1PushRecoveryEnv(MujocoTaskEnv):
         self.reward_scales = dict(c.reward_scales)
         self.push_force, self.push_duration, self.push_interval = c.push_force, c.push_duration, c.push_interval
         super().__init__(render_mode=render_mode, camera=camera, width=width, height=height,
-                         randomization=randomization, pixels=pixels)
+                         randomization=randomization, pixels=pixels, visual=visual)
         m = self.model
         self.joints = JointIndex.of(m, g1_model.ALL_JOINTS)
         self._stand = g1_model.stand_qpos()

@@ -99,7 +99,8 @@ class QuadTaskEnv(MujocoTaskEnv):
 
     def __init__(self, config: QuadTaskConfig | dict[str, Any] | None = None, render_mode: str | None = None,
                  camera: str = "track", width: int = 256, height: int = 256, randomization: Any = None,
-                 pixels: Any = None, **overrides: Any):
+                 pixels: Any = None, visual: Any = None,
+                 **overrides: Any):
         cls = self.config_class
         cfg = config if isinstance(config, cls) else from_dict(cls, dict(config or {}), f"{type(self).__name__}")
         if overrides:
@@ -113,7 +114,7 @@ class QuadTaskEnv(MujocoTaskEnv):
         self.dynamics = QuadDynamics.nominal(self.params)
         self.wind = WindModel(cfg.wind_mean_max, cfg.wind_gust_max, cfg.wind_gust_rate)
         super().__init__(render_mode=render_mode, camera=camera, width=width, height=height,
-                         randomization=randomization, pixels=pixels)
+                         randomization=randomization, pixels=pixels, visual=visual)
         m = self.model
         self._body = m.body(BODY).id
         self._motors = np.array([m.actuator(n).id for n in MOTORS])
