@@ -86,7 +86,7 @@ def method_config(pipeline: Any, method: str, args: argparse.Namespace, seed: in
     if method == "rlpd":  # RLPD: SAC from scratch, LayerNorm, a 10-critic ensemble, the same UTD and data
         settings["learner"] = {**settings.get("learner", {}), "algo": "sac", "num_critics": 10,
                                "actor_lr": 3e-4, "zero_init_actor": False}
-    if method == "rlpd" or (method == "dsrl-na" and args.na_demos):
+    if pipeline.trains_base and (method == "rlpd" or (method == "dsrl-na" and args.na_demos)):
         settings["demos"] = str(pipeline.layout.data)
     if args.quick:
         settings.update(random_steps=500, critic_warmup_updates=100, eval_envs=4)
@@ -260,11 +260,28 @@ def report(rows: list[dict[str, Any]], methods: list[str], variants: dict[str, f
             print(f"{'':<10} reaches {level:.2f}: {_steps(mine)}; RLPD: {_steps(rlpd)} ({ratio})")
 
 
+PRESETS = Path(__file__).resolve().parents[1] / "configs" / "pipelines"
+"""The pipeline presets ``--task`` chooses from."""
+
+
+def preset_for_task(env_id: str, presets: Path = PRESETS) -> Path:
+    """The pipeline preset in ``presets`` whose task is ``env_id`` (one line naming the tasks that have one)."""
+    from robolearn.core.config import load_config
+    from robolearn.pipeline.config import PipelineConfig
+
+    found = {load_config(PipelineConfig, path).env_id: path for path in sorted(presets.glob("*.yaml"))}
+    if env_id not in found:
+        raise ValueError(f"--task {env_id}: no pipeline preset in {presets} runs it; choose from {', '.join(found)}")
+    return found[env_id]
+
+
 def parse_args() -> argparse.Namespace:
     """The command line, with the ``--quick`` settings applied and checked."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", default="configs/pipelines/panda_lift.yaml",
                    help="pipeline preset whose run directory holds the base (base/) and demonstrations (data/)")
+    p.add_argument("--task", default="",
+                   help="a task id: the pipeline preset in configs/pipelines/ on that task (instead of --pipeline)")
     p.add_argument("--pipeline-set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="dotted overrides of the pipeline preset, as `robolearn pipeline` takes them: "
                         "run_dir=runs/pipeline-b5k reads the base and data of a pipeline run made with them")
@@ -294,6 +311,11 @@ def parse_args() -> argparse.Namespace:
         args.steps, args.eval_every, args.eval_episodes = 3_000, 1_000, 8
         args.rlpd_steps = args.rlpd_steps or args.steps
     args.rlpd_steps = args.rlpd_steps or 3 * args.steps
+    if args.task:
+        try:
+            args.pipeline = str(preset_for_task(args.task))
+        except ValueError as err:
+            p.error(str(err))
     for method in METHODS:
         method_overrides(args.set, method)  # a malformed --set fails here, not in a worker hours later
     if args.rlpd_steps < args.steps:
@@ -311,11 +333,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     from robolearn.core.config import load_config
-    from robolearn.pipeline.config import PipelineConfig
+    from robolearn.pipeline.config import PipelineConfig, base_spec
 
     pipeline = load_config(PipelineConfig, Path(args.pipeline), args.pipeline_set)
     layout = pipeline.layout
-    if not layout.base.is_dir() or not layout.data.is_dir():
+    if pipeline.trains_base and (not layout.base.is_dir() or not layout.data.is_dir()):
         raise SystemExit(f"{layout.root} has no base/ and data/: run `robolearn pipeline {args.pipeline} "
                          f"{' '.join(args.pipeline_set)}` (or make demo) first")
     variants = {}
@@ -335,12 +357,12 @@ def main() -> int:
     else:
         jobs = [(args.pipeline, m, s, vars(args)) for m in order for s in args.seeds]
         where = f"as Ray tasks ({args.ray})" if args.ray else f"{args.jobs} at a time"
-        print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {where}; base {layout.base}",
-              flush=True)
+        print(f"{len(jobs)} runs of {args.steps} env steps (RLPD {args.rlpd_steps}), {where}; "
+              f"base {base_spec(pipeline)}", flush=True)
         rows = map_jobs(run_one, jobs, args.jobs, args.ray)
         (out / "results.json").write_text(json.dumps(rows, indent=1))
     report(rows, args.methods, variants, args.rlpd_steps)
-    title = f"{pipeline.env_id}: base {layout.base} ({base_success:.0%})"
+    title = f"{pipeline.env_id}: base {base_spec(pipeline)} ({base_success:.0%})"
     plot(rows, args.methods, out / "refine_sample_efficiency.png", title, args.steps)
     print(f"plot: {out / 'refine_sample_efficiency.png'}")
     return 0
