@@ -110,9 +110,38 @@ def hil_sources(cfg: HILConfig) -> HILSources:
         finally:
             probe.close()
 
+    collector = functools.partial(hil_collector, cfg) if cfg.runner == "ray" else None
     return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id, cfg.device_torch),
                       sim_human=lambda n: sim_human(cfg.sim_human, cfg.env_id, n),
-                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info)
+                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info, make_collector=collector)
+
+
+def hil_actor_parts(cfg: HILConfig, index: int) -> tuple[Any, Any, Any]:
+    """What Ray actor ``index`` of a HIL run builds from the config: the intervention wrapper (the residual
+    around a fresh base, with a simulated person of its own) over ``cfg.num_envs`` envs on the CPU, the mode's
+    sink, a snapshot of the actor; seeded for that actor."""
+    from dataclasses import replace
+
+    from robolearn.hil.modes import ModeSink, mode_spec
+    from robolearn.hil.run import make_env
+    from robolearn.refine.acting import SnapshotActing
+
+    offset = 10_007 * (index + 1)
+    local = replace(cfg, runner="sync", device_torch="cpu", seed=cfg.seed + offset,
+                    sim_human=replace(cfg.sim_human, seed=cfg.sim_human.seed + offset))
+    env = make_env(local, hil_sources(local))
+    lc = cfg.learner
+    acting = SnapshotActing(env.obs_shapes, env.action_dim, lc.hidden, lc.algo == "sac", lc.exploration_noise,
+                            local.seed + 17)
+    return env, ModeSink(mode_spec(cfg.mode), env.num_envs, cfg.n_step, lc.gamma), acting
+
+
+def hil_collector(cfg: HILConfig, run: Path) -> Any:
+    """The Ray actors' collector of a HIL run (:class:`robolearn.dist.actors.RayCollector`)."""
+    from robolearn.dist.actors import RayCollector
+
+    return RayCollector(functools.partial(hil_actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
+                        cfg.ray_address)
 
 
 def _control_hz(env_id: str) -> float:

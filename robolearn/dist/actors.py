@@ -166,17 +166,11 @@ class RayCollector:
 
     def collect(self, acting: Acting, uniform: bool, deterministic: bool) -> list[Collected]:
         """Send fresh weights, keep a call in flight per actor, return the steps of the calls that finished
-        (waits up to a second for one)."""
+        (waits up to a second for one). An actor that delivered is sent its next call before its steps are
+        returned, so it steps while the learner updates on them."""
         ray = self._ray
         self._sync(acting)
-        busy, now = set(self.inflight.values()), time.monotonic()
-        for i, handle in enumerate(self.handles):
-            if i in busy or i in self.dead or now < self._retry_at[i]:
-                continue
-            weights = self._weights if self._sent[i] != self._version else None
-            ref = handle.collect.remote(self.chunk, weights, self._version, self._reset[i], uniform, deterministic)
-            self._sent[i], self._reset[i] = self._version, None
-            self.inflight[ref] = i
+        self._submit(uniform, deterministic)
         ready, rest = ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
         if ready and rest:
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
@@ -187,14 +181,26 @@ class RayCollector:
                 pid, steps = ray.get(ref)
             except ray.exceptions.ActorUnavailableError:  # restarting (or unreachable): send the call again soon
                 self._suspect[i] = self._suspect[i] or self._per_call[i] or self.chunk  # the first is the lost one
-                self._sent[i], self._retry_at[i] = -2, now + 0.5
+                self._sent[i], self._retry_at[i] = -2, time.monotonic() + 0.5
                 continue
             except ray.exceptions.RayActorError as err:
                 self._fault(i, err)
                 continue
             self._delivered(i, pid, steps)
             out += steps
+        self._submit(uniform, deterministic)
         return out
+
+    def _submit(self, uniform: bool, deterministic: bool) -> None:
+        """A call to every live actor without one in flight (the weights when it has not got this version)."""
+        busy, now = set(self.inflight.values()), time.monotonic()
+        for i, handle in enumerate(self.handles):
+            if i in busy or i in self.dead or now < self._retry_at[i]:
+                continue
+            weights = self._weights if self._sent[i] != self._version else None
+            ref = handle.collect.remote(self.chunk, weights, self._version, self._reset[i], uniform, deterministic)
+            self._sent[i], self._reset[i] = self._version, None
+            self.inflight[ref] = i
 
     def _delivered(self, index: int, pid: int, steps: list[Collected]) -> None:
         """Book a finished call. A new process id means the actor died and Ray restarted it (it reset its envs):

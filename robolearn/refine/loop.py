@@ -3,7 +3,10 @@
 ``train(cfg, sources)`` is what ``robolearn refine``, the pipeline, the bench and the tests call; the method
 (``cfg.method``, a key of :data:`~robolearn.refine.methods.METHODS`) supplies the wrapper, the learner and the
 offline data; refinement adds uniform warm-up actions, n-step transitions of the executed action into the
-online buffer, RLPD sampling with the offline buffer and the critic warm-up. Env steps count single-env
+online buffer, RLPD sampling with the offline buffer and the critic warm-up. ``cfg.runner`` says where the
+envs step: in this process (``sync``) or in ``cfg.actors`` Ray actors that rebuild the wrapper and base from
+the config (``ray``, the collector ``sources.make_collector`` makes; :mod:`robolearn.dist.actors`), the learner,
+its replay and checkpoints staying here either way. Env steps count single-env
 transitions (a DSRL wrapper step executes ``Ta`` of them per env). The run directory holds ``config.yaml``,
 ``metrics.jsonl`` (one JSON line per evaluation), TensorBoard events (when tensorboard is installed),
 ``checkpoints/`` (atomic, see :mod:`robolearn.rl.checkpoint`) and ``policy/`` (the refined policy,

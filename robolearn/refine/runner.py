@@ -149,7 +149,10 @@ class OffPolicyLoop:
         self._ckpt_updates = self.backend.updates
         bar = tqdm(total=s.total_env_steps, initial=self.env_steps, disable=not self.progress, unit="step")
         try:
+            t0 = time.perf_counter()
             self.collector.start(s.seed + self.env_steps)
+            if not isinstance(self.collector, LocalCollector):  # actors elsewhere: what starting them cost
+                self.log.write(self.env_steps, {"perf/collector_start_s": time.perf_counter() - t0})
             while self.env_steps < s.total_env_steps and not (self.should_stop and self.should_stop()):
                 tick = time.monotonic()
                 if s.evaluate and self.env_steps >= self.counters["next_eval"]:
