@@ -60,8 +60,8 @@ class CollectorActor:
         self.obs: dict[str, Any] | None = None
 
     def where(self) -> dict[str, Any]:
-        """This actor's process id and Ray node id."""
-        return {"pid": os.getpid(), "node": node_id(), "index": self.index}
+        """This actor's process id, Ray node id, index and number of envs."""
+        return {"pid": os.getpid(), "node": node_id(), "index": self.index, "num_envs": self.env.num_envs}
 
     def collect(self, steps: int, weights: dict[str, Any] | None, version: int, reset_seed: int | None,
                 uniform: bool, deterministic: bool) -> tuple[int, list[Collected]]:
@@ -138,8 +138,13 @@ class RayCollector:
             self.stop()
             raise RuntimeError(f"{self.count} Ray actors (one CPU each) did not start in {START_TIMEOUT_S:.0f} s "
                                f"on a cluster of {cpus:g} CPUs: lower actors or add nodes") from err
+        except ray.exceptions.RayActorError as err:
+            self.stop()
+            raise RuntimeError(f"a Ray actor could not build its envs ({_first_line(err)}): run the config with "
+                               "runner=sync to see the error") from err
         self._seed = seed
-        self._strikes, self._per_call, self._sent = [0] * self.count, [0] * self.count, [-2] * self.count
+        self._strikes, self._sent = [0] * self.count, [-2] * self.count
+        self._per_call = [self.chunk * w["num_envs"] for w in found]  # env steps of a call, until one tells
         self._retry_at = [0.0] * self.count
         self._pid = [w["pid"] for w in found]
         self._suspect = [0] * self.count
@@ -180,7 +185,7 @@ class RayCollector:
             try:
                 pid, steps = ray.get(ref)
             except ray.exceptions.ActorUnavailableError:  # restarting (or unreachable): send the call again soon
-                self._suspect[i] = self._suspect[i] or self._per_call[i] or self.chunk  # the first is the lost one
+                self._suspect[i] = self._suspect[i] or self._per_call[i]  # the first one is the lost one
                 self._sent[i], self._retry_at[i] = -2, time.monotonic() + 0.5
                 continue
             except ray.exceptions.RayActorError as err:
@@ -226,11 +231,11 @@ class RayCollector:
     def _fault(self, index: int, err: Exception) -> None:
         """A call that failed with the actor dead (not restarting): its steps are lost (counted); after
         ``max_restarts`` such failures in a row the run goes on without the actor."""
-        lost = self._per_call[index] or self.chunk
+        lost = self._per_call[index]
         self.lost_env_steps += lost
         self._strikes[index] += 1
         self._sent[index], self._reset[index] = -2, self._actor_seed(index)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = _first_line(err)
         self.faults.append(f"actor {index} died during a call ({lost} env steps lost): {reason}")
         if self._strikes[index] > self.max_restarts:
             self.dead.add(index)
@@ -273,6 +278,11 @@ class RayCollector:
 
     def close(self) -> None:
         self.stop()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def wait_gone(ray: Any, name: str, count: int, timeout: float = 30.0) -> bool:
