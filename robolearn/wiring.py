@@ -7,7 +7,9 @@ here; a real robot or another simulator would pass its own factories instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -40,7 +42,9 @@ def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Poli
 
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
     """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics``, policies from specs (or
-    ``make_base`` for the base)."""
+    ``make_base`` for the base); with ``cfg.runner == "ray"`` the Ray actors' collector
+    (:func:`robolearn.dist.actors.refine_collector`: the actors rebuild the base from ``cfg.base``, not from
+    ``make_base``)."""
     from robolearn.sim.randomization import load_dynamics_preset
 
     task_kwargs = dict(cfg.task)
@@ -51,7 +55,34 @@ def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = N
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
         return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
 
-    return RefineSources(make_env, policy_loader(cfg.env_id, cfg.device), make_base)
+    collector = functools.partial(refine_collector, cfg) if cfg.runner == "ray" else None
+    return RefineSources(make_env, policy_loader(cfg.env_id, cfg.device), make_base, collector)
+
+
+def refine_actor_parts(cfg: RefineConfig, index: int) -> tuple[Any, Any, Any]:
+    """What Ray actor ``index`` of a refinement run builds from the config: the method's wrapper around
+    ``cfg.num_envs`` envs and a fresh base (on the CPU), n-step transitions, a snapshot of the actor; seeded
+    for that actor."""
+    from dataclasses import replace
+
+    from robolearn.refine.acting import SnapshotActing
+    from robolearn.refine.collectors import NStepSink
+    from robolearn.refine.loop import make_wrapper
+
+    seed = cfg.seed + 10_007 * (index + 1)
+    local = replace(cfg, runner="sync", device="cpu")
+    env = make_wrapper(local, refine_sources(local), cfg.num_envs, seed)
+    lc = cfg.learner
+    acting = SnapshotActing(env.obs_shapes, env.action_dim, lc.hidden, lc.algo == "sac", lc.exploration_noise, seed)
+    return env, NStepSink(env.num_envs, cfg.n_step, lc.gamma), acting
+
+
+def refine_collector(cfg: RefineConfig, run: Path) -> Any:
+    """The Ray actors' collector of a refinement run (:class:`robolearn.dist.actors.RayCollector`)."""
+    from robolearn.dist.actors import RayCollector
+
+    return RayCollector(functools.partial(refine_actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
+                        cfg.ray_address)
 
 
 def sim_human(cfg: SimHumanConfig, env_id: str, num_envs: int) -> SimHuman:
@@ -85,9 +116,38 @@ def hil_sources(cfg: HILConfig) -> HILSources:
         finally:
             probe.close()
 
+    collector = functools.partial(hil_collector, cfg) if cfg.runner == "ray" else None
     return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id, cfg.device_torch),
                       sim_human=lambda n: sim_human(cfg.sim_human, cfg.env_id, n),
-                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info)
+                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info, make_collector=collector)
+
+
+def hil_actor_parts(cfg: HILConfig, index: int) -> tuple[Any, Any, Any]:
+    """What Ray actor ``index`` of a HIL run builds from the config: the intervention wrapper (the residual
+    around a fresh base, with a simulated person of its own) over ``cfg.num_envs`` envs on the CPU, the mode's
+    sink, a snapshot of the actor; seeded for that actor."""
+    from dataclasses import replace
+
+    from robolearn.hil.modes import ModeSink, mode_spec
+    from robolearn.hil.run import make_env
+    from robolearn.refine.acting import SnapshotActing
+
+    offset = 10_007 * (index + 1)
+    local = replace(cfg, runner="sync", device_torch="cpu", seed=cfg.seed + offset,
+                    sim_human=replace(cfg.sim_human, seed=cfg.sim_human.seed + offset))
+    env = make_env(local, hil_sources(local))
+    lc = cfg.learner
+    acting = SnapshotActing(env.obs_shapes, env.action_dim, lc.hidden, lc.algo == "sac", lc.exploration_noise,
+                            local.seed + 17)
+    return env, ModeSink(mode_spec(cfg.mode), env.num_envs, cfg.n_step, lc.gamma), acting
+
+
+def hil_collector(cfg: HILConfig, run: Path) -> Any:
+    """The Ray actors' collector of a HIL run (:class:`robolearn.dist.actors.RayCollector`)."""
+    from robolearn.dist.actors import RayCollector
+
+    return RayCollector(functools.partial(hil_actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
+                        cfg.ray_address)
 
 
 def _control_hz(env_id: str) -> float:

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     for row in result.evals:
         print(f"  env steps {row['env_steps']:>7d}: success {row['success_rate']:.3f}  "
               f"return {row['mean_return']:.3f}  length {row.get('mean_length', float('nan')):.1f}")
+    for fault in result.faults:
+        print(f"  fault: {fault.splitlines()[0]}")
+    if result.actor_restarts:
+        print(f"  {result.actor_restarts} actor restarts, {result.lost_env_steps} env steps lost")
     per_10k = result.wall_s / max(result.env_steps, 1) * 1e4
     print(f"{result.env_steps} env steps in {result.wall_s:.0f} s ({per_10k:.0f} s per 10k steps), "
           f"{result.updates} updates at {result.updates_per_s:.1f} updates/s")

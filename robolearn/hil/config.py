@@ -58,6 +58,17 @@ class HILConfig:
     split: bool = False
     """Run the loop's learner side in its own process (runner ``process``: the robot keeps its control rate
     while the learner updates); off: in the loop's process (runner ``sync``, deterministic for a seed)."""
+    runner: str = "sync"
+    """Where the envs step: sync (in this process) or ray (``actors`` Ray actors, each stepping ``num_envs`` envs
+    of its own with a simulated person, on the actor weights it was last sent; device sim-human only; needs
+    robolearn[dist]; see robolearn.dist.actors). Independent of ``split`` (where the learner side runs)."""
+    actors: int = 2
+    """Ray actors collecting (runner ray); each steps ``num_envs`` envs and takes one CPU."""
+    weight_sync_every: int = 50
+    """Updates between two sends of the actor weights to the Ray actors (runner ray)."""
+    ray_address: str = "auto"
+    """The Ray cluster of runner ray: auto (the one ``ray start`` runs on this machine, else one started here on
+    127.0.0.1) or a head's host:port."""
     dataset: bool = True
     """Write every episode (with intervention flags) to <run_dir>/dataset."""
     realtime: bool = False
@@ -94,6 +105,14 @@ class HILConfig:
             raise ValueError(f"a {self.device} drives one robot: num_envs must be 1, got {self.num_envs}")
         if self.num_envs < 1 or self.total_env_steps < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("num_envs, total_env_steps, publish_every and checkpoint_every must be >= 1")
+        if self.runner not in ("sync", "ray"):
+            raise ValueError(f"runner must be sync or ray, got {self.runner!r}")
+        if self.runner == "ray" and (self.device != "sim-human" or self.realtime):
+            raise ValueError("runner ray steps the envs in Ray actors, away from a person's device: use device "
+                             "sim-human without realtime, or runner sync")
+        if self.actors < 1 or self.weight_sync_every < 1:
+            raise ValueError(f"actors and weight_sync_every must be >= 1, got {self.actors} and "
+                             f"{self.weight_sync_every}")
         if not 0 < self.classifier_threshold <= 1:
             raise ValueError(f"classifier_threshold must be in (0, 1], got {self.classifier_threshold}")
         if not 0 <= self.offline_fraction <= 1:

@@ -124,15 +124,15 @@ class InterventionStats:
         self.episodes = self.successes = self.intervention_steps = self.takeovers = 0
         self.recent: deque[tuple[bool, int, int]] = deque(maxlen=window)
         """(success, intervened steps, length) of the last episodes."""
-        self._ep_len = np.zeros(num_envs, np.int64)
-        self._ep_int = np.zeros(num_envs, np.int64)
+        self._ep: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        """Actor (-1: this process) -> running length and intervened steps of its envs' episodes."""
         self.last_outcome = ""
         self.curve: list[dict[str, float]] = []
         self.next_log: int | None = None
         self._last_status = 0.0
 
     def __call__(self, loop: OffPolicyLoop, step: StepRecord) -> None:
-        self._count(step.info, step.terminated | step.truncated)
+        self._count(step.info, step.terminated | step.truncated, step.actor)
         if self.next_log is None or loop.env_steps >= self.next_log:
             self.curve.append(self.row(loop))
             self.next_log = loop.env_steps + self.log_every
@@ -141,20 +141,21 @@ class InterventionStats:
             self.status(self.line(loop) + (f"  | LEARNER FAULT x{len(faults)}" if faults else ""))
             self._last_status = time.monotonic()
 
-    def _count(self, info: Mapping[str, Any], done: np.ndarray) -> None:
+    def _count(self, info: Mapping[str, Any], done: np.ndarray, actor: int = -1) -> None:
         mask = np.asarray(info["intervention"], bool)
         self.intervention_steps += int(mask.sum())
         self.takeovers += int(np.asarray(info["takeover"]).sum())
-        self._ep_len += 1
-        self._ep_int += mask
+        ep_len, ep_int = self._ep.setdefault(actor, (np.zeros(len(done), np.int64), np.zeros(len(done), np.int64)))
+        ep_len += 1
+        ep_int += mask
         for i in np.nonzero(done)[0]:
             ok = bool(info["is_success"][i])
             self.episodes += 1
             self.successes += int(ok)
-            self.recent.append((ok, int(self._ep_int[i]), int(self._ep_len[i])))
+            self.recent.append((ok, int(ep_int[i]), int(ep_len[i])))
             self.last_outcome = (f"ep {self.episodes}: {'success' if ok else 'failure'}, "
-                                 f"{self._ep_int[i]}/{self._ep_len[i]} steps human")
-            self._ep_len[i] = self._ep_int[i] = 0
+                                 f"{ep_int[i]}/{ep_len[i]} steps human")
+            ep_len[i] = ep_int[i] = 0
 
     @property
     def success_rate(self) -> float:
@@ -185,10 +186,11 @@ def _recorder(cfg: HILConfig, sources: HILSources, run: Path, env: InterventionV
 
     info = sources.dataset_info({"source": "hil", "mode": cfg.mode, "base": cfg.base, "device": cfg.device})
     writer = EpisodeWriter(run / "dataset", info)
-    recorder = EpisodeRecorder(writer, env.num_envs, {"source": "hil", "mode": cfg.mode,
-                                                      "intervener": env.intervener.name})
+    meta = {"source": "hil", "mode": cfg.mode, "intervener": env.intervener.name}
+    recorders: dict[int, EpisodeRecorder] = {}  # actor (-1: this process) -> its envs' episodes
 
     def record(loop: OffPolicyLoop, step: StepRecord) -> None:
+        recorder = recorders.setdefault(step.actor, EpisodeRecorder(writer, env.num_envs, meta))
         recorder.add(step.obs, step.info, step.reward, step.terminated, step.truncated)
 
     return writer, record
@@ -209,8 +211,14 @@ def _loop(cfg: HILConfig, sources: HILSources, run: Path, env: InterventionVecEn
                             checkpoint_every=cfg.checkpoint_every, checkpoint_unit="updates",
                             collect_deterministic=mode_spec(cfg.mode).deterministic,
                             pace_hz=sources.control_hz if cfg.realtime else 0.0)
+    collector = None
+    if cfg.runner == "ray":
+        if sources.make_collector is None:
+            raise ValueError("runner ray needs sources that start actors: build them with "
+                             "robolearn.wiring.hil_sources(cfg)")
+        collector = sources.make_collector(run)
     return OffPolicyLoop(run, schedule, env, eval_env, acting, ModeSink(mode_spec(cfg.mode), env.num_envs, cfg.n_step,
-                         cfg.learner.gamma), backend, observers, should_stop=should_stop)
+                         cfg.learner.gamma), backend, observers, should_stop=should_stop, collector=collector)
 
 
 def run_hil(cfg: HILConfig, sources: HILSources, run_dir: str | Path | None = None, resume: bool = False,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from robolearn.hil.sim_human import Intervener
+from robolearn.refine.collectors import Collector
 from robolearn.refine.sources import PolicyLoader
 
 HILEnvFactory = Callable[[int, int, "dict[str, Any] | None"], gym.vector.VectorEnv]
@@ -34,3 +36,5 @@ class HILSources:
     """The task's control rate (Hz), for real-time pacing."""
     dataset_info: Callable[[Mapping[str, Any]], Any]
     """``extra metadata -> DatasetInfo`` of the run's episode dataset."""
+    make_collector: Callable[[Path], Collector] | None = None
+    """``run dir -> `` the collector of runner ``ray`` (:func:`robolearn.wiring.hil_sources` sets it)."""

@@ -12,7 +12,8 @@ listed in :data:`robolearn.refine.methods.METHODS` (one module each under :mod:`
 
 :mod:`robolearn.refine.runner` is the off-policy loop (collect, n-step transitions, replay, owed updates,
 evaluation, checkpoints) that refinement (:mod:`robolearn.refine.loop`, behind ``robolearn refine``) and HIL
-(:mod:`robolearn.hil.run`) plug their parts into. Refinement imports neither the
+(:mod:`robolearn.hil.run`) plug their parts into; its steps come from a collector
+(:mod:`robolearn.refine.collectors`: its own env, or Ray actors' envs). Refinement imports neither the
 simulator nor the policy loader: the caller passes envs and policies as factories
 (:class:`robolearn.refine.sources.RefineSources`; :mod:`robolearn.wiring` builds the usual ones).
 """

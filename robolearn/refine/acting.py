@@ -79,7 +79,7 @@ class SnapshotActing:
         self.rng = np.random.default_rng(seed)
 
     def load_weights(self, weights: Weights, version: int) -> None:
-        self.net.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+        self.net.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
         self.version = int(version)
 
     @torch.no_grad()

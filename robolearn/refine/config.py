@@ -17,6 +17,8 @@ from robolearn.rl.learner import LearnerConfig
 RENAMED = {"residual_scale": "params.scale", "residual_plan_steps": "params.plan_steps",
            "noise_bound": "params.bound"}
 """Keys of earlier presets -> where they live now."""
+RUNNERS = ("sync", "ray")
+"""Where the off-policy loop's envs step (``runner``)."""
 
 
 @dataclass
@@ -93,6 +95,17 @@ class RefineConfig:
     """Torch device of the learner and the base policy: auto, cpu, cuda, cuda:N or mps
     (:mod:`robolearn.rl.devices`). auto takes cuda if torch sees a GPU, else mps, else cpu: on a machine without
     an accelerator that is cpu, so the default changes nothing there. The envs step on the CPU (MuJoCo)."""
+    runner: str = "sync"
+    """Where the envs step: sync (in this process, between the learner's updates; deterministic for a seed) or
+    ray (``actors`` Ray actors, each stepping ``num_envs`` envs of its own on the actor weights it was last
+    sent, while this process runs the learner; needs robolearn[dist]; see robolearn.dist.actors)."""
+    actors: int = 2
+    """Ray actors collecting (runner ray); each steps ``num_envs`` envs of its own and takes one CPU."""
+    weight_sync_every: int = 50
+    """Updates between two sends of the actor weights to the Ray actors (runner ray)."""
+    ray_address: str = "auto"
+    """The Ray cluster of runner ray: auto (the one ``ray start`` runs on this machine, else one started here on
+    127.0.0.1 for the run) or a head's host:port (ray://host:10001 for Ray Client)."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Off-policy learner settings."""
 
@@ -115,6 +128,11 @@ class RefineConfig:
         for key in ("eval_every", "checkpoint_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0: only at the end of training), got {getattr(self, key)}")
+        if self.runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
+        if self.actors < 1 or self.weight_sync_every < 1:
+            raise ValueError(f"actors and weight_sync_every must be >= 1, got {self.actors} and "
+                             f"{self.weight_sync_every}")
         resolve_device(self.device)  # misspelt, or a device this machine lacks
         self.method_params(methods)
 

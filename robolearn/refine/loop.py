@@ -3,7 +3,10 @@
 ``train(cfg, sources)`` is what ``robolearn refine``, the pipeline, the bench and the tests call; the method
 (``cfg.method``, a key of :data:`~robolearn.refine.methods.METHODS`) supplies the wrapper, the learner and the
 offline data; refinement adds uniform warm-up actions, n-step transitions of the executed action into the
-online buffer, RLPD sampling with the offline buffer and the critic warm-up. Env steps count single-env
+online buffer, RLPD sampling with the offline buffer and the critic warm-up. ``cfg.runner`` says where the
+envs step: in this process (``sync``) or in ``cfg.actors`` Ray actors that rebuild the wrapper and base from
+the config (``ray``, the collector ``sources.make_collector`` makes; :mod:`robolearn.dist.actors`), the learner,
+its replay and checkpoints staying here either way. Env steps count single-env
 transitions (a DSRL wrapper step executes ``Ta`` of them per env). The run directory holds ``config.yaml``,
 ``metrics.jsonl`` (one JSON line per evaluation), TensorBoard events (when tensorboard is installed),
 ``checkpoints/`` (atomic, see :mod:`robolearn.rl.checkpoint`) and ``policy/`` (the refined policy,
@@ -12,6 +15,7 @@ transitions (a DSRL wrapper step executes ``Ta`` of them per env). The run direc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,11 @@ import numpy as np
 from robolearn.core.config import make_run_dir, save_config
 from robolearn.refine.acting import LearnerActing
 from robolearn.refine.backends import SyncBackend
+from robolearn.refine.collectors import Collector
 from robolearn.refine.config import RefineConfig
 from robolearn.refine.learner_side import Buffers, LearnerSide, UpdateClock, UpdateRule
 from robolearn.refine.methods import OfflineData, RefineMethod
-from robolearn.refine.runner import LoopResult, LoopSchedule, NStepSink, OffPolicyLoop
+from robolearn.refine.runner import LoopResult, LoopSchedule, NStepSink, Observer, OffPolicyLoop
 from robolearn.refine.saved import save_refined
 from robolearn.refine.sources import RefineSources
 from robolearn.refine.warm_start import collect_transitions
@@ -100,11 +105,28 @@ def schedule(cfg: RefineConfig) -> LoopSchedule:
                         checkpoint_unit="env_steps", random_steps=cfg.random_steps, select_best=cfg.select_best)
 
 
+def remote_collector(cfg: RefineConfig, sources: RefineSources, learner: OffPolicyLearner, run: Path
+                     ) -> Collector | None:
+    """The collector of ``cfg.runner`` (None: the loop's own env); refuses a method that acts through more
+    than its actor network (V-GPS scores candidates with its critic, which the actors are not sent)."""
+    if cfg.runner == "sync" or sources.make_collector is None:
+        return None
+    if type(learner).act is not OffPolicyLearner.act:
+        raise ValueError(f"runner {cfg.runner}: method {cfg.method} acts through more than its actor network; "
+                         "use runner sync")
+    return sources.make_collector(run)
+
+
 def train(cfg: RefineConfig, sources: RefineSources, run_dir: str | Path | None = None, resume: bool = False,
-          progress: bool = True, methods: dict[str, RefineMethod] | None = None) -> RefineResult:
+          progress: bool = True, methods: dict[str, RefineMethod] | None = None,
+          observers: Sequence[Observer] = ()) -> RefineResult:
     """Refine ``cfg.base`` with ``cfg.method`` on the envs of ``sources``; resumes from the latest checkpoint
-    if asked. ``methods`` replaces :data:`~robolearn.refine.methods.METHODS` (tests add methods to a copy)."""
+    if asked. ``methods`` replaces :data:`~robolearn.refine.methods.METHODS` (tests add methods to a copy);
+    ``observers`` are called after every collect step (tests)."""
     cfg.validate(methods)
+    if cfg.runner != "sync" and sources.make_collector is None:
+        raise ValueError(f"runner {cfg.runner} needs sources that start actors: build them with "
+                         "robolearn.wiring.refine_sources(cfg)")
     run = make_run_dir(run_dir, cfg.out_dir, cfg.run_name, f"refine-{cfg.method}-{cfg.env_id.split('/')[-1]}")
     save_config(cfg, run / "config.yaml")
     env = make_wrapper(cfg, sources, cfg.num_envs, cfg.seed, methods)
@@ -117,7 +139,7 @@ def train(cfg: RefineConfig, sources: RefineSources, run_dir: str | Path | None 
                        UpdateClock(cfg.updates_per_env_step, random_steps=cfg.random_steps), rng)
     sink = NStepSink(env.num_envs, cfg.n_step, cfg.learner.gamma)
     loop = OffPolicyLoop(run, schedule(cfg), env, eval_env, LearnerActing(learner, rng), sink, SyncBackend(side),
-                         progress=progress)
+                         observers, progress=progress, collector=remote_collector(cfg, sources, learner, run))
     try:
         if (loop.restore() if resume else None) is None and cfg.warm_start_episodes > 0:
             online = buffers["online"]

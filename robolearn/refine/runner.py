@@ -3,7 +3,10 @@
 One collect step: the acting policy picks actions for the ``B`` envs of a wrapper (uniform ones during
 ``random_steps``), the wrapper steps, the :class:`Sink` turns the step into n-step transitions, and the backend
 stores them, accounts the update-to-data ratio and runs the owed updates
-(:mod:`robolearn.refine.learner_side`, in this process or another: :mod:`robolearn.refine.backends`).
+(:mod:`robolearn.refine.learner_side`, in this process or another: :mod:`robolearn.refine.backends`). The
+steps come from a collector (:mod:`robolearn.refine.collectors`): the loop's own env (runner ``sync``), or
+actors that step envs of their own and ship their steps here (runner ``ray``,
+:class:`robolearn.dist.actors.RayCollector`); each step is accounted the same way.
 Around it: evaluations of the acting policy alone (at the start, every ``eval_every`` env steps, at the end),
 checkpoints (every ``checkpoint_every`` env steps or updates, and at the end) and resume, the best evaluated
 actor (``select_best``), scalar logs (``metrics.jsonl``, TensorBoard) and observers called after every step.
@@ -17,62 +20,21 @@ the sink, the learner side's router and update rule, observers. Refinement's are
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import numpy as np
 from tqdm import tqdm
 
 from robolearn.refine.acting import Acting
 from robolearn.refine.backends import Backend
+from robolearn.refine.collectors import Collected, Collector, LocalCollector, NStepSink, Sink, StepRecord
 from robolearn.refine.evaluation import evaluate_wrapper
 from robolearn.rl.checkpoint import latest_checkpoint, load_checkpoint
-from robolearn.rl.replay import Batch, NStepAccumulator
 from robolearn.rl.scalar_log import ScalarLog
 
-
-class Sink(Protocol):
-    """Turns wrapper steps into transition batches (the replay keys, plus whatever its router reads)."""
-
-    def push(self, obs: Mapping[str, np.ndarray], reward: np.ndarray, terminated: np.ndarray,
-             truncated: np.ndarray, info: Mapping[str, Any]) -> Batch | None: ...
-
-    def flush(self) -> Batch | None: ...
-
-    def reset(self) -> None: ...
-
-
-class NStepSink:
-    """n-step transitions of the executed (critic) action, as :class:`~robolearn.rl.replay.NStepAccumulator`."""
-
-    def __init__(self, num_envs: int, n_step: int, gamma: float) -> None:
-        self.acc = NStepAccumulator(num_envs, n_step, gamma)
-
-    def push(self, obs: Mapping[str, np.ndarray], reward: np.ndarray, terminated: np.ndarray,
-             truncated: np.ndarray, info: Mapping[str, Any]) -> Batch | None:
-        return self.acc.push(obs, info["critic_action"], reward, terminated, truncated, info["final_obs"])
-
-    def flush(self) -> Batch | None:
-        """Nothing is held back (partial n-step windows are dropped at the end, as at a resume)."""
-        return None
-
-    def reset(self) -> None:
-        self.acc.reset()
-
-
-@dataclass
-class StepRecord:
-    """One collect step, as observers see it (``B`` envs)."""
-
-    obs: dict[str, np.ndarray]
-    """The observation the action was chosen on."""
-    action: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    info: dict[str, Any]
+__all__ = ["LoopResult", "LoopSchedule", "NStepSink", "Observer", "OffPolicyLoop", "Sink", "StepRecord"]
 
 
 @dataclass
@@ -119,8 +81,13 @@ class LoopResult:
     best: dict[str, Any] | None = None
     """``select_best``: env_steps, success_rate and actor weights of the best evaluation so far."""
     faults: list[str] = field(default_factory=list)
+    """One line per fault of the learner process or of an actor."""
     learner_restarts: list[dict[str, int]] = field(default_factory=list)
     dropped_batches: int = 0
+    actor_restarts: int = 0
+    """Actors restarted after they died (runner ``ray``)."""
+    lost_env_steps: int = 0
+    """Env steps that actors which died had collected and never delivered (runner ``ray``)."""
 
     @property
     def updates_per_s(self) -> float:
@@ -137,9 +104,11 @@ class OffPolicyLoop:
 
     def __init__(self, run: Path, schedule: LoopSchedule, env: Any, eval_env: Any | None, acting: Acting,
                  sink: Sink, backend: Backend, observers: Sequence[Observer] = (), progress: bool = False,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, collector: Collector | None = None) -> None:
         self.run_dir, self.schedule, self.env, self.eval_env = run, schedule, env, eval_env
         self.acting, self.sink, self.backend = acting, sink, backend
+        self.collector: Collector = collector if collector is not None else LocalCollector(env, sink)
+        """Where the envs step: ``env`` and ``sink`` here (default), or actors elsewhere."""
         self.observers, self.progress, self.should_stop = list(observers), progress, should_stop
         self.log = ScalarLog(run, step_key="env_steps")
         self.result = LoopResult(str(run))
@@ -147,6 +116,7 @@ class OffPolicyLoop:
                                          "next_ckpt": schedule.period(schedule.checkpoint_every),
                                          "episodes": 0, "successes": 0, "wall_s": 0.0}
         self._ckpt_updates = 0
+        self._faults_logged = 0
         self._t0 = time.perf_counter()
 
     @property
@@ -178,58 +148,70 @@ class OffPolicyLoop:
         self.backend.start(self.acting)
         self._ckpt_updates = self.backend.updates
         bar = tqdm(total=s.total_env_steps, initial=self.env_steps, disable=not self.progress, unit="step")
-        obs = self.env.reset(seed=s.seed + self.env_steps)
-        self.sink.reset()
         try:
+            t0 = time.perf_counter()
+            self.collector.start(s.seed + self.env_steps)
+            if not isinstance(self.collector, LocalCollector):  # actors elsewhere: what starting them cost
+                self.log.write(self.env_steps, {"perf/collector_start_s": time.perf_counter() - t0})
             while self.env_steps < s.total_env_steps and not (self.should_stop and self.should_stop()):
                 tick = time.monotonic()
                 if s.evaluate and self.env_steps >= self.counters["next_eval"]:
                     self._evaluate()
                     bar.set_postfix(success=f"{self.result.evals[-1]['success_rate']:.2f}")
-                obs, record = self._collect(obs)
-                bar.update(self.env_steps - bar.n)
-                self.backend.poll(self.acting, self.env_steps)
-                self._maybe_checkpoint()
-                for observe in self.observers:
-                    observe(self, record)
+                steps = self.collector.collect(self.acting, uniform=self.env_steps < s.random_steps,
+                                               deterministic=s.collect_deterministic)
+                for step in steps:
+                    if self.env_steps >= s.total_env_steps:  # an actor's surplus steps at the end
+                        break
+                    self._step(step)
+                    bar.update(self.env_steps - bar.n)
+                self._log_faults()
                 if s.pace_hz > 0:
                     time.sleep(max(0.0, 1.0 / s.pace_hz - (time.monotonic() - tick)))
-            tail = self.sink.flush()
-            if tail is not None:
+            for tail in self.collector.flush():
                 self.backend.send(tail, 0, self.env_steps, train=False)
+            self._log_faults()
         except KeyboardInterrupt:  # a person stopped the run: keep what was learned
             self._checkpoint()
             raise
         finally:
             bar.close()
+            self.collector.stop()
             self.backend.stop(self.acting)
         return self._finish()
 
-    def _collect(self, obs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], StepRecord]:
-        """One wrapper step: actions, transitions to the backend (which runs the owed updates), counters, logs;
-        the next observation and the step's record."""
-        env, c = self.env, self.counters
-        if self.env_steps < self.schedule.random_steps:
-            action = self.acting.rng.uniform(-1, 1, (env.num_envs, env.action_dim)).astype(np.float32)
-        else:
-            action = self.acting.act(obs, deterministic=self.schedule.collect_deterministic)
-        nxt, reward, term, trunc, info = env.step(action)
-        stored = {k: v for k, v in obs.items() if k in env.obs_shapes}  # acting-only keys (V-GPS candidates) stay out
-        batch = self.sink.push(stored, reward, term, trunc, info)
-        c["env_steps"] += int(info.get("env_steps", env.num_envs))
-        done = term | trunc
+    def _step(self, step: Collected) -> None:
+        """Account one collected step: counters, logs, the transitions to the backend (which runs the owed
+        updates), weights, checkpoints and observers."""
+        c, record = self.counters, step.record
+        c["env_steps"] += step.env_steps
+        done = record.terminated | record.truncated
         if done.any():
             c["episodes"] += int(done.sum())
-            c["successes"] += int(info["is_success"][done].sum())
-            self.log.write(self.env_steps, {"train/episode_success": float(info["is_success"][done].mean())},
+            c["successes"] += int(record.info["is_success"][done].sum())
+            self.log.write(self.env_steps, {"train/episode_success": float(record.info["is_success"][done].mean())},
                            record=False)
         for key in ("residual_abs", "noise_abs"):
-            if key in info and self.env_steps % 1000 < env.num_envs:
-                self.log.write(self.env_steps, {f"train/{key}": info[key]}, record=False)
-        stats, ran = self.backend.send(batch, env.num_envs, self.env_steps)
+            if key in record.info and self.env_steps % 1000 < step.units:
+                self.log.write(self.env_steps, {f"train/{key}": record.info[key]}, record=False)
+        stats, ran = self.backend.send(step.batch, step.units, self.env_steps)
         if stats and self.backend.updates % 50 < ran:
             self.log.write(self.env_steps, {f"train/{k}": v for k, v in stats.items()}, record=False)
-        return nxt, StepRecord(obs, action, reward, term, trunc, info)
+        self.backend.poll(self.acting, self.env_steps)
+        self._maybe_checkpoint()
+        for observe in self.observers:
+            observe(self, record)
+
+    def _log_faults(self) -> None:
+        """A collector's new faults: one ``metrics.jsonl`` line each, with the running restart and lost-step
+        counts."""
+        col = self.collector
+        for line in col.faults[self._faults_logged:]:
+            self.log.write(self.env_steps, {"faults/actor_restarts": col.restarts,
+                                            "faults/lost_env_steps": col.lost_env_steps})
+            if self.progress:
+                tqdm.write(f"fault: {line}")
+        self._faults_logged = len(col.faults)
 
     def _evaluate(self) -> None:
         scores = evaluate_wrapper(self.eval_env, self.acting, self.schedule.eval_episodes)
@@ -276,10 +258,14 @@ class OffPolicyLoop:
         r.env_steps, r.updates, r.update_s = self.env_steps, b.updates, b.update_s
         r.episodes, r.successes = int(self.counters["episodes"]), int(self.counters["successes"])
         r.faults, r.learner_restarts, r.dropped_batches = list(b.faults), list(b.restarts), b.dropped
+        r.faults += self.collector.faults
+        r.actor_restarts, r.lost_env_steps = self.collector.restarts, self.collector.lost_env_steps
         return r
 
     def close(self) -> None:
         self.log.close()
-        self.env.close()
+        self.collector.close()
+        if not isinstance(self.collector, LocalCollector) and self.env is not None:
+            self.env.close()  # the loop's env gave the shapes; actors stepped their own
         if self.eval_env is not None:
             self.eval_env.close()

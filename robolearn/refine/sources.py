@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 
 from robolearn.core.protocols import Policy
+from robolearn.refine.collectors import Collector
 
 VecEnvFactory = Callable[[int, int], gym.vector.VectorEnv]
 """``(num_envs, seed) -> vector env``: same-step autoreset, dict observations, a bounded Box action space in
@@ -32,6 +34,9 @@ class RefineSources:
     make_base: Callable[[], Policy] | None = None
     """Builds base instances instead of ``load_policy(cfg.base, seed)`` (tests, benchmarks: one for the
     training envs, one for the evaluation envs); the saved refined policy still names ``cfg.base``."""
+    make_collector: Callable[[Path], Collector] | None = None
+    """``run dir -> `` the collector of runner ``ray`` (actors that build their own envs and base from the
+    config; :func:`robolearn.wiring.refine_sources` sets it when the config asks for that runner)."""
 
     def base(self, spec: str, seed: int) -> Policy:
         """A fresh base instance."""

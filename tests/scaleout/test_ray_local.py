@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray_helpers
 
 from robolearn.cli import eval as eval_cli
 from robolearn.cli.errors import user_message
-from robolearn.dist.cluster import ray_map, require_ray, start_local
+from robolearn.dist.cluster import ray_map, require_ray
 from robolearn.dist.evaluate import evaluate_ray, merge, run_block, split
 from robolearn.evaluate import evaluate
 from robolearn.policy_factory import action_space, load_policy
@@ -88,20 +87,6 @@ def test_a_ray_option_without_ray_names_the_extra(monkeypatch, tmp_path, capsys)
                  "--out", str(tmp_path)])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "pip install robolearn[dist]" in lines[0]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A Ray instance in this process on 127.0.0.1 with 2 CPUs (:data:`ray_helpers.SETTINGS`), shut down after."""
-    ray = pytest.importorskip("ray")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in ray_helpers.ray_env().items():
-            mp.setenv(key, value)
-        start_local(num_cpus=2)
-        try:
-            yield ray
-        finally:
-            ray.shutdown()
 
 
 def test_ray_is_on_loopback(local_ray):
