@@ -4,7 +4,8 @@ For each task (PandaLift, PandaPegInsert): collect 100 noisy scripted demonstrat
 and seed per task), then for each method (BC, diffusion) and each demonstration count (10, 30, 100,
 the first N episodes of that dataset): train from the method's preset, evaluate in sim (episode i
 resets with seed 10000 + i), and print a table of success with 95% Wilson intervals and the training
-wall-clock. Each cell runs in its own process (``--jobs`` at a time, one torch thread each) and writes
+wall-clock. Each cell runs in its own process (``--jobs`` at a time, one torch thread each; or as a Ray task with
+``--ray auto|ADDRESS``, ``robolearn[dist]``) and writes
 ``<out>/<task>_<method>_<N>/result.json``; cells with a result are skipped, so an interrupted study
 resumes where it stopped and a partial one is finished by running the same command again.
 
@@ -32,6 +33,8 @@ TASKS = {"lift": ("robolearn/PandaLift-v0", 0.5), "peg_insert": ("robolearn/Pand
 demonstrations are imperfect but mostly successful: the scripted PandaPegInsert expert drops to 0%
 success at noise 0.5 (sub-centimetre clearance), to 88% at 0.25; PandaLift stays at 100% at 0.5."""
 METHODS = ("bc", "diffusion")
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (the presets are read from there, wherever a Ray worker runs)."""
 
 
 @dataclass
@@ -75,7 +78,7 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     env_id, noise = TASKS[cell.task]
     preset = "bc" if cell.method == "bc" else args.diffusion_preset
-    config = Path("configs/bc") / f"panda_{cell.task}_{preset}.yaml"
+    config = ROOT / "configs" / "bc" / f"panda_{cell.task}_{preset}.yaml"
     run_dir = Path(args.out) / cell.name
     overrides = [f"data.path={Path(args.data) / f'panda_{cell.task}'}", f"data.max_episodes={cell.demos}",
                  f"run_dir={run_dir}", "progress=false", "threads=1", "eval.env_id=", f"seed={args.seed}"]
@@ -94,6 +97,12 @@ def run_cell(cell: Cell, args: argparse.Namespace) -> dict:
               "train_s": train_s, "eval_s": time.perf_counter() - start}
     (run_dir / "result.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def run_cell_job(job: tuple[Cell, dict]) -> dict:
+    """One cell as a Ray task: :func:`run_cell` on ``(cell, vars(args))``."""
+    cell, arg_dict = job
+    return run_cell(cell, argparse.Namespace(**arg_dict))
 
 
 def _spawn(cell: Cell, argv: list[str], log_dir: Path) -> None:
@@ -134,6 +143,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default="data/study", help="datasets go to <data>/panda_<task>")
     p.add_argument("--out", default="runs/study", help="cells go to <out>/<task>_<method>_<demos>")
     p.add_argument("--quick", action="store_true", help="10 demos, 200 steps, 10 episodes, under data|runs/study_quick")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the cells as Ray tasks (robolearn[dist]) on this cluster instead of --jobs processes")
     p.add_argument("--cell", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -158,9 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     todo = [c for c in cells if not (out / c.name / "result.json").exists()]
     print(f"{len(cells) - len(todo)} of {len(cells)} cells already done; running {len(todo)}", flush=True)
     start = time.perf_counter()
-    with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
-        list(pool.map(lambda c: _spawn(c, argv, out / "logs"), todo))
-    print(f"\nstudy wall-clock {time.perf_counter() - start:.0f} s ({args.jobs} cells at a time)\n")
+    if args.ray:
+        from robolearn.dist.cluster import map_jobs
+
+        args.data, args.out = str(Path(args.data).resolve()), str(out.resolve())
+        map_jobs(run_cell_job, [(c, vars(args)) for c in todo], args.jobs, args.ray)
+    else:
+        with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
+            list(pool.map(lambda c: _spawn(c, argv, out / "logs"), todo))
+    where = f"as Ray tasks ({args.ray})" if args.ray else f"{args.jobs} cells at a time"
+    print(f"\nstudy wall-clock {time.perf_counter() - start:.0f} s ({where})\n")
     print(table(out, cells))
     return 0
 
