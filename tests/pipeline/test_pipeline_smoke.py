@@ -81,3 +81,22 @@ def test_scripted_base_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
     report = layout.report_md.read_text()
     for row in ("| base (best base) | push-60N |", "| residual | push-60N |", "| residual over ROS 2 |"):
         assert row in report, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["quad_hover", "g1_bimanual_lift"])
+def test_other_embodiments_presets_at_smoke_budgets(tmp_path, monkeypatch, preset):
+    """The quadrotor and humanoid presets run end to end at tiny budgets, their refined policy over ROS 2 too."""
+    monkeypatch.setenv("ROBOLEARN_ROS_DOMAIN", str(60 + (os.getpid() + len(preset)) % 30))
+    cfg = load_config(PipelineConfig, ROOT / f"configs/pipelines/{preset}.yaml",
+                      [f"run_dir={tmp_path}", *SMOKE, "eval.episodes=2", "eval.num_envs=2"])
+    for branch in cfg.refine:
+        branch.settings.update(total_env_steps=160, critic_warmup_updates=10, eval_every=0, eval_episodes=2,
+                               eval_envs=2, checkpoint_every=0, num_envs=2, eval_budget=0, random_steps=0)
+        branch.settings["learner"] = {**branch.settings.get("learner", {}), "hidden": [32, 32], "batch_size": 32}
+    results = run_pipeline(cfg)
+    assert results["collect"]["kept"] == 3 and results["train"]["step"] == 30
+    for branch in cfg.refine:
+        assert (cfg.layout.branch_policy(branch.method) / "refined.yaml").is_file()
+    assert results["ros"]["episodes"] == 1
+    assert f"| {cfg.ros.policy} over ROS 2 |" in cfg.layout.report_md.read_text()
