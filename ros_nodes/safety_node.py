@@ -185,7 +185,7 @@ class SafetyNode(LifecycleNode):
                     next_tick = max(next_tick + period, time.monotonic())
                 self.tick()
         except Exception as err:  # a publish racing the shutdown ends the thread, not the process
-            if not self._stop.is_set():
+            if not self._stop.is_set() and self.context.ok():  # not a shutdown (the context goes first on SIGINT)
                 self.get_logger().error(f"watchdog thread stopped: {err!r}")
 
     def sleep_time(self, next_tick: float) -> float:
