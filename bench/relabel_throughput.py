@@ -23,18 +23,20 @@ import numpy as np
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.policy_factory import load_policy
 from robolearn.refine.common import ActionScaler
-from robolearn.refine.methods.residual import ResidualMethod
+from robolearn.refine.methods.residual import BASE_NOISE, ResidualMethod, sampled_base
 from robolearn.refine.residual import BASE_KEY
 from robolearn.refine.warm_start import relabel_episodes
 from robolearn.rl.threads import set_torch_threads
 from robolearn.sim.registry import gym_make
 
 
-def _relabel(spec: str, env_id: str, episodes: list[dict[str, np.ndarray]], batch: int) -> tuple[float, list]:
-    """Seconds to relabel ``episodes`` with a freshly loaded base, and the frames."""
+def _relabel(spec: str, env_id: str, episodes: list[dict[str, np.ndarray]], batch: int,
+             base_noise: str = "random") -> tuple[float, list]:
+    """Seconds to relabel ``episodes`` with a freshly loaded base (sampled as the residual's
+    ``params.base_noise`` says), and the frames."""
     env = gym_make(env_id)
-    wrapper = SimpleNamespace(base=load_policy(spec, env_id, seed=0), scaler=ActionScaler(env.action_space),
-                              plan_steps=0)
+    base = sampled_base(load_policy(spec, env_id, seed=0), base_noise)
+    wrapper = SimpleNamespace(base=base, scaler=ActionScaler(env.action_space), plan_steps=0)
     env.close()
     t0 = time.perf_counter()
     frames = relabel_episodes(episodes, wrapper, ResidualMethod().relabel(wrapper), batch=batch, progress=False)
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--ref-episodes", type=int, default=8, help="episodes relabelled one frame per call")
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--base-noise", choices=BASE_NOISE, default="random",
+                        help="the residual's params.base_noise (zero: the presets' zero-noise base)")
     args = parser.parse_args()
     set_torch_threads(1)
     data = EpisodeDataset(args.data)
@@ -61,10 +65,10 @@ def main() -> None:
     rates: dict[int, list[float]] = {b: [] for b in [1, *args.batch]}
     diff = 0.0
     for _ in range(args.rounds):
-        ref_s, ref = _relabel(args.base, args.env, episodes[: args.ref_episodes], 1)
+        ref_s, ref = _relabel(args.base, args.env, episodes[: args.ref_episodes], 1, args.base_noise)
         rates[1].append(n_ref / ref_s)
         for b in args.batch:
-            s, out = _relabel(args.base, args.env, episodes, b)
+            s, out = _relabel(args.base, args.env, episodes, b, args.base_noise)
             rates[b].append(n / s)
             diff = max(diff, max(float(np.abs(o[BASE_KEY] - r[BASE_KEY]).max())
                                  for re, oe in zip(ref, out[: len(ref)], strict=True)

@@ -10,7 +10,7 @@ the rest of the chunk. ``info["chunk"]`` ``(B, Ta * Da)`` holds the executed chu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -157,6 +157,16 @@ class ZeroNoisePolicy:
     def __init__(self, base: Policy) -> None:
         self.base = base
         self.base_noise_shape = check_generative(base)
+        if callable(getattr(base, "infer", None)):  # a chunk policy's tensor-level act, from zero noise too
+            self.infer = self._infer_from_zero
+
+    def _infer_from_zero(self, history: Mapping[str, torch.Tensor], noise: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        """The base's ``infer`` from zero noise: history ``{key: (B, To, *shape)}`` -> ``(B, Ta, Da)``
+        (``noise`` is ignored). With it, demonstration relabelling batches episodes side by side."""
+        first = next(iter(history.values()))
+        zero = torch.zeros((first.shape[0], *self.base_noise_shape), device=first.device)
+        return self.base.infer(history, zero)
 
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
         """``(B, Ta, Da)`` physical chunk of the base from zero noise (``noise`` is ignored)."""

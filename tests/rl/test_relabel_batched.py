@@ -73,3 +73,25 @@ def test_bases_whose_rows_are_not_independent_keep_the_per_frame_path() -> None:
     assert not rows_are_independent(_env("diffusion", scheduler="ddpm").base)  # fresh noise at every step
     assert not rows_are_independent(None)
     assert not rows_are_independent(SimpleNamespace(act=lambda obs, noise=None: None, reset=lambda ids=None: None))
+
+
+def test_a_zero_noise_base_relabels_in_batches_like_frame_by_frame() -> None:
+    """``params.base_noise: zero`` wraps the base in ZeroNoisePolicy; it keeps the tensor-level ``infer`` (from
+    zero noise), so its relabelling takes the batched path (it fell back to one frame per call) with the same
+    frames."""
+    from robolearn.refine.noise_steering import ZeroNoisePolicy
+
+    episodes = _episodes([7, 1, 12, 5])
+    runs = {}
+    for b in (1, 64):
+        env = _env("diffusion")
+        env.base = ZeroNoisePolicy(env.base)
+        assert rows_are_independent(env.base)
+        runs[b] = relabel_episodes(episodes, env, ResidualMethod().relabel(env), batch=b, progress=False)
+    for ref_ep, out_ep in zip(runs[1], runs[64], strict=True):
+        for r, o in zip(ref_ep, out_ep, strict=True):
+            np.testing.assert_allclose(o[BASE_KEY], r[BASE_KEY], rtol=0, atol=1e-5)
+    ref = _env("diffusion")
+    zero = ZeroNoisePolicy(ref.base)
+    obs = {k: v[:2] for k, v in episodes[0].items()}
+    np.testing.assert_array_equal(zero.act(obs), ref.base.act(obs, np.zeros((2, *ref.base.noise_shape), np.float32)))
