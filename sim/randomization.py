@@ -16,13 +16,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mujoco
 import numpy as np
 import yaml
 
 from robolearn.core.config import ConfigError, from_dict
+
+P = TypeVar("P")
+"""A preset's dataclass (:func:`load_task_preset`)."""
 
 
 @dataclass
@@ -147,15 +150,23 @@ def dynamics_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "dynamics"
 
 
-def load_dynamics_preset(env_id: str, name: str) -> RandomizationConfig:
-    """Preset ``name`` (``randomize`` or ``real_gap``; ``real-gap`` accepted) for ``env_id``."""
+def load_task_preset(cls: type[P], env_id: str, name: str, folder: str = "dynamics", noun: str = "preset",
+                     hint: str = "") -> P:
+    """Preset ``name`` of ``env_id`` from ``configs/<folder>/<Task>.yaml`` as a ``cls`` (``nominal``: ``cls()``;
+    ``-`` in ``name`` read as ``_``); a missing file or preset fails in one line (``noun`` names the preset,
+    ``hint`` is appended to the missing-file error)."""
     key = name.replace("-", "_")
     if key == "nominal":
-        return RandomizationConfig()
-    path = dynamics_dir() / f"{env_id.split('/')[-1]}.yaml"
+        return cls()
+    path = dynamics_dir().parent / folder / f"{env_id.split('/')[-1]}.yaml"
     if not path.is_file():
-        raise ConfigError(f"no dynamics presets for {env_id}: {path} does not exist")
+        raise ConfigError(f"no {folder} presets for {env_id}: {path} does not exist{hint}")
     presets = yaml.safe_load(path.read_text()) or {}
     if key not in presets:
-        raise ConfigError(f"{path}: no preset '{key}'; available: nominal, {', '.join(presets)}")
-    return from_dict(RandomizationConfig, presets[key], f"{path} [{key}]")
+        raise ConfigError(f"{path}: no {noun} '{key}'; available: nominal, {', '.join(presets)}")
+    return from_dict(cls, presets[key], f"{path} [{key}]")
+
+
+def load_dynamics_preset(env_id: str, name: str) -> RandomizationConfig:
+    """Preset ``name`` (``randomize`` or ``real_gap``; ``real-gap`` accepted) for ``env_id``."""
+    return load_task_preset(RandomizationConfig, env_id, name)

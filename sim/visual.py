@@ -28,10 +28,9 @@ from typing import Any
 
 import mujoco
 import numpy as np
-import yaml
 
-from robolearn.core.config import ConfigError, from_dict
-from robolearn.sim.randomization import dynamics_dir
+from robolearn.core.config import ConfigError
+from robolearn.sim.randomization import load_task_preset
 
 Range = tuple[float, float]
 """``(low, high)``, drawn uniformly."""
@@ -254,13 +253,5 @@ def _tilted(direction: np.ndarray, angle: float, rng: np.random.Generator) -> np
 def load_visual_preset(env_id: str, name: str) -> VisualConfig:
     """Preset ``name`` for ``env_id``: ``nominal`` (nothing changes), ``train`` or ``held_out`` (``held-out``
     accepted), from ``configs/visual/<Task>.yaml``."""
-    key = name.replace("-", "_")
-    if key == "nominal":
-        return VisualConfig()
-    path = dynamics_dir().parent / "visual" / f"{env_id.split('/')[-1]}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"no visual presets for {env_id}: {path} does not exist; use visual 'nominal' or add it")
-    presets = yaml.safe_load(path.read_text()) or {}
-    if key not in presets:
-        raise ConfigError(f"{path}: no visual preset '{key}'; available: nominal, {', '.join(presets)}")
-    return from_dict(VisualConfig, presets[key], f"{path} [{key}]")
+    return load_task_preset(VisualConfig, env_id, name, folder="visual", noun="visual preset",
+                            hint="; use visual 'nominal' or add it")
