@@ -43,7 +43,7 @@ def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Poli
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
     """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics``, policies from specs (or
     ``make_base`` for the base); with ``cfg.runner == "ray"`` the Ray actors' collector
-    (:func:`robolearn.dist.actors.refine_collector`: the actors rebuild the base from ``cfg.base``, not from
+    (:func:`ray_collector`: the actors rebuild the base from ``cfg.base``, not from
     ``make_base``)."""
     from robolearn.sim.randomization import load_dynamics_preset
 
@@ -55,7 +55,7 @@ def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = N
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
         return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
 
-    collector = functools.partial(refine_collector, cfg) if cfg.runner == "ray" else None
+    collector = functools.partial(ray_collector, refine_actor_parts, cfg) if cfg.runner == "ray" else None
     return RefineSources(make_env, policy_loader(cfg.env_id, cfg.device), make_base, collector)
 
 
@@ -77,11 +77,13 @@ def refine_actor_parts(cfg: RefineConfig, index: int) -> tuple[Any, Any, Any]:
     return env, NStepSink(env.num_envs, cfg.n_step, lc.gamma), acting
 
 
-def refine_collector(cfg: RefineConfig, run: Path) -> Any:
-    """The Ray actors' collector of a refinement run (:class:`robolearn.dist.actors.RayCollector`)."""
+def ray_collector(actor_parts: Callable[[Any, int], tuple[Any, Any, Any]], cfg: RefineConfig | HILConfig,
+                  run: Path) -> Any:
+    """The Ray actors' collector of a refinement or HIL run (:class:`robolearn.dist.actors.RayCollector`), each
+    actor building ``actor_parts(cfg, index)``."""
     from robolearn.dist.actors import RayCollector
 
-    return RayCollector(functools.partial(refine_actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
+    return RayCollector(functools.partial(actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
                         cfg.ray_address)
 
 
@@ -116,10 +118,10 @@ def hil_sources(cfg: HILConfig) -> HILSources:
         finally:
             probe.close()
 
-    collector = functools.partial(hil_collector, cfg) if cfg.runner == "ray" else None
+    collector = functools.partial(ray_collector, hil_actor_parts, cfg) if cfg.runner == "ray" else None
     return HILSources(make_env=make_env, load_policy=policy_loader(cfg.env_id, cfg.device_torch),
                       sim_human=lambda n: sim_human(cfg.sim_human, cfg.env_id, n),
-                      control_hz=_control_hz(cfg.env_id), dataset_info=dataset_info, make_collector=collector)
+                      control_hz=control_hz(cfg.env_id), dataset_info=dataset_info, make_collector=collector)
 
 
 def hil_actor_parts(cfg: HILConfig, index: int) -> tuple[Any, Any, Any]:
@@ -142,17 +144,10 @@ def hil_actor_parts(cfg: HILConfig, index: int) -> tuple[Any, Any, Any]:
     return env, ModeSink(mode_spec(cfg.mode), env.num_envs, cfg.n_step, lc.gamma), acting
 
 
-def hil_collector(cfg: HILConfig, run: Path) -> Any:
-    """The Ray actors' collector of a HIL run (:class:`robolearn.dist.actors.RayCollector`)."""
-    from robolearn.dist.actors import RayCollector
 
-    return RayCollector(functools.partial(hil_actor_parts, cfg), cfg.actors, cfg.weight_sync_every, run,
-                        cfg.ray_address)
-
-
-def _control_hz(env_id: str) -> float:
-    """The task's control rate (Hz; 20 when the env does not say)."""
-    probe = gym_make(env_id)
+def control_hz(env_id: str, task: Mapping[str, Any] | None = None) -> float:
+    """The task's control rate (Hz; 20 when the env does not say) under the task settings ``task``."""
+    probe = gym_make(env_id, **(task or {}))
     try:
         return float(getattr(getattr(probe.unwrapped, "cfg", None), "control_hz", 20.0))
     finally:

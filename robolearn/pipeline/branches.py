@@ -79,10 +79,11 @@ def deploy_config(cfg: PipelineConfig) -> Any:
     control rate, real time)."""
     from robolearn.ros_nodes.launcher import DeployConfig
     from robolearn.sim.registry import task
+    from robolearn.wiring import control_hz
 
     layout = cfg.layout
     policy = base_spec(cfg) if cfg.ros.policy == "base" else str(layout.policy(cfg.ros.policy))
-    step_hz = cfg.ros.step_hz or _control_hz(cfg)
+    step_hz = cfg.ros.step_hz or control_hz(cfg.env_id, cfg.task)
     episode_s = task(cfg.env_id).max_episode_steps / step_hz  # wall time of a full-length episode
     return DeployConfig(
         env_id=cfg.env_id, domain_id=_domain_from_env(),
@@ -95,17 +96,6 @@ def deploy_config(cfg: PipelineConfig) -> Any:
             "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
         },
     )
-
-
-def _control_hz(cfg: PipelineConfig) -> float:
-    """The task's control rate (Hz) under the pipeline's task settings."""
-    from robolearn.sim.registry import gym_make
-
-    env = gym_make(cfg.env_id, **cfg.task)
-    try:
-        return float(env.unwrapped.control_hz)
-    finally:
-        env.close()
 
 
 def _domain_from_env() -> int | None:

@@ -50,16 +50,14 @@ def _check_task(cfg: PipelineConfig) -> None:
 
     if cfg.env_id not in TASKS:
         raise ConfigError(f"env_id: unknown task '{cfg.env_id}'; choose from {', '.join(TASKS)}")
+    keys: set[str] = set()
     conditions = [("task", cfg.task), *((f"eval.tasks.{n}", {**cfg.task, **t}) for n, t in cfg.eval.tasks.items())]
     for key, settings in conditions:
         try:
-            gym_make(cfg.env_id, **settings).close()
+            env = gym_make(cfg.env_id, **settings)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{key}: {cfg.env_id} refuses {settings} ({err}); fix or remove the setting") from None
-    env = gym_make(cfg.env_id)
-    try:
-        keys = set(env.observation_space.spaces)
-    finally:
+        keys = keys or set(env.observation_space.spaces)  # the pipeline task's observations
         env.close()
     for key in cfg.train.policy.obs_keys if cfg.trains_base else ():
         camera = key.removeprefix("pixels/")

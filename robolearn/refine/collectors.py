@@ -148,4 +148,4 @@ class LocalCollector:
         """Nothing runs elsewhere."""
 
     def close(self) -> None:
-        self.env.close()
+        """Nothing of its own: the env is the loop's, which closes it."""

@@ -265,7 +265,7 @@ class OffPolicyLoop:
     def close(self) -> None:
         self.log.close()
         self.collector.close()
-        if not isinstance(self.collector, LocalCollector) and self.env is not None:
-            self.env.close()  # the loop's env gave the shapes; actors stepped their own
+        if self.env is not None:
+            self.env.close()
         if self.eval_env is not None:
             self.eval_env.close()
