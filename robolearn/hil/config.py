@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robolearn.hil.sim_human import SimHumanConfig
+from robolearn.refine.config import RUNNERS
 from robolearn.refine.methods.residual import ResidualParams
 from robolearn.rl.devices import resolve_device
 from robolearn.rl.learner import LearnerConfig
@@ -105,8 +106,8 @@ class HILConfig:
             raise ValueError(f"a {self.device} drives one robot: num_envs must be 1, got {self.num_envs}")
         if self.num_envs < 1 or self.total_env_steps < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("num_envs, total_env_steps, publish_every and checkpoint_every must be >= 1")
-        if self.runner not in ("sync", "ray"):
-            raise ValueError(f"runner must be sync or ray, got {self.runner!r}")
+        if self.runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
         if self.runner == "ray" and (self.device != "sim-human" or self.realtime):
             raise ValueError("runner ray steps the envs in Ray actors, away from a person's device: use device "
                              "sim-human without realtime, or runner sync")

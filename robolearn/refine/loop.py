@@ -109,11 +109,12 @@ def remote_collector(cfg: RefineConfig, sources: RefineSources, learner: OffPoli
                      ) -> Collector | None:
     """The collector of ``cfg.runner`` (None: the loop's own env); refuses a method that acts through more
     than its actor network (V-GPS scores candidates with its critic, which the actors are not sent)."""
-    if cfg.runner == "sync" or sources.make_collector is None:
+    if cfg.runner == "sync":
         return None
     if type(learner).act is not OffPolicyLearner.act:
         raise ValueError(f"runner {cfg.runner}: method {cfg.method} acts through more than its actor network; "
                          "use runner sync")
+    assert sources.make_collector is not None  # train() refuses runner ray without it, before the run dir
     return sources.make_collector(run)
 
 
