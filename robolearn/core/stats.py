@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -24,3 +27,18 @@ def format_rate(successes: int, n: int) -> str:
     lo, hi = wilson_interval(successes, n)
     rate = successes / n if n else 0.0
     return f"{100 * rate:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] ({successes}/{n})"
+
+
+def mean_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``values`` with its 95% percentile-bootstrap interval: ``(mean, low, high)``.
+
+    For quantities with no closed-form interval here (a lap time, a time to success): ``resamples``
+    resamples with replacement from a fixed ``seed``, so the same values always give the same interval.
+    One value gives ``(v, v, v)``; no value raises ``ValueError``.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("mean_interval needs at least one value")
+    means = x[np.random.default_rng(seed).integers(0, x.size, (resamples, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(x.mean()), float(lo), float(hi)

@@ -3,7 +3,11 @@
 A record is the JSON the report tabulates::
 
     {"policy", "dynamics", "episodes", "successes", "success_rate", "ci95": [lo, hi],
-     "mean_return" (None over ROS 2), "mean_length", "videos": [paths], ...extra keys}
+     "mean_return" (None over ROS 2), "mean_length", "success_length": {"mean", "ci95"} or None,
+     "videos": [paths], ...extra keys}
+
+``success_length`` is the mean length of the successful episodes (control steps) with its bootstrap interval:
+the time to success, which is the lap time on QuadGates (a lap ends the episode).
 
 Sim evaluations (:func:`evaluate_policy`) and the ROS 2 closed loop both build theirs with
 :func:`eval_record`.
@@ -18,7 +22,7 @@ from typing import Any
 
 from robolearn.core.durable import atomic_write_json
 from robolearn.core.protocols import Policy
-from robolearn.core.stats import wilson_interval
+from robolearn.core.stats import mean_interval, wilson_interval
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.layout import RunLayout
 
@@ -31,10 +35,16 @@ def eval_record(policy: str, dynamics: str, successes: Sequence[bool], lengths: 
     n, wins = len(successes), sum(bool(s) for s in successes)
     if n == 0:
         raise ValueError(f"no finished episode to record for {policy} ({dynamics})")
+    won = [float(length) for length, s in zip(lengths, successes, strict=True) if s]
+    success_length = None
+    if won:
+        mean, lo, hi = mean_interval(won)
+        success_length = {"mean": mean, "ci95": [lo, hi]}
     return {
         "policy": policy, "dynamics": dynamics, "episodes": n, "successes": wins,
         "success_rate": wins / n, "ci95": list(wilson_interval(wins, n)),
         "mean_return": None if returns is None else sum(returns) / n, "mean_length": sum(lengths) / n,
+        "success_length": success_length,
         "videos": [str(v) for v in videos], **extra,
     }
 

@@ -45,11 +45,21 @@ def _rows(evals: list[dict[str, Any]]) -> list[list[str]]:
         name = r["policy"] + (BEST_MARK if best.get(r["dynamics"]) == r["policy"] else "")
         rows.append([name, r["dynamics"], _pct(r["success_rate"]), f"[{_pct(lo)}, {_pct(hi)}]",
                      f"{r['successes']}/{r['episodes']}",
-                     "-" if r["mean_return"] is None else f"{r['mean_return']:.3f}", f"{r['mean_length']:.1f}"])
+                     "-" if r["mean_return"] is None else f"{r['mean_return']:.3f}", f"{r['mean_length']:.1f}",
+                     _success_length(r)])
     return rows
 
 
-HEADER = ["policy", "dynamics", "success", "95% CI", "n", "return", "length"]
+def _success_length(record: dict[str, Any]) -> str:
+    """``"293.1 [288.0, 298.2]"``: mean length of the successful episodes (steps) with its interval."""
+    won = record.get("success_length")  # absent in records written before it was recorded
+    if not won:
+        return "-"
+    lo, hi = won["ci95"]
+    return f"{won['mean']:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+HEADER = ["policy", "dynamics", "success", "95% CI", "n", "return", "length", "length of successes [95% CI]"]
 
 
 def learning_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:

@@ -50,6 +50,21 @@ def _record(policy: str, dynamics: str, successes: int, n: int = 100) -> dict:
     return eval_record(policy, dynamics, [True] * successes + [False] * (n - successes), [50.0] * n)
 
 
+def test_records_give_the_time_to_success_with_its_interval(tmp_path):
+    """The mean length of the successful episodes (QuadGates' lap time) comes with a bootstrap interval,
+    is absent when no episode succeeded, and shows in the report's table."""
+    from robolearn.pipeline.records import eval_record
+
+    record = eval_record("base", "nominal", [True, False, True, True], [290.0, 1000.0, 300.0, 310.0])
+    mean, (lo, hi) = record["success_length"]["mean"], record["success_length"]["ci95"]
+    assert mean == pytest.approx(300.0) and 290.0 <= lo < mean < hi <= 310.0
+    assert eval_record("base", "nominal", [False], [1000.0])["success_length"] is None
+    run = _fake_run(tmp_path)
+    atomic_write_json(RunLayout(run).eval_record("laps", "nominal"), record)
+    write_report(run)
+    assert "| 300.0 [" in RunLayout(run).report_md.read_text()
+
+
 def test_refined_policies_are_compared_with_the_best_base_variant():
     """The best base variant is chosen per dynamics, and a verdict needs the intervals apart."""
     from robolearn.pipeline.comparison import best_base_variants, compare

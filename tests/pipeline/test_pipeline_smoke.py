@@ -84,7 +84,7 @@ def test_scripted_base_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["quad_hover", "g1_bimanual_lift"])
+@pytest.mark.parametrize("preset", ["quad_hover", "quad_gates", "g1_bimanual_lift"])
 def test_other_embodiments_presets_at_smoke_budgets(tmp_path, monkeypatch, preset):
     """The quadrotor and humanoid presets run end to end at tiny budgets, their refined policy over ROS 2 too."""
     monkeypatch.setenv("ROBOLEARN_ROS_DOMAIN", str(60 + (os.getpid() + len(preset)) % 30))
