@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -199,10 +200,11 @@ class Monitor:
         self.context.try_shutdown()
 
 
-def run_graph(cfg: DeployConfig, progress: bool = True) -> GraphResult:
-    """Start the graph in a domain of its own, wait for its episodes (or ``cfg.timeout``, or Ctrl-C), stop it;
-    the result. Raises :class:`~robolearn.ros_nodes.domain.DomainBusyError` when ``cfg.domain_id`` is given
-    and ROS nodes are already on it."""
+def run_graph(cfg: DeployConfig, progress: bool = True, stop: threading.Event | None = None) -> GraphResult:
+    """Start the graph in a domain of its own, wait for its episodes (or ``cfg.timeout``, Ctrl-C, or ``stop``
+    being set from another thread), stop it; the result. Raises
+    :class:`~robolearn.ros_nodes.domain.DomainBusyError` when ``cfg.domain_id`` is given and ROS nodes are
+    already on it."""
     cfg = replace(cfg, domain_id=claim_domain(cfg.domain_id, cfg.localhost_only))
     if progress:
         print(f"ROS_DOMAIN_ID {cfg.domain_id}", flush=True)
@@ -228,6 +230,8 @@ def run_graph(cfg: DeployConfig, progress: bool = True) -> GraphResult:
                 result.reason = f"node(s) exited: {', '.join(dead)}"
             elif cfg.timeout and time.monotonic() - start > cfg.timeout:
                 result.reason = f"timeout ({cfg.timeout} s)"
+            elif stop is not None and stop.is_set():
+                result.reason = "stopped"
             if result.reason:
                 break
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -105,15 +106,18 @@ def _domain_from_env() -> int | None:
 
 
 def ros_stage(cfg: PipelineConfig) -> Stage:
-    """The deployed policy drives the MuJoCo robot twin over ROS 2 through the safety node."""
+    """The deployed policy drives the MuJoCo robot twin over ROS 2 through the safety node; with
+    ``ros.overlap`` a background stage (beside the later branches), stopped early if the pipeline fails."""
     layout = cfg.layout
+    stop = threading.Event()
 
     def run() -> dict[str, Any]:
         from robolearn.ros_nodes.launcher import run_graph
 
         name = cfg.ros.policy
         deploy = deploy_config(cfg)
-        result = run_graph(deploy, progress=False)
+        stop.clear()
+        result = run_graph(deploy, progress=False, stop=stop)
         if not result.episodes:
             raise RuntimeError(f"no episode finished over ROS 2 ({result.reason}); logs in {deploy.log_dir}")
         record = eval_record(f"{name} over ROS 2", "nominal", [bool(e["success"]) for e in result.episodes],
@@ -124,7 +128,7 @@ def ros_stage(cfg: PipelineConfig) -> Stage:
         return {"success_rate": record["success_rate"], "episodes": record["episodes"], "reason": result.reason,
                 "exit_codes": {k: v for k, v in asdict(result)["exit_codes"].items()}}
 
-    return Stage("ros", run, (layout.ros_dir,))
+    return Stage("ros", run, (layout.ros_dir,), background=cfg.ros.overlap, cancel=stop.set)
 
 
 def report_stage(cfg: PipelineConfig) -> Stage:
@@ -134,4 +138,4 @@ def report_stage(cfg: PipelineConfig) -> Stage:
         html, md = write_report(cfg.run_dir, title=f"robolearn pipeline: {cfg.env_id}")
         return {"html": str(html), "md": str(md)}
 
-    return Stage("report", run)
+    return Stage("report", run, waits=True)

@@ -19,6 +19,7 @@ from typing import Any
 from robolearn.core.config import save_config
 from robolearn.pipeline.branches import refine_stages, report_stage, ros_stage
 from robolearn.pipeline.config import SEED_STRIDE, PipelineConfig, base_spec
+from robolearn.pipeline.layout import refine_stage_name
 from robolearn.pipeline.records import close_eval_envs, eval_conditions, evaluate_policy
 from robolearn.pipeline.stages import Stage, StageFn, StageRunner
 from robolearn.pipeline.validation import validate
@@ -109,9 +110,19 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         *refine_stages(cfg),
     ]
     if cfg.ros.enabled:
-        stages.append(ros_stage(cfg))
+        stages.insert(_ros_position(cfg, stages), ros_stage(cfg))
     stages.append(report_stage(cfg))
     return stages
+
+
+def _ros_position(cfg: PipelineConfig, stages: list[Stage]) -> int:
+    """Where the ROS stage goes: with ``ros.overlap``, right after the stage that makes its policy (the base's
+    evaluation, or its branch), so it runs beside the later branches; otherwise after every branch."""
+    if not cfg.ros.overlap:
+        return len(stages)
+    maker = "eval_base" if cfg.ros.policy == "base" else refine_stage_name(cfg.ros.policy)
+    names = [s.name for s in stages]
+    return names.index(maker) + 1 if maker in names else len(stages)
 
 
 def run_pipeline(cfg: PipelineConfig, force: str | None = None) -> dict[str, dict[str, Any]]:

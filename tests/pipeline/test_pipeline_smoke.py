@@ -34,8 +34,9 @@ def test_default_pipeline_at_smoke_budgets(tmp_path, monkeypatch):
         branch.settings["learner"] = {**branch.settings.get("learner", {}), "hidden": [32, 32], "batch_size": 32}
     layout = cfg.layout
     results = run_pipeline(cfg)
-    assert list(results) == ["collect", "train", "eval_expert", "eval_base", "refine_residual", "refine_dsrl",
-                             "ros", "report"]
+    # the ROS 2 closed loop starts once its residual exists and runs beside the DSRL branch
+    assert list(results) == ["collect", "train", "eval_expert", "eval_base", "refine_residual", "ros",
+                             "refine_dsrl", "report"]
     assert "zero_noise" in results["eval_base"]  # the diffusion base from zero noise, DSRL's starting point
     for method in ("residual", "dsrl"):
         record = results[refine_stage_name(method)]

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,83 @@ def test_force_reruns_from_a_stage_and_clears_its_outputs(tmp_path):
     assert calls == ["a", "b", "c", "b", "c"]
     with pytest.raises(ValueError, match="unknown stage 'z'"):
         runner.force("z")
+
+
+def test_a_background_stage_runs_beside_the_next_ones_and_the_waiting_stage_joins_it(tmp_path):
+    """The background stage blocks until a later foreground stage has run, so the run finishes only if the
+    two ran at the same time; the waiting stage sees the background stage's marker."""
+    started, calls = threading.Event(), []
+    layout = RunLayout(tmp_path)
+
+    def ros():
+        assert started.wait(30), "the foreground stage never ran beside the background one"
+        calls.append("ros")
+        return {}
+
+    def dsrl():
+        started.set()
+        calls.append("dsrl")
+        return {}
+
+    def report():
+        assert layout.stage_marker("ros").is_file()
+        calls.append("report")
+        return {}
+
+    stages = [_stage("residual", calls), Stage("ros", ros, background=True), Stage("dsrl", dsrl),
+              Stage("report", report, waits=True)]
+    results = StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert calls[0] == "residual" and calls[-1] == "report" and set(calls[1:3]) == {"ros", "dsrl"}
+    assert list(results) == ["residual", "ros", "dsrl", "report"]
+    runner = StageRunner(tmp_path, stages, log=lambda _: None)
+    runner.force("ros")  # reruns the stages that wait for it, not the foreground stage listed after it
+    assert layout.stage_marker("dsrl").is_file() and not layout.stage_marker("report").exists()
+
+
+def test_a_failing_foreground_stage_cancels_the_background_one(tmp_path):
+    """Ctrl-C or an error in the foreground asks the background stage to stop and joins it before raising."""
+    stop, calls = threading.Event(), []
+
+    def ros():
+        assert stop.wait(30)
+        calls.append("ros stopped")
+        return {}
+
+    def boom():
+        raise RuntimeError("branch failed")
+
+    stages = [Stage("ros", ros, background=True, cancel=stop.set), Stage("dsrl", boom)]
+    with pytest.raises(RuntimeError, match="branch failed"):
+        StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert calls == ["ros stopped"]
+
+
+def test_a_background_stage_error_is_raised_when_joined(tmp_path):
+    def ros():
+        raise RuntimeError("no episode finished over ROS 2")
+
+    stages = [Stage("ros", ros, background=True), _stage("dsrl", []), Stage("report", lambda: {}, waits=True)]
+    with pytest.raises(RuntimeError, match="no episode finished"):
+        StageRunner(tmp_path, stages, log=lambda _: None).run()
+    assert RunLayout(tmp_path).stage_marker("dsrl").is_file()
+    assert not RunLayout(tmp_path).stage_marker("report").exists()
+
+
+def test_the_ros_stage_starts_after_the_policy_it_deploys():
+    """With ros.overlap the closed loop follows its branch (beside the later ones); without, it runs last."""
+    from robolearn.core.config import load_config
+    from robolearn.pipeline.config import PipelineConfig
+    from robolearn.pipeline.pipeline import build_stages
+
+    preset = Path(__file__).resolve().parents[2] / "configs/pipelines/panda_lift.yaml"
+    cfg = load_config(PipelineConfig, preset, [])
+    names = [s.name for s in build_stages(cfg)]
+    assert names.index("ros") == names.index("refine_residual") + 1 < names.index("refine_dsrl")
+    cfg = load_config(PipelineConfig, preset, ["ros.overlap=false"])
+    assert [s.name for s in build_stages(cfg)][-2:] == ["ros", "report"]
+    cfg = load_config(PipelineConfig, preset, ["ros.policy=base"])
+    names = [s.name for s in build_stages(cfg)]
+    assert names.index("ros") == names.index("eval_base") + 1
 
 
 def test_a_failed_stage_leaves_no_marker_and_reruns(tmp_path):
