@@ -17,8 +17,9 @@ from robolearn.datasets.format import DatasetCorruptError, ImageEncoding
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8"
-PNG_LEVEL = 1
-"""zlib level of PNG frames: levels 3-9 cost up to 1.4x the encode time for <2% smaller rendered frames."""
+PNG_LEVEL = 3
+"""zlib level of PNG frames: on rendered 84x84 frames as fast to encode as level 1 and 6% smaller; level 9
+is another 9-14% smaller but 12x slower to encode."""
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 """JPEG start-of-frame markers (baseline, progressive, ...); C4/C8/CC share the range but are not frames."""
 
