@@ -8,10 +8,13 @@ For each task (PandaLift-v0 and PandaPegInsert-v0 by default), with the vision p
 
 1. **ceiling**: one ``mujoco.Renderer`` over the task's own model and a reset state, drawing the same cameras
    with the same options as the env's renderer (collision geoms, no MSAA): frames/s with no env, no physics;
+   and ``--num-envs`` envs' own renderers used in turn (what GL context reuse could save);
 2. **batched**: ``make_vec_env(..., env_kwargs={"pixels": ...})`` with ``--num-envs`` envs on the ``threads``
    backend (pixel envs step inline, one GL context current at a time) and the ``processes`` backend (envs
    rendered in worker processes), random actions: camera frames/s (env steps/s x cameras) and their ratio to
-   the ceiling of the same round; ``state`` is the same batched env without cameras, in env steps/s;
+   the ceiling of the same round, and processes over threads (the default for pixel envs before this bench
+   showed processes faster) in the same round; ``state`` is the same batched env without cameras, in env
+   steps/s;
 3. **profile**: one pass of the threads backend with each phase timed: ``render`` (``mjr_render`` and
    reading the pixels back, inside ``Renderer.render``), ``scene`` (``update_scene``), ``physics``
    (``mj_step``), ``copy`` (batching observations: ``_write_obs`` and ``_copy_obs``) and ``python`` (the
@@ -48,23 +51,29 @@ from robolearn.sim.vector_base import BatchedEnvBase  # noqa: E402
 TASK_IDS = ["robolearn/PandaLift-v0", "robolearn/PandaPegInsert-v0"]
 
 
-def ceiling(env_id: str, pixels: dict, seconds: float) -> float:
-    """Frames/s of one bare ``mujoco.Renderer`` (through :class:`PixelRenderer`'s options) on the task's model."""
-    env = gym_make(env_id, pixels=pixels).unwrapped
-    env.reset(seed=0)
+def ceiling(env_id: str, pixels: dict, seconds: float, contexts: int = 1) -> float:
+    """Frames/s of bare ``mujoco.Renderer`` s (with :class:`PixelRenderer`'s options) on the task's model, no env
+    stepping: one renderer, or ``contexts`` envs' own renderers (GL contexts) used in turn, as the threads
+    backend uses its envs'."""
+    envs = [gym_make(env_id, pixels=pixels).unwrapped for _ in range(contexts)]
     cfg = PixelConfig(**pixels)
-    option = PixelRenderer(env.model, cfg)._option  # the env renderer's geom groups
-    env.model.vis.quality.offsamples = 0
-    renderer = mujoco.Renderer(env.model, cfg.height, cfg.width)
+    renderers = []
+    for env in envs:
+        env.reset(seed=0)
+        env.model.vis.quality.offsamples = 0
+        renderers.append(mujoco.Renderer(env.model, cfg.height, cfg.width))
+    option = PixelRenderer(envs[0].model, cfg)._option  # the env renderer's geom groups
     frames, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for cam in cfg.cameras:
-            renderer.update_scene(env.data, camera=cam, scene_option=option)
-            renderer.render()
-            frames += 1
+        for env, renderer in zip(envs, renderers, strict=True):
+            for cam in cfg.cameras:
+                renderer.update_scene(env.data, camera=cam, scene_option=option)
+                renderer.render()
+                frames += 1
     rate = frames / (time.perf_counter() - start)
-    renderer.close()
-    env.close()
+    for env, renderer in zip(envs, renderers, strict=True):
+        renderer.close()
+        env.close()
     return rate
 
 
@@ -170,6 +179,7 @@ def run_task(env_id: str, args: argparse.Namespace) -> None:
     ncam, n = len(args.cameras), args.num_envs
     modes: dict[str, Callable[[], float]] = {
         "ceiling": lambda: ceiling(env_id, pixels, args.seconds),
+        "contexts": lambda: ceiling(env_id, pixels, args.seconds, contexts=n),
         "threads": lambda: ncam * batched(env_id, n, pixels, "threads", args.seconds),
         "processes": lambda: ncam * batched(env_id, n, pixels, "processes", args.seconds),
         "state": lambda: batched(env_id, n, None, "threads", args.seconds),
@@ -183,12 +193,17 @@ def run_task(env_id: str, args: argparse.Namespace) -> None:
             rates[name].append(rate)
             if name in ("threads", "processes"):
                 rates[f"{name}/ceiling"].append(rate / this["ceiling"])
+        rates["processes/threads"].append(this["processes"] / this["threads"])
+        rates["contexts/ceiling"].append(this["contexts"] / this["ceiling"])
     print(f"\n{env_id}: cameras {'+'.join(args.cameras)} at {args.size}x{args.size}, {n} envs, "
           f"{args.rounds} rounds, median (worst)")
     print(f"  ceiling (one mujoco.Renderer, no env)   {_fmt(rates['ceiling']):>14} frames/s")
+    print(f"  {n} envs' renderers in turn, no stepping  {_fmt(rates['contexts']):>14} frames/s"
+          f"  = {_fmt(rates['contexts/ceiling'], 2)} x ceiling")
     for backend in ("threads", "processes"):
         print(f"  batched pixel env, {backend:<9}            {_fmt(rates[backend]):>14} frames/s"
               f"  = {_fmt(rates[f'{backend}/ceiling'], 2)} x ceiling")
+    print(f"  processes / threads (the default before) {_fmt(rates['processes/threads'], 2):>13}")
     print(f"  batched state-only env, threads         {_fmt(rates['state']):>14} env steps/s")
     shares = profile(env_id, n, pixels, args.seconds)
     print("  profile (threads backend, share of step wall time): "

@@ -25,7 +25,7 @@ quadrotor's rate loop), where threads would queue on the GIL.
 
 Without ``backend=``, each task gets the backend its registry row names (``TaskSpec.vec_backend``, set
 from what ``bench/sim_throughput.py`` measures faster), and envs with cameras get ``processes``: their step is
-~93% offscreen rendering, which a CPU renderer does on the calling thread, so only worker processes render
+81-93% offscreen rendering, which a CPU renderer does on the calling thread, so only worker processes render
 several envs at once (``bench/render_throughput.py``); see :func:`default_backend`.
 
 ``backend="sync"`` is gymnasium's own ``SyncVectorEnv`` over ``gymnasium.make(env_id)`` with
@@ -118,9 +118,9 @@ def default_backend(env_id: str, num_envs: int, pixels: bool = False) -> str:
 
     The task's :attr:`~robolearn.sim.registry.TaskSpec.vec_backend` (what ``bench/sim_throughput.py``
     measured faster for it), or ``processes`` for envs that render cameras (``pixels``): the threads backend
-    renders them one at a time, worker processes on every core (1.9x the frames/s on 2 loaded cores,
-    ``bench/render_throughput.py``). One env, or one usable CPU, runs inline in ``threads``: a worker process
-    would only add a pipe round trip per step.
+    renders them one at a time, worker processes on every core (1.03-1.27x the frames/s in the median round
+    on 2 cores at load 5-8, more with idle cores; ``bench/render_throughput.py``, docs/results.md). One env,
+    or one usable CPU, runs inline in ``threads``: a worker process would only add a pipe round trip per step.
     """
     spec = TASKS.get(env_id)
     if spec is None or num_envs < 2 or usable_cpus() < 2:
