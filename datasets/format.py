@@ -26,7 +26,9 @@ from robolearn.core.durable import append_line, atomic_write_bytes, atomic_write
 from robolearn.core.protocols import Feature
 
 FORMAT_NAME = "robolearn-episodes"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 adds compressed image storage (``images`` in info.json); a raw-image dataset is still written as
+version 1, so readers older than version 2 keep reading it."""
 INFO_PATH = "meta/info.json"
 INDEX_PATH = "meta/episodes.jsonl"
 STATS_PATH = "meta/stats.json"
@@ -93,6 +95,49 @@ def is_image(feature: Feature) -> bool:
     return feature.dtype == "uint8" and len(feature.shape) == 3 and feature.shape[-1] == 3
 
 
+IMAGE_CODECS = ("raw", "png", "jpeg")
+
+
+@dataclass(frozen=True)
+class ImageEncoding:
+    """How the dataset stores camera frames: one value per frame in its ``obs.pixels/<cam>`` column.
+
+    ``raw``: the ``H*W*3`` RGB bytes (fixed-size binary; Parquet's zstd compresses them); ``png``: a lossless
+    PNG per frame; ``jpeg``: a JPEG per frame at ``quality`` (lossy). Readers decode transparently.
+    """
+
+    codec: str = "raw"
+    """``raw``, ``png`` or ``jpeg``."""
+    quality: int = 95
+    """JPEG quality, 1..100 (ignored by the other codecs)."""
+
+    def __post_init__(self) -> None:
+        if self.codec not in IMAGE_CODECS:
+            raise DatasetError(f"image codec {self.codec!r} is unknown: use one of {', '.join(IMAGE_CODECS)}")
+        if not 1 <= int(self.quality) <= 100:
+            raise DatasetError(f"JPEG quality {self.quality} is out of range: use 1..100 (e.g. jpeg:95)")
+
+    @classmethod
+    def parse(cls, text: str) -> ImageEncoding:
+        """``raw``, ``png``, ``jpeg`` or ``jpeg:<quality>`` (the writer option and the CLI flag)."""
+        codec, _, quality = str(text).strip().lower().partition(":")
+        if quality and (codec != "jpeg" or not quality.isdigit()):
+            raise DatasetError(f"image encoding {text!r}: only jpeg takes a quality, as jpeg:<1..100>")
+        return cls(codec, int(quality) if quality else 95)
+
+    def __str__(self) -> str:
+        return f"jpeg:{self.quality}" if self.codec == "jpeg" else self.codec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"codec": self.codec, "quality": self.quality} if self.codec == "jpeg" else {"codec": self.codec}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ImageEncoding:
+        if not isinstance(data, dict):
+            raise DatasetError(f"info.json 'images' must be an object like {{\"codec\": \"png\"}}, got {data!r}")
+        return cls(str(data.get("codec", "raw")), int(data.get("quality", 95)))
+
+
 def feature_from_dict(data: dict[str, Any]) -> Feature:
     return Feature(
         shape=tuple(int(s) for s in data["shape"]),
@@ -120,6 +165,8 @@ class DatasetInfo:
     """A one-line description of the task (exported as the LeRobot task string)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form provenance (collection policy, noise, command line...)."""
+    images: ImageEncoding = field(default_factory=ImageEncoding)
+    """How camera frames are stored (raw bytes, PNG or JPEG per frame)."""
 
     def __post_init__(self) -> None:
         if not self.observation:
@@ -134,7 +181,7 @@ class DatasetInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": 1 if self.images.codec == "raw" else FORMAT_VERSION,
             "env_id": self.env_id,
             "robot": self.robot,
             "task": self.task,
@@ -144,6 +191,7 @@ class DatasetInfo:
                 "action": self.action.to_dict(),
             },
             "extra": self.extra,
+            "images": self.images.to_dict(),
         }
 
     @classmethod
@@ -161,6 +209,7 @@ class DatasetInfo:
             robot=data.get("robot", ""),
             task=data.get("task", ""),
             extra=dict(data.get("extra") or {}),
+            images=ImageEncoding.from_dict(data.get("images", {})),
         )
 
     def same_features(self, other: DatasetInfo) -> str | None:
@@ -213,13 +262,15 @@ def column_name(obs_key: str) -> str:
 
 
 def arrow_schema(info: DatasetInfo) -> pa.Schema:
-    """The Parquet schema of an episode file: a fixed-size list column per state feature (flattened),
-    a fixed-size binary column (raw ``H*W*3`` bytes) per image feature."""
+    """The Parquet schema of an episode file: a fixed-size list column per state feature (flattened); per
+    image feature a fixed-size binary column (raw ``H*W*3`` bytes) or, for PNG/JPEG, a binary column (one
+    encoded frame per step)."""
     fields = []
     for key, feat in info.observation.items():
         size = int(np.prod(feat.shape, dtype=np.int64))
-        if is_image(feat):  # one raw value per frame: 10x faster than a list of 21k uint8 elements
-            fields.append(pa.field(column_name(key), pa.binary(size)))
+        if is_image(feat):  # one value per frame: 10x faster than a list of 21k uint8 elements
+            stored = pa.binary(size) if info.images.codec == "raw" else pa.binary()
+            fields.append(pa.field(column_name(key), stored))
         else:
             fields.append(pa.field(column_name(key), pa.list_(pa.from_numpy_dtype(np.dtype(feat.dtype)), size)))
     size = int(np.prod(info.action.shape, dtype=np.int64))

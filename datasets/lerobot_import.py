@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from robolearn.core.protocols import Feature
-from robolearn.datasets.format import DatasetError, DatasetInfo, resolve_inside
+from robolearn.datasets.format import DatasetError, DatasetInfo, ImageEncoding, resolve_inside
+from robolearn.datasets.images import decode_frames
 from robolearn.datasets.lerobot_layout import (
     DATA_PATH,
     DEFAULT_COLUMNS,
@@ -91,7 +92,8 @@ def _import_info(src: Path, meta: dict[str, Any]) -> tuple[DatasetInfo, dict[str
     info = DatasetInfo(observation=obs, action=action, fps=float(meta["fps"]),
                        env_id=base.env_id if base else "",
                        robot=base.robot if base else (meta.get("robot_type") or ""),
-                       task=base.task if base else _first_task(src), extra={"imported_from": str(src)})
+                       task=base.task if base else _first_task(src), extra={"imported_from": str(src)},
+                       images=base.images if base else ImageEncoding())
     return info, columns
 
 
@@ -150,13 +152,15 @@ class _Files:
         return frames[first:first + n]
 
 
-def import_lerobot(src: str | Path, out: str | Path) -> Path:
-    """Read a LeRobotDataset v3.0 directory ``src`` into a new robolearn dataset at ``out``."""
+def import_lerobot(src: str | Path, out: str | Path, images: str | ImageEncoding | None = None) -> Path:
+    """Read a LeRobotDataset v3.0 directory ``src`` into a new robolearn dataset at ``out``, its camera frames
+    stored as ``images`` (see :class:`ImageEncoding`; None: as the robolearn dataset it was exported from
+    stored them, else raw)."""
     src, out = Path(src), Path(out)
     meta = _read_meta(src)
     info, columns = _import_info(src, meta)
     files = _Files(src, meta)
-    with EpisodeWriter(out, info) as writer:
+    with EpisodeWriter(out, info, images=images) as writer:
         for row in _episode_rows(src):
             table = files.episode_table(row)
             n = table.num_rows
@@ -166,7 +170,7 @@ def import_lerobot(src: str | Path, out: str | Path) -> Path:
                 if dtype == "video":
                     obs[key] = files.frames(row, col, n)
                 elif dtype == "image":
-                    obs[key] = _decode_images(table[col])
+                    obs[key] = _decode_images(table[col], feat.shape, f"{src} episode {row['episode_index']} {col!r}")
                 else:
                     obs[key] = column_values(table[col], feat.shape, feat.dtype, col)
             writer.begin_episode(seed=row.get("seed"), meta={"lerobot_episode_index": row["episode_index"]})
@@ -201,11 +205,8 @@ def _read_frames(path: Path) -> np.ndarray:
         reader.close()
 
 
-def _decode_images(column: pa.ChunkedArray) -> np.ndarray:
-    import cv2
-
-    frames = []
-    for item in column.to_pylist():
-        img = cv2.imdecode(np.frombuffer(item["bytes"], np.uint8), cv2.IMREAD_COLOR)
-        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return np.stack(frames)
+def _decode_images(column: pa.ChunkedArray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A LeRobot ``image`` column (``{bytes, path}`` structs of PNG or JPEG) -> ``(T, H, W, 3)`` uint8; every
+    frame's header must declare the feature's height and width before it is decoded."""
+    items = [item.get("bytes") if isinstance(item, dict) else None for item in column.to_pylist()]
+    return decode_frames(items, shape, None, what)

@@ -34,10 +34,13 @@ def merge_datasets(sources: Sequence[str | Path], out: str | Path, only_success:
             raise DatasetError(f"cannot merge {ds.root}: {problems}; {hint}")
         if diff := datasets[0].info.same_features(ds.info):
             raise DatasetError(f"cannot merge {ds.root} with {datasets[0].root}: {diff}")
+        if ds.info.images != datasets[0].info.images:  # files are copied as they are: one encoding throughout
+            raise DatasetError(f"cannot merge {ds.root} (images stored as {ds.info.images}) with "
+                               f"{datasets[0].root} ({datasets[0].info.images}): merge datasets of one encoding")
     count = 0
     info = datasets[0].info
     info.extra = {**info.extra, "merged_from": [str(ds.root) for ds in datasets]}
-    with EpisodeWriter(out, info) as writer:
+    with EpisodeWriter(out, info, images=info.images) as writer:
         for ds in datasets:
             for rec in ds.records:
                 if only_success and not rec.success:

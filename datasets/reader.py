@@ -24,10 +24,12 @@ from robolearn.datasets.format import (
     EpisodeRecord,
     column_name,
     from_fixed_list,
+    is_image,
     read_index,
     read_info,
     resolve_inside,
 )
+from robolearn.datasets.images import decode_column
 from robolearn.datasets.stats import aggregate
 from robolearn.datasets.validate import column_problem, nonfinite_problem, stats_problem
 
@@ -123,10 +125,7 @@ class EpisodeDataset:
         steps = ["action", "reward", "is_success", "intervention", "timestamp"]
         table = self.read_table(index, [*columns, *steps])
         self._check(index, column_problem(self.info, table.schema))
-        obs = {
-            k: from_fixed_list(table[c], self.info.observation[k].shape, self.info.observation[k].dtype)
-            for k, c in zip(keys, columns, strict=True)
-        }
+        obs = {k: self._observation(index, k, table[c]) for k, c in zip(keys, columns, strict=True)}
         act = self.info.action
         episode = Episode(
             record=self.records[index],
@@ -141,6 +140,18 @@ class EpisodeDataset:
         numbers |= {"action": episode.action, "reward": episode.reward, "timestamp": episode.timestamp}
         self._check(index, nonfinite_problem(numbers))
         return episode
+
+    def _observation(self, index: int, key: str, column: pa.ChunkedArray) -> np.ndarray:
+        """Observation ``key``'s column -> ``(T, *shape)``, decoding PNG/JPEG frames (each checked against
+        the feature before it is decoded; a bad one raises :class:`DatasetCorruptError` naming it)."""
+        feat = self.info.observation[key]
+        if not is_image(feat) or self.info.images.codec == "raw":
+            return from_fixed_list(column, feat.shape, feat.dtype)
+        try:
+            return decode_column(column, feat.shape, self.info.images.codec, f"observation {key!r}")
+        except DatasetCorruptError as err:
+            self._check(index, str(err))
+            raise
 
     def _check(self, index: int, problem: str | None) -> None:
         """Raise :class:`DatasetCorruptError` for ``problem`` found in episode ``index`` (None: fine)."""
@@ -178,6 +189,7 @@ class EpisodeDataset:
             "length_min": min(lengths, default=0),
             "length_max": max(lengths, default=0),
             "bytes": sum(r.bytes for r in self.records),
+            "images": str(self.info.images),
             "observation": {k: f.to_dict() for k, f in self.info.observation.items()},
             "action": self.info.action.to_dict(),
         }

@@ -32,6 +32,8 @@ def _width(arrow_type: pa.DataType) -> str:
         return f"{arrow_type.byte_width} bytes per step"
     if isinstance(arrow_type, (pa.ListType, pa.LargeListType)):
         return f"a variable-length list of {arrow_type.value_type}"
+    if pa.types.is_binary(arrow_type):
+        return "one encoded (PNG/JPEG) frame per step"
     return f"type {arrow_type}"
 
 
@@ -48,6 +50,8 @@ def column_problem(info: DatasetInfo, schema: pa.Schema) -> str | None:
         key = name.removeprefix(OBS_PREFIX)
         feat = info.action if name == "action" else info.observation.get(key)
         said = f"shape {tuple(feat.shape)} {feat.dtype}" if feat is not None else str(want)
+        if pa.types.is_binary(want) or pa.types.is_binary(have):
+            said += f" stored as {info.images}"
         return f"{_label(name)} holds {_width(have)}, meta/info.json says {said} ({_width(want)})"
     return None
 

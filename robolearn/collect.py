@@ -49,6 +49,9 @@ class CollectConfig:
     """Cameras to record as ``pixels/<camera>`` uint8 images (empty: state only)."""
     image_size: int = 84
     """Width and height of recorded camera images (pixels)."""
+    images: str = ""
+    """How camera images are stored: ``raw``, ``png`` (lossless), ``jpeg`` or ``jpeg:<quality>`` (lossy);
+    empty: the existing dataset's encoding, raw for a new one (sizes and read speeds: docs/results.md)."""
     task: dict[str, Any] = field(default_factory=dict)
     """Task settings passed to the env, e.g. ``terminate_on_success: false`` to keep recording the held
     success state (frames for a success classifier)."""
@@ -121,7 +124,7 @@ def collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     info = dataset_info_for(envs[0], cfg.env_id, cfg.cameras, cfg.image_size, extra)
     max_attempts = cfg.max_attempts or 5 * cfg.episodes
     result = CollectResult(str(cfg.out), 0, 0, 0, 0)
-    with EpisodeWriter(Path(cfg.out), info) as writer, tqdm(
+    with EpisodeWriter(Path(cfg.out), info, images=cfg.images or None) as writer, tqdm(
         total=cfg.episodes, desc=f"collect {cfg.env_id}", disable=not progress, unit="ep"
     ) as bar:
         seeds = [r.seed for r in writer.records if r.seed is not None]

@@ -24,7 +24,9 @@ processes with the same per-env code: for tasks whose Python runs around every p
 quadrotor's rate loop), where threads would queue on the GIL.
 
 Without ``backend=``, each task gets the backend its registry row names (``TaskSpec.vec_backend``, set
-from what ``bench/sim_throughput.py`` measures faster), see :func:`default_backend`.
+from what ``bench/sim_throughput.py`` measures faster), and envs with cameras get ``processes``: their step is
+81-93% offscreen rendering, which a CPU renderer does on the calling thread, so only worker processes render
+several envs at once (``bench/render_throughput.py``); see :func:`default_backend`.
 
 ``backend="sync"`` is gymnasium's own ``SyncVectorEnv`` over ``gymnasium.make(env_id)`` with
 same-step autoreset, for comparison; all backends produce the same trajectories for the same seeds.
@@ -90,7 +92,7 @@ def make_vec_env(
     if max_episode_steps is None:
         max_episode_steps = gym.spec(env_id).max_episode_steps
     if backend is None:
-        backend = default_backend(env_id, int(num_envs))
+        backend = default_backend(env_id, int(num_envs), pixels=_has_cameras(kwargs.get("pixels")))
     if backend == "processes":
         vec: gym.vector.VectorEnv = ProcessVectorEnv(env_id, int(num_envs), kwargs, max_episode_steps=max_episode_steps,
                                                      num_workers=num_threads, seed=seed)
@@ -111,17 +113,25 @@ def make_vec_env(
     return vec
 
 
-def default_backend(env_id: str, num_envs: int) -> str:
+def default_backend(env_id: str, num_envs: int, pixels: bool = False) -> str:
     """The backend ``make_vec_env`` uses when none is named.
 
     The task's :attr:`~robolearn.sim.registry.TaskSpec.vec_backend` (what ``bench/sim_throughput.py``
-    measured faster for it), except that one env, or one usable CPU, runs inline in ``threads``: a
-    worker process would only add a pipe round trip per step.
+    measured faster for it), or ``processes`` for envs that render cameras (``pixels``): the threads backend
+    renders them one at a time, worker processes on every core (1.03-1.27x the frames/s in the median round
+    on 2 cores at load 5-8, more with idle cores; ``bench/render_throughput.py``, docs/results.md). One env,
+    or one usable CPU, runs inline in ``threads``: a worker process would only add a pipe round trip per step.
     """
     spec = TASKS.get(env_id)
     if spec is None or num_envs < 2 or usable_cpus() < 2:
         return "threads"
-    return spec.vec_backend
+    return "processes" if pixels else spec.vec_backend
+
+
+def _has_cameras(pixels: Any) -> bool:
+    """Whether an env's ``pixels`` keyword argument (a dict, a PixelConfig or None) names cameras."""
+    cameras = pixels.get("cameras") if isinstance(pixels, dict) else getattr(pixels, "cameras", None)
+    return bool(cameras)
 
 
 def _env_fn(env_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -> Callable[[], gym.Env]:

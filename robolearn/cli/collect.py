@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", action="append",
                         help="record this camera as pixels/<camera> (repeatable)")
     parser.add_argument("--image-size", type=int, help="camera image width and height (pixels)")
+    parser.add_argument("--images", help="image storage: raw, png (lossless), jpeg or jpeg:<quality>")
     parser.add_argument("--seed", type=int)
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. max_attempts=500")
     parser.epilog = "config keys:\n" + "\n".join(describe(CollectConfig))
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     flags = {"env_id": args.env, "policy": args.policy, "episodes": args.episodes, "out": args.out,
              "noise": args.noise, "only_success": args.only_success, "num_envs": args.num_envs,
              "cameras": f"[{','.join(args.camera)}]" if args.camera else None, "image_size": args.image_size,
-             "seed": args.seed}
+             "images": args.images, "seed": args.seed}
     overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
                  for k, v in flags.items() if v is not None]
     set_torch_threads()  # one torch thread: the policy shares the cores with MuJoCo

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("source")
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=["lerobot"], default="lerobot")
+    p.add_argument("--images", help="store camera frames as raw, png, jpeg or jpeg:<quality> (default: as "
+                   "exported, else raw)")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -49,7 +51,8 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     print(f"{summary['root']}: {summary['env_id'] or '(no env id)'} at {summary['fps']:g} Hz")
     print(f"  episodes {summary['episodes']} ({summary['success']} successful), steps {summary['steps']}, "
-          f"length {summary['length_min']}..{summary['length_max']}, {summary['bytes'] / 2**20:.1f} MiB")
+          f"length {summary['length_min']}..{summary['length_max']}, {summary['bytes'] / 2**20:.1f} MiB, "
+          f"images stored as {summary['images']}")
     print(f"  intervention steps {summary['intervention_steps']}")
     stats = ds.stats()
     for key, feat in {**ds.info.observation, "action": ds.info.action}.items():
@@ -112,5 +115,5 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     from robolearn.datasets.lerobot import import_lerobot
 
-    print(f"wrote {import_lerobot(args.source, args.out)}")
+    print(f"wrote {import_lerobot(args.source, args.out, images=args.images)}")
     return 0

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from robolearn.core.durable import file_sha256
 from robolearn.core.protocols import Feature
-from robolearn.datasets.format import DatasetInfo
+from robolearn.datasets.format import INDEX_PATH, DatasetInfo
+from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.writer import EpisodeWriter
 
 
@@ -39,11 +44,12 @@ def episode_arrays(e: int, length: int, image: bool = False) -> dict[str, np.nda
 
 
 def write_dataset(root: Path, lengths: list[int], image: bool = False, success: list[bool] | None = None,
-                  start: int = 0) -> list[dict[str, np.ndarray]]:
-    """Write episodes with the given lengths step by step; returns their arrays."""
+                  start: int = 0, images: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Write episodes with the given lengths step by step (frames stored as ``images``: raw, png, jpeg...);
+    returns their arrays."""
     info = make_info(image)
     arrays = []
-    with EpisodeWriter(root, info, flush_every=4) as writer:
+    with EpisodeWriter(root, info, flush_every=4, images=images) as writer:
         for i, n in enumerate(lengths):
             e = start + i
             a = episode_arrays(e, n, image)
@@ -55,3 +61,22 @@ def write_dataset(root: Path, lengths: list[int], image: bool = False, success: 
             writer.end_episode(success=None if success is None else success[i])
             arrays.append(a)
     return arrays
+
+
+def set_record(root: Path, index: int, **fields: object) -> None:
+    """Rewrite one index record as a received, hand-edited index would have it."""
+    path = root / INDEX_PATH
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[index].update(fields)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def replace_file(root: Path, index: int, table: pa.Table, metadata: dict | None = None) -> None:
+    """Write ``table`` as episode ``index``'s file with a matching record (size and sha256), as a sender
+    who made the file elsewhere would."""
+    rec = EpisodeDataset(root).records[index]
+    path = root / rec.file
+    if metadata is None:  # keep robolearn's footer keys, not the Arrow schema of the old columns
+        metadata = {k: v for k, v in pq.read_metadata(path).metadata.items() if k.startswith(b"robolearn.")}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    set_record(root, index, bytes=path.stat().st_size, sha256=file_sha256(path))

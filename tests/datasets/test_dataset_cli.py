@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+import pytest
 from dataset_helpers import write_dataset
 
 from robolearn.cli import collect as collect_cli
 from robolearn.cli import dataset as dataset_cli
 from robolearn.collect import CollectConfig, collect
+from robolearn.datasets.format import DatasetError
 from robolearn.datasets.reader import EpisodeDataset
 from robolearn.datasets.repair import verify
 
@@ -70,3 +72,15 @@ def test_lost_info_json_is_one_line_naming_repair_and_repair_rebuilds_it(tmp_pat
     assert _run(dataset_cli, ["repair", str(tmp_path / "a")]) == 0
     assert "rebuilt meta/info.json" in capsys.readouterr().out
     assert _run(dataset_cli, ["verify", str(tmp_path / "a")]) == 0
+
+
+def test_collect_stores_camera_frames_as_asked(tmp_path, capsys):
+    out = tmp_path / "px"
+    argv = ["--episodes", "1", "--num-envs", "1", "--camera", "wrist", "--image-size", "16", "--out", str(out)]
+    assert _run(collect_cli, [*argv, "--images", "png"]) == 0
+    assert _run(dataset_cli, ["info", str(out)]) == 0
+    assert "images stored as png" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match="stores images as png"):  # another encoding than the dataset's
+        _run(collect_cli, [*argv, "--images", "jpeg"])
+    ds = EpisodeDataset(out)
+    assert len(ds) == 1 and ds.episode(0).obs["pixels/wrist"].shape[1:] == (16, 16, 3)

@@ -31,7 +31,7 @@ WRITER_SCRIPT = textwrap.dedent(
     from robolearn.datasets.writer import EpisodeWriter
 
     info = make_info(image=True)
-    w = EpisodeWriter(sys.argv[1], info, flush_every=3)
+    w = EpisodeWriter(sys.argv[1], info, flush_every=3, images=sys.argv[3])
     e = 0
     while True:
         a = episode_arrays(e, 10, image=True)
@@ -49,9 +49,9 @@ WRITER_SCRIPT = textwrap.dedent(
 )
 
 
-def _spawn(root: Path, pause_episode: int) -> subprocess.Popen:
+def _spawn(root: Path, pause_episode: int, images: str = "raw") -> subprocess.Popen:
     script = WRITER_SCRIPT.format(repo=str(REPO), helpers=str(HELPERS))
-    return subprocess.Popen([sys.executable, "-c", script, str(root), str(pause_episode)],
+    return subprocess.Popen([sys.executable, "-c", script, str(root), str(pause_episode), images],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
@@ -73,9 +73,10 @@ def _committed(lines: list[str]) -> dict[str, str]:
     return {parts[2]: parts[3] for parts in (line.split() for line in lines) if parts[0] == "COMMITTED"}
 
 
-def test_sigkill_mid_episode_keeps_earlier_episodes_bit_identical(tmp_path):
+@pytest.mark.parametrize("images", ["raw", "png"])
+def test_sigkill_mid_episode_keeps_earlier_episodes_bit_identical(tmp_path, images):
     root = tmp_path / "ds"
-    proc = _spawn(root, pause_episode=3)
+    proc = _spawn(root, pause_episode=3, images=images)
     lines = _read_until(proc, lambda ls: ls[-1] == "MID")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -94,7 +95,7 @@ def test_sigkill_mid_episode_keeps_earlier_episodes_bit_identical(tmp_path):
     ds = EpisodeDataset(root)
     assert [r.length for r in ds.records] == [10, 10, 10, 4]
     assert not list((root / "data").glob("*.partial"))
-    assert verify(root).findings == []
+    assert verify(root).findings == [] and ds.info.images.codec == images
 
 
 def test_sigkill_at_an_arbitrary_moment_leaves_a_dataset_that_verifies(tmp_path):

@@ -14,8 +14,9 @@ from robolearn.datasets.lerobot import export_lerobot, import_lerobot
 from robolearn.datasets.reader import EpisodeDataset
 
 
-def test_export_import_round_trip(tmp_path):
-    write_dataset(tmp_path / "ds", [5, 8, 3], image=True, success=[True, False, True])
+@pytest.mark.parametrize("images", ["raw", "png", "jpeg:90"])
+def test_export_import_round_trip(tmp_path, images):
+    write_dataset(tmp_path / "ds", [5, 8, 3], image=True, success=[True, False, True], images=images)
     out = export_lerobot(tmp_path / "ds", tmp_path / "lr")
     info = json.loads((out / "meta/info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 3 and info["total_frames"] == 16
@@ -41,8 +42,10 @@ def test_export_import_round_trip(tmp_path):
         for name in ("action", "reward", "is_success", "intervention", "timestamp"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         err = np.abs(a.obs["pixels/front"].astype(int) - b.obs["pixels/front"])
-        assert err.mean() < 3.0, err.mean()  # lossy video, within codec tolerance
+        assert err.mean() < 3.0, err.mean()  # lossy video (after JPEG, for jpeg), within codec tolerance
     assert back.info.observation["joint_pos"].units == "rad"
+    assert back.info.images == orig.info.images  # the import stores frames as the exported dataset did
+    assert EpisodeDataset(import_lerobot(out, tmp_path / "raw", images="raw")).info.images.codec == "raw"
 
 
 def test_export_refuses_a_non_empty_target_and_import_needs_info(tmp_path):

@@ -204,3 +204,41 @@ def test_import_names_the_episode_holding_a_nan(tmp_path):
     with pytest.raises(DatasetError, match="episode 1: observation 'effort' contains NaN"):
         import_lerobot(src, tmp_path / "ds")
     assert [r.length for r in EpisodeDataset(tmp_path / "ds").records] == [LENGTHS[0]]
+
+
+def _add_image_camera(src: Path, frame_of: dict[tuple[int, int], bytes] | None = None) -> None:
+    """Give the fixture an ``image`` camera (PNG ``{bytes, path}`` structs in the data files, as LeRobot's
+    writer stores ``dtype: image`` features); ``frame_of[(episode, step)]`` replaces a frame's bytes."""
+    import cv2
+
+    info = json.loads((src / "meta/info.json").read_text())
+    info["features"]["observation.images.wrist"] = {"dtype": "image", "shape": [3, H, W],
+                                                    "names": ["channels", "height", "width"]}
+    (src / "meta/info.json").write_text(json.dumps(info))
+    for path in sorted(src.glob("data/chunk-000/file-*.parquet")):
+        table = pq.read_table(path)
+        cells = []
+        for e, t in zip(table["episode_index"].to_pylist(), table["frame_index"].to_pylist(), strict=True):
+            png = cv2.imencode(".png", smooth_image(3 * e + t, H, W)[..., ::-1])[1].tobytes()
+            cells.append({"bytes": (frame_of or {}).get((e, t), png), "path": None})
+        pq.write_table(table.append_column("observation.images.wrist", pa.array(cells)), path)
+
+
+def test_import_of_image_features_decodes_png_exactly(tmp_path):
+    src = write_lerobot_style(tmp_path / "lr")
+    _add_image_camera(src)
+    ds = EpisodeDataset(import_lerobot(src, tmp_path / "ds", images="png"))
+    assert ds.info.observation["pixels/wrist"].shape == (H, W, 3) and ds.info.images.codec == "png"
+    for e, n in enumerate(LENGTHS):
+        np.testing.assert_array_equal(ds.episode(e).obs["pixels/wrist"], _frames(e, n))
+
+
+def test_import_checks_each_image_against_the_declared_feature(tmp_path):
+    import cv2
+
+    src = write_lerobot_style(tmp_path / "lr")
+    _add_image_camera(src, {(1, 3): cv2.imencode(".png", np.zeros((4000, 4000, 3), np.uint8))[1].tobytes()})
+    with pytest.raises(DatasetError, match=r"episode 1 'observation.images.wrist' step 3 holds a 4000x4000 PNG "
+                                           r"where the feature declares 16x24"):
+        import_lerobot(src, tmp_path / "ds")
+    assert [r.length for r in EpisodeDataset(tmp_path / "ds").records] == [LENGTHS[0]]  # episode 0 kept

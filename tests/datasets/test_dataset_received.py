@@ -10,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dataset_helpers import make_info, write_dataset
+from dataset_helpers import make_info, replace_file, set_record, write_dataset
 
 from robolearn.core.durable import file_sha256
 from robolearn.datasets.format import (
     EPISODE_META_KEY,
-    INDEX_PATH,
     INFO_PATH,
     DatasetCorruptError,
     DatasetError,
@@ -27,25 +26,6 @@ from robolearn.datasets.repair import repair, verify
 from robolearn.datasets.sampler import WindowDataset
 
 
-def _set_record(root: Path, index: int, **fields: object) -> None:
-    """Rewrite one index record as a received, hand-edited index would have it."""
-    path = root / INDEX_PATH
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    records[index].update(fields)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def _replace_file(root: Path, index: int, table: pa.Table, metadata: dict | None = None) -> None:
-    """Write ``table`` as episode ``index``'s file with a matching record (size and sha256), as a sender
-    who made the file elsewhere would."""
-    rec = EpisodeDataset(root).records[index]
-    path = root / rec.file
-    if metadata is None:  # keep robolearn's footer keys, not the Arrow schema of the old columns
-        metadata = {k: v for k, v in pq.read_metadata(path).metadata.items() if k.startswith(b"robolearn.")}
-    pq.write_table(table.replace_schema_metadata(metadata), path)
-    _set_record(root, index, bytes=path.stat().st_size, sha256=file_sha256(path))
-
-
 def _outside(tmp_path: Path) -> Path:
     victim = tmp_path / "victim.txt"
     victim.write_text("not yours")
@@ -54,9 +34,9 @@ def _outside(tmp_path: Path) -> Path:
 
 def _point_outside(root: Path, victim: Path, how: str) -> None:
     if how == "dotdot":
-        _set_record(root, 1, file=os.path.relpath(victim, root))
+        set_record(root, 1, file=os.path.relpath(victim, root))
     elif how == "absolute":
-        _set_record(root, 1, file=str(victim))
+        set_record(root, 1, file=str(victim))
     else:  # the record is the usual name, but the file there is a symlink to the outside
         rec = EpisodeDataset(root, check_sizes=False).records[1]
         (root / rec.file).unlink()
@@ -115,7 +95,7 @@ def test_nan_action_fails_verify_and_the_loader_naming_episode_key_step(tmp_path
     action[3, 1] = np.nan
     table = pq.read_table(root / "data/episode_000001.parquet")
     column = pa.FixedSizeListArray.from_arrays(pa.array(action.reshape(-1)), 2)
-    _replace_file(root, 1, table.set_column(table.schema.get_field_index("action"), "action", column))
+    replace_file(root, 1, table.set_column(table.schema.get_field_index("action"), "action", column))
     report = verify(root)
     assert not report.ok and report.bad_episodes == [1]
     assert "action is nan at step 3 element 1" in report.findings[0].problem
@@ -132,7 +112,7 @@ def test_wrong_width_fails_deep_verify_and_the_loader_naming_the_key(tmp_path):
     table = pq.read_table(root / "data/episode_000000.parquet")
     narrow = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(12, np.float32)), 2)  # 6 steps x 2, not 3
     i = table.schema.get_field_index("obs.joint_pos")
-    _replace_file(root, 0, table.set_column(i, "obs.joint_pos", narrow))
+    replace_file(root, 0, table.set_column(i, "obs.joint_pos", narrow))
     report = verify(root)
     want = "observation 'joint_pos' holds 2 float values per step, meta/info.json says shape (3,)"
     assert not report.ok and want in report.findings[0].problem and "episode 0" in report.findings[0].problem
@@ -163,7 +143,7 @@ def test_repair_rebuilds_info_json_from_the_schema_of_older_files(tmp_path):
     write_dataset(root, [3, 4])
     for i in range(2):  # files written before the footer held the info
         meta = pq.read_metadata(root / f"data/episode_00000{i}.parquet").metadata
-        _replace_file(root, i, pq.read_table(root / f"data/episode_00000{i}.parquet"),
+        replace_file(root, i, pq.read_table(root / f"data/episode_00000{i}.parquet"),
                       {EPISODE_META_KEY: meta[EPISODE_META_KEY]})
     (root / INFO_PATH).unlink()
     repair(root)
@@ -213,7 +193,7 @@ def test_nan_in_index_statistics_is_caught_before_it_reaches_a_normalizer(tmp_pa
     write_dataset(root, [3, 4])
     stats = EpisodeDataset(root).records[1].stats
     stats["action"]["sum"][0] = float("nan")
-    _set_record(root, 1, stats=stats)
+    set_record(root, 1, stats=stats)
     report = verify(root, deep=False)
     assert report.bad_episodes == [1] and "action/sum hold NaN" in report.findings[0].problem
     with pytest.raises(DatasetCorruptError, match="episode 1 .*action/sum hold NaN"):

@@ -36,10 +36,11 @@ def test_unknown_camera_is_named():
 
 
 def test_batched_envs_render_pixels():
-    """A batched env with cameras renders every env's frames (inline: GL context switches cost more)."""
+    """A batched env with cameras renders every env's frames; the threads backend steps them inline (GL
+    context switches between pool threads cost more; the default for cameras is worker processes)."""
     from robolearn.sim.vector import make_vec_env
 
-    vec = make_vec_env("robolearn/PandaLift-v0", 4, seed=0,
+    vec = make_vec_env("robolearn/PandaLift-v0", 4, seed=0, backend="threads",
                        env_kwargs={"pixels": {"cameras": ["front"], "width": 32, "height": 32}})
     obs, _ = vec.reset(seed=0)
     for _ in range(3):

@@ -105,3 +105,22 @@ def test_default_backend_per_task_and_explicit_override(monkeypatch):
 def test_chunk_bounds_cover_every_env_once():
     assert chunk_bounds(5, 2) == [(0, 3), (3, 5)]
     assert chunk_bounds(3, 3) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_pixel_envs_default_to_worker_processes_with_the_same_frames(monkeypatch):
+    """Envs with cameras render in worker processes by default (on 2+ CPUs), frame for frame as threads do."""
+    monkeypatch.setattr("robolearn.sim.vector.usable_cpus", lambda: 2)
+    pixels = {"cameras": ["front", "wrist"], "width": 24, "height": 24}
+    assert default_backend(LIFT, 2, pixels=True) == "processes" and default_backend(LIFT, 1, pixels=True) == "threads"
+    traces = []
+    for backend in (None, "threads"):
+        vec = make_vec_env(LIFT, 2, seed=3, env_kwargs={"pixels": pixels}, backend=backend)
+        try:
+            assert isinstance(vec, ProcessVectorEnv if backend is None else MujocoVectorEnv)
+            actions = np.random.default_rng(0).uniform(-1, 1, (3, *vec.action_space.shape)).astype(np.float32)
+            trace = [vec.reset()[0]] + [vec.step(a)[0] for a in actions]
+        finally:
+            vec.close()
+        assert trace[-1]["pixels/wrist"].shape == (2, 24, 24, 3) and trace[-1]["pixels/front"].std() > 0
+        traces.append(trace)
+    _same(traces[0], traces[1])
