@@ -94,7 +94,7 @@ def deploy_config(cfg: PipelineConfig) -> Any:
             "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": step_hz,
                           "wait_for_subscribers": 1, "task": json.dumps(cfg.task)},
             "policy": {"policy": policy, "control_hz": step_hz, "replan_every": 0, "device": cfg.eval.device},
-            "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2},
+            "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2, **cfg.ros.safety},
         },
     )
 

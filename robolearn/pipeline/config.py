@@ -62,6 +62,9 @@ class RosStageConfig:
     """Wall-clock rate of the twin and the policy node (Hz); 0: the task's control rate, real time. Below it the
     graph runs slower than real time (each step's simulated time is the task's control period), which leaves
     a 2-core machine's policy node time to spare."""
+    safety: dict[str, Any] = field(default_factory=dict)
+    """Safety node parameters for this task, on top of the embodiment's defaults, e.g.
+    ``{"limits.geofence_radius": 4.5}`` for a racing course wider than the default 3 m geofence."""
     overlap: bool = True
     """Start the closed loop as soon as its policy exists, beside the refinement branches after it (it waits on
     the wall clock more than it computes); false: after every branch, alone on the cores."""

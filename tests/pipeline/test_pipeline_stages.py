@@ -125,6 +125,18 @@ def test_the_ros_stage_starts_after_the_policy_it_deploys():
     assert names.index("ros") == names.index("eval_base") + 1
 
 
+def test_a_preset_widens_the_safety_limits_its_task_needs():
+    """QuadGates' course is wider than the default geofence: its preset's ros.safety reaches the safety node."""
+    from robolearn.core.config import load_config
+    from robolearn.pipeline.branches import deploy_config
+    from robolearn.pipeline.config import PipelineConfig
+
+    preset = Path(__file__).resolve().parents[2] / "configs/pipelines/quad_gates.yaml"
+    safety = deploy_config(load_config(PipelineConfig, preset, [])).params["safety"]
+    assert safety["limits.geofence_radius"] == 4.5 and safety["limits.max_tilt"] == 1.5
+    assert safety["limits.watchdog_timeout"] == 0.1
+
+
 def test_a_failed_stage_leaves_no_marker_and_reruns(tmp_path):
     calls = []
 
