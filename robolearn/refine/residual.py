@@ -204,6 +204,17 @@ class ResidualPolicy:
     def noise_shape(self) -> tuple[int, ...] | None:
         return self.base.noise_shape
 
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """Every observation key the policy reads, with its per-frame shape: the base's and the actor's (not the
+        base's own ``base_action`` / ``base_plan``); None when the base does not say (a scripted base may read
+        any key)."""
+        base = getattr(self.base, "shapes", None)
+        if base is None:
+            return None
+        actor = {k: s for k, s in self.actor.encoder.obs_shapes.items() if k not in (BASE_KEY, PLAN_KEY)}
+        return {**base, **actor}
+
     @torch.no_grad()
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
         """``(B, 1, Da)`` physical action: base action plus ``scale *`` the actor's correction."""
