@@ -42,9 +42,9 @@ def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Poli
 
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
     """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics`` and ``cfg.visual``, observing
-    ``cfg.obs_keys`` only (when set), policies from specs (or ``make_base`` for the base); with ``cfg.runner == "ray"`` the Ray actors' collector
-    (:func:`ray_collector`: the actors rebuild the base from ``cfg.base``, not from
-    ``make_base``)."""
+    ``cfg.obs_keys`` only (when set), policies from specs (or ``make_base`` for the base); with
+    ``cfg.runner == "ray"`` the Ray actors' collector (:func:`ray_collector`: the actors rebuild the base from
+    ``cfg.base``, not from ``make_base``)."""
     from robolearn.sim.observation_keys import SelectObservationKeys
     from robolearn.sim.randomization import load_dynamics_preset
     from robolearn.sim.visual import load_visual_preset

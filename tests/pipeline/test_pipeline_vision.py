@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests_support import can_render
 
 from robolearn.core.config import load_config
 from robolearn.pipeline.config import PipelineConfig
 from robolearn.pipeline.layout import refine_stage_name
 from robolearn.pipeline.validation import validate
-from tests_support import can_render
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["panda_lift_vision", "panda_peg_insert_vision"]
