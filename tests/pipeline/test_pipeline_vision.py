@@ -55,6 +55,7 @@ def test_vision_presets_read_no_privileged_state(preset):
     assert not _privileged(cfg, keys)
     for branch in cfg.refine:
         assert refine_config(cfg, branch).obs_keys == keys
+        assert branch.settings["params"]["images"] == "base_features"
     assert "held-out" in cfg.eval.visual and "real-gap" in cfg.eval.dynamics
     leaky = load_config(PipelineConfig, ROOT / f"configs/pipelines/{preset}.yaml",
                         ["train.policy.obs_keys=[joint_pos,object_pos,pixels/front]"])
@@ -79,7 +80,7 @@ def vision_run(tmp_path_factory):
                                    eval_episodes=2, eval_envs=2, checkpoint_every=0, num_envs=2, eval_budget=0,
                                    replay_capacity=200)
             branch.settings["learner"] = {**branch.settings["learner"], "hidden": [32, 32], "batch_size": 16}
-        yield cfg, run_pipeline(cfg)
+        yield cfg, run_pipeline(cfg)  # the residual reads the base's frozen camera features (the preset's)
     finally:
         os.environ.pop("ROBOLEARN_ROS_DOMAIN", None)
 
@@ -114,6 +115,7 @@ def test_no_object_state_reaches_the_deployed_policy(vision_run):
     from ros.ros_helpers import Client, fresh_domain
 
     from robolearn.policy_factory import load_policy
+    from robolearn.refine.residual import BASE_KEYS
     from robolearn.refine.saved import read_refined
     from robolearn.ros_nodes.convert import image_msg, observation_msg
     from robolearn.ros_nodes.policy_node import PolicyNode
@@ -123,9 +125,9 @@ def test_no_object_state_reaches_the_deployed_policy(vision_run):
     layout = cfg.layout
     base = load_policy(layout.base, cfg.env_id)
     assert set(CAMERAS) <= set(base.shapes) and not _privileged(cfg, base.shapes)
-    actor_inputs = set(read_refined(layout.branch_policy("residual")).obs_shapes) - {"base_action", "base_plan"}
-    assert set(CAMERAS) <= actor_inputs and not _privileged(cfg, actor_inputs)
-    assert actor_inputs == set(cfg.train.policy.obs_keys)
+    actor_inputs = set(read_refined(layout.branch_policy("residual")).obs_shapes) - set(BASE_KEYS)
+    assert not _privileged(cfg, actor_inputs)  # the cameras reach it as the base's features (params.images)
+    assert actor_inputs == set(cfg.train.policy.obs_keys) - set(CAMERAS)
 
     env = gym_make(cfg.env_id)
     obs, _ = env.reset(seed=0)
