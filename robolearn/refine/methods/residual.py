@@ -98,7 +98,8 @@ class ResidualMethod(RefineMethod):
         def frame_inputs(frame: dict[str, Any]) -> dict[str, Any]:
             chunk = normalized_chunk(np.asarray(env.base.act(frame), np.float32), env.scaler)
             labelled = frame | base_inputs(chunk, 0, env.plan_steps)
-            return with_features(labelled, env.features) if env.features is not None else labelled
+            features = getattr(env, "features", None)  # a wrapper without it reads the frames
+            return with_features(labelled, features) if features is not None else labelled
 
         return frame_inputs
 
