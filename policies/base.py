@@ -105,6 +105,17 @@ class ChunkPolicy(nn.Module):
         actions = self.infer(self._history, noise_t)
         return actions.cpu().numpy().astype(np.float32)
 
+    @torch.inference_mode()
+    def image_features(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The encoder's features of the current frame of each camera: ``{pixels/<camera>: (B, H, W, 3)}`` uint8
+        -> ``(B, n_cameras * image_feature_dim)`` float32 (no augmentation; the history is left as it is). A
+        residual actor can read these frozen features instead of learning an image encoder of its own."""
+        keys = self.encoder.image_keys
+        if not keys:
+            raise ValueError("image_features: this policy reads no camera (no pixels/<camera> observation key)")
+        frames = {k: torch.from_numpy(np.ascontiguousarray(obs[k])).to(self.device) for k in keys}
+        return self.encoder.image_features(frames).float().cpu().numpy()
+
     def infer(self, history: Mapping[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:
         """Tensor-level ``act``: history ``{key: (B, To, *shape)}`` physical -> ``(B, Ta, Da)`` physical
         (``(B, Tp, Da)`` after :meth:`predict_ahead`)."""

@@ -101,6 +101,15 @@ class ObservationEncoder(nn.Module):
         self.frame_dim = sum(self.state_dims.values()) + cfg.image_feature_dim * len(self.image_keys)
         self.out_dim = self.frame_dim * n_obs_steps
 
+    def _cnn(self, index: int) -> ImageEncoder:
+        """The CNN of the ``index``-th image key (the shared one with ``share_image_encoder``)."""
+        return self.cameras[str(min(index, len(self.cameras) - 1))]
+
+    def image_features(self, images: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """One frame per camera ``{image key: (N, H, W, 3)}`` uint8 -> ``(N, len(image_keys) * F)``: each camera's
+        CNN features, in ``image_keys`` order, without augmentation."""
+        return torch.cat([self._cnn(i)(images[k]) for i, k in enumerate(self.image_keys)], dim=-1)
+
     def forward(self, obs: Mapping[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
         parts = []
         for key in self.state_keys:
@@ -109,7 +118,6 @@ class ObservationEncoder(nn.Module):
         for i, key in enumerate(self.image_keys):
             x = obs[key]
             b, t = x.shape[:2]
-            cnn = self.cameras[str(min(i, len(self.cameras) - 1))]
-            parts.append(cnn(x.reshape(b * t, *x.shape[2:]), augment).reshape(b, t, -1))
+            parts.append(self._cnn(i)(x.reshape(b * t, *x.shape[2:]), augment).reshape(b, t, -1))
         feats = torch.cat(parts, dim=-1)
         return feats.reshape(feats.shape[0], -1)

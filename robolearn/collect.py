@@ -46,12 +46,16 @@ class CollectConfig:
     num_envs: int = 4
     """Envs stepped in lockstep with one batched policy call."""
     cameras: list[str] = field(default_factory=list)
-    """Cameras to record as ``pixels/<camera>`` uint8 images (empty: state only)."""
+    """Cameras to record as ``pixels/<camera>`` uint8 images (empty: state only). They are the env's own pixel
+    observations (:func:`camera_task`), so they are the frames evaluation, refinement and the ROS 2 twin render."""
     image_size: int = 84
     """Width and height of recorded camera images (pixels)."""
     images: str = ""
     """How camera images are stored: ``raw``, ``png`` (lossless), ``jpeg`` or ``jpeg:<quality>`` (lossy);
     empty: the existing dataset's encoding, raw for a new one (sizes and read speeds: docs/results.md)."""
+    visual: str = "nominal"
+    """What the cameras see while recording: ``nominal`` or a preset of ``configs/visual/<task>.yaml``
+    (``train``: the training distribution of lighting, colours, camera poses, noise and blur)."""
     task: dict[str, Any] = field(default_factory=dict)
     """Task settings passed to the env, e.g. ``terminate_on_success: false`` to keep recording the held
     success state (frames for a success classifier)."""
@@ -100,11 +104,21 @@ def dataset_info_for(env: gym.Env, env_id: str, cameras: list[str], image_size: 
     )
 
 
-def observe(env: gym.Env, obs: dict[str, np.ndarray], cameras: list[str], size: int) -> dict[str, np.ndarray]:
-    """``obs`` plus a rendered ``pixels/<camera>`` image ``(size, size, 3)`` uint8 per camera."""
+def camera_task(task: dict[str, Any], cameras: list[str], size: int) -> dict[str, Any]:
+    """Task settings ``task`` plus the ``pixels`` setting that renders ``cameras`` at ``size`` x ``size`` as
+    ``pixels/<camera>`` observations (the task's own ``pixels`` setting wins; no cameras: ``task`` as it is)."""
     if not cameras:
+        return dict(task)
+    return {"pixels": {"cameras": list(cameras), "width": size, "height": size}, **task}
+
+
+def observe(env: gym.Env, obs: dict[str, np.ndarray], cameras: list[str], size: int) -> dict[str, np.ndarray]:
+    """``obs`` plus a ``pixels/<camera>`` image ``(size, size, 3)`` uint8 per camera: the env's own when it renders
+    that camera (:func:`camera_task`), else rendered here."""
+    missing = [c for c in cameras if f"pixels/{c}" not in obs]
+    if not missing:
         return obs
-    return {**obs, **{f"pixels/{c}": env.unwrapped.render_camera(c, size, size) for c in cameras}}
+    return {**obs, **{f"pixels/{c}": env.unwrapped.render_camera(c, size, size) for c in missing}}
 
 
 def _stack(obs_list: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -116,11 +130,18 @@ def collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     n = min(cfg.num_envs, cfg.episodes)
-    envs = [gym_make(cfg.env_id, **cfg.task) for _ in range(n)]
+    task = camera_task(cfg.task, cfg.cameras, cfg.image_size)
+    if cfg.visual != "nominal":
+        from robolearn.sim.visual import load_visual_preset
+
+        task["visual"] = load_visual_preset(cfg.env_id, cfg.visual)
+    envs = [gym_make(cfg.env_id, **task) for _ in range(n)]
     policy = build_policy(cfg.policy, cfg.env_id, envs[0].action_space, cfg.noise, cfg.seed)
     extra = {"policy": cfg.policy, "noise": cfg.noise, "only_success": cfg.only_success}
     if cfg.task:
         extra["task"] = dict(cfg.task)
+    if cfg.visual != "nominal":
+        extra["visual"] = cfg.visual
     info = dataset_info_for(envs[0], cfg.env_id, cfg.cameras, cfg.image_size, extra)
     max_attempts = cfg.max_attempts or 5 * cfg.episodes
     result = CollectResult(str(cfg.out), 0, 0, 0, 0)

@@ -16,7 +16,7 @@ are listed in the order episodes end, each with its reset seed (:attr:`EvalResul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ class EvalResult:
 
 def pixel_config(policy: Policy) -> dict[str, Any]:
     """The env ``pixels`` setting that produces the ``pixels/<camera>`` keys ``policy`` reads."""
-    shapes = getattr(policy, "shapes", {})
+    shapes = getattr(policy, "shapes", None) or {}
     cams = [k.removeprefix("pixels/") for k in shapes if k.startswith("pixels/")]
     if not cams:
         return {}
@@ -72,6 +72,20 @@ def pixel_config(policy: Policy) -> dict[str, Any]:
         raise ValueError(f"policy cameras {cams} have different image sizes {sorted(sizes)}")
     (h, w), = sizes
     return {"cameras": cams, "width": w, "height": h}
+
+
+def camera_frame(scene: np.ndarray, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A video frame: the scene render ``(H, W, 3)`` with every ``pixels/<camera>`` frame of ``obs`` (what the
+    policy saw, visual randomization included) to its right, scaled to height ``H``; the scene alone without."""
+    views = [obs[k] for k in sorted(obs) if k.startswith("pixels/")]
+    if not views:
+        return scene
+    import cv2
+
+    h = scene.shape[0]
+    tiles = [cv2.resize(np.asarray(v), (round(v.shape[1] * h / v.shape[0]), h), interpolation=cv2.INTER_NEAREST)
+             for v in views]
+    return np.concatenate([scene, *tiles], axis=1)
 
 
 def _stack(frames: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -234,7 +248,7 @@ class _Rollouts:
             return
         self.seeds[i] = self.seed + self.started
         obs, _ = self.envs[i].reset(seed=self.seeds[i])
-        self.record[i] = [self.envs[i].render()] if self.started < self.videos else None
+        self.record[i] = [camera_frame(self.envs[i].render(), obs)] if self.started < self.videos else None
         self.started += 1
         self.frames[i] = dict(obs)
         self.active[i], self.ret[i], self.length[i] = True, 0.0, 0
@@ -271,7 +285,7 @@ class _Rollouts:
             self.length[i] += 1
             self.frames[i] = dict(obs)
             if self.record[i] is not None:
-                self.record[i].append(env.render())
+                self.record[i].append(camera_frame(env.render(), obs))
             if terminated or truncated:
                 finished.append((i, self.seeds[i], bool(info.get("is_success", False)), self.ret[i],
                                  self.length[i], self.record[i] or []))
@@ -314,7 +328,8 @@ class _BatchedRollouts:
         return float(self.vec.metadata.get("render_fps", 20))
 
     def _render(self, i: int) -> np.ndarray:
-        return self.vec.envs[i].render() if hasattr(self.vec, "envs") else self.vec.render()[i]
+        scene = self.vec.envs[i].render() if hasattr(self.vec, "envs") else self.vec.render()[i]
+        return camera_frame(scene, {k: v[i] for k, v in self.frames.items() if k.startswith("pixels/")})
 
     def any_active(self) -> bool:
         return bool(self.active.any())

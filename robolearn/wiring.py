@@ -41,19 +41,24 @@ def policy_loader(env_id: str, device: str = "cpu") -> Callable[[str, int], Poli
 
 
 def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = None) -> RefineSources:
-    """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics``, policies from specs (or
-    ``make_base`` for the base); with ``cfg.runner == "ray"`` the Ray actors' collector
-    (:func:`ray_collector`: the actors rebuild the base from ``cfg.base``, not from
-    ``make_base``)."""
+    """Envs of ``cfg.env_id`` with ``cfg.task`` settings under ``cfg.dynamics`` and ``cfg.visual``, observing
+    ``cfg.obs_keys`` only (when set), policies from specs (or ``make_base`` for the base); with
+    ``cfg.runner == "ray"`` the Ray actors' collector (:func:`ray_collector`: the actors rebuild the base from
+    ``cfg.base``, not from ``make_base``)."""
+    from robolearn.sim.observation_keys import SelectObservationKeys
     from robolearn.sim.randomization import load_dynamics_preset
+    from robolearn.sim.visual import load_visual_preset
 
     task_kwargs = dict(cfg.task)
     if cfg.dynamics != "nominal":
         task_kwargs["randomization"] = load_dynamics_preset(cfg.env_id, cfg.dynamics)
+    if cfg.visual != "nominal":
+        task_kwargs["visual"] = load_visual_preset(cfg.env_id, cfg.visual)
     task_kwargs = task_kwargs or None
 
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:
-        return make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
+        venv = make_vec_env(cfg.env_id, num_envs, seed=seed, env_kwargs=task_kwargs)
+        return SelectObservationKeys(venv, cfg.obs_keys) if cfg.obs_keys else venv
 
     collector = functools.partial(ray_collector, refine_actor_parts, cfg) if cfg.runner == "ray" else None
     return RefineSources(make_env, policy_loader(cfg.env_id, cfg.device), make_base, collector)

@@ -133,6 +133,12 @@ class MujocoTaskEnv(gym.Env):
     def _observation(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def proprioception_keys(self) -> tuple[str, ...]:
+        """Observation keys the robot measures itself (joint encoders, forward kinematics); every other state key
+        is the simulator's privileged state (:func:`robolearn.sim.observation_keys.privileged_keys`). Default:
+        none declared, so every state key counts as privileged."""
+        return ()
+
     def _reward_terms(self) -> dict[str, float]:
         raise NotImplementedError
 

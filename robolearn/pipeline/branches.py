@@ -10,7 +10,7 @@ from typing import Any
 
 from robolearn.core.config import to_dict
 from robolearn.core.durable import atomic_write_json
-from robolearn.pipeline.config import PipelineConfig, RefineStageConfig, base_spec
+from robolearn.pipeline.config import PipelineConfig, RefineStageConfig, base_spec, camera_task
 from robolearn.pipeline.layout import refine_stage_name
 from robolearn.pipeline.records import eval_conditions, eval_record, evaluate_policy
 from robolearn.pipeline.report import write_report
@@ -25,7 +25,9 @@ def refine_config(cfg: PipelineConfig, branch: RefineStageConfig):
     from robolearn.sim.registry import task
 
     settings = {**branch.settings, "method": branch.method, "env_id": cfg.env_id, "base": base_spec(cfg),
-                "seed": cfg.seed, "task": {**cfg.task, **branch.settings.get("task", {})}}
+                "seed": cfg.seed, "task": {**camera_task(cfg), **branch.settings.get("task", {})}}
+    if not cfg.privileged and cfg.trains_base:  # the networks see what the base sees: no privileged state
+        settings.setdefault("obs_keys", list(cfg.train.policy.obs_keys))
     if branch.method in METHODS and METHODS[branch.method].demos_by_default and cfg.trains_base:
         settings.setdefault("demos", str(cfg.layout.data))
     return refine_config_from_dict({**to_dict(RefineConfig()), **settings}, f"pipeline refine[{branch.method}]",
@@ -77,7 +79,9 @@ def refine_stages(cfg: PipelineConfig) -> list[Stage]:
 
 def deploy_config(cfg: PipelineConfig) -> Any:
     """The ROS 2 node graph of the ROS stage: twin, policy and safety node at ``ros.step_hz`` (0: the task's
-    control rate, real time)."""
+    control rate, real time). With ``collect.cameras`` the twin renders them as the task's own ``pixels/<camera>``
+    frames (the pipeline's refinement frames) and publishes each as ``sensor_msgs/Image`` rgb8 on
+    ``image/<camera>``, which the policy node subscribes to for the ``pixels/<camera>`` keys its policy reads."""
     from robolearn.ros_nodes.launcher import DeployConfig
     from robolearn.sim.registry import task
     from robolearn.wiring import control_hz
@@ -92,7 +96,8 @@ def deploy_config(cfg: PipelineConfig) -> Any:
         timeout=60.0 + max(10.0, 1.5 * episode_s) * cfg.ros.episodes,
         params={
             "sim_robot": {"episodes": cfg.ros.episodes, "seed": cfg.eval.seed, "step_hz": step_hz,
-                          "wait_for_subscribers": 1, "task": json.dumps(cfg.task)},
+                          "wait_for_subscribers": 1, "task": json.dumps(camera_task(cfg)),
+                          "camera": ",".join(cfg.collect.cameras), "image_format": "raw"},
             "policy": {"policy": policy, "control_hz": step_hz, "replan_every": 0, "device": cfg.eval.device},
             "safety": {"tick_hz": 100.0, "limits.watchdog_timeout": 0.1, "limits.max_age": 0.2, **cfg.ros.safety},
         },

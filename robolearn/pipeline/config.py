@@ -23,7 +23,12 @@ class EvalStageConfig:
     """Dynamics presets to evaluate on (refined policies; the base too): nominal or a preset of the task's
     ``configs/dynamics/<task>.yaml``."""
     videos: int = 1
-    """Videos recorded per policy (nominal dynamics)."""
+    """Videos recorded per policy (nominal dynamics); a camera policy's videos show each camera's frames (what
+    the policy saw) beside the scene."""
+    visual: list[str] = field(default_factory=list)
+    """Visual presets (``configs/visual/<task>.yaml``: ``train``, ``held-out``) a camera policy (the base and every
+    refined one) is also evaluated on, each under every preset of ``dynamics``: the condition is named
+    ``<visual>`` on nominal dynamics and ``<visual>+<dynamics>`` otherwise (the report's dynamics column)."""
     seed: int = 100_000
     """Seed of the first evaluation episode (held out from collection and refinement seeds)."""
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -95,6 +100,12 @@ class PipelineConfig:
     task: dict[str, Any] = field(default_factory=dict)
     """Task settings (``gymnasium.make`` keywords, e.g. ``{push_force: 120.0}``) of every stage: collection,
     evaluation, refinement (a branch's own ``settings.task`` adds to them) and the ROS 2 twin."""
+    privileged: bool = True
+    """Whether the deployed policy may read the simulator's privileged state (object poses, goals: the task's
+    state keys besides its proprioception). false (the vision presets): the base's ``train.policy.obs_keys``
+    and every refinement branch's inputs (``settings.obs_keys``, by default the base's) must be proprioception
+    and ``pixels/<camera>`` keys only, checked when the preset loads; the refinement envs then hand the
+    networks those keys alone."""
     threads: int = 1
     """Torch CPU threads of the pipeline's process, set when it starts or resumes (0: torch's default, one per
     core); the train stage uses ``train.threads``. One is fastest where processes share the cores."""
@@ -118,6 +129,14 @@ class PipelineConfig:
     def layout(self) -> RunLayout:
         """The paths of the run directory."""
         return RunLayout(Path(self.run_dir))
+
+
+def camera_task(cfg: PipelineConfig) -> dict[str, Any]:
+    """The pipeline's task settings plus the ``pixels`` setting that renders ``collect.cameras`` at
+    ``collect.image_size`` (refinement envs and the ROS 2 twin see the frames the demonstrations recorded)."""
+    from robolearn.collect import camera_task as with_cameras
+
+    return with_cameras(cfg.task, cfg.collect.cameras, cfg.collect.image_size)
 
 
 def base_spec(cfg: PipelineConfig) -> str:

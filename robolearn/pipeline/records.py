@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from robolearn.core.durable import atomic_write_json
 from robolearn.core.protocols import Policy
@@ -68,11 +68,28 @@ def close_eval_envs() -> None:
         _EVAL_ENVS.pop().close()
 
 
-def eval_conditions(cfg: PipelineConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``{label: (dynamics preset, task settings)}`` of the base's and refined policies' evaluations: each of
-    ``eval.dynamics`` under the pipeline's ``task``, then each of ``eval.tasks`` on nominal dynamics."""
-    conditions = {d: (d, dict(cfg.task)) for d in cfg.eval.dynamics}
-    conditions.update({name: ("nominal", {**cfg.task, **extra}) for name, extra in cfg.eval.tasks.items()})
+class Condition(NamedTuple):
+    """What an evaluation runs under: a dynamics preset, a visual preset and task settings."""
+
+    dynamics: str
+    visual: str
+    task: dict[str, Any]
+
+
+def visual_label(visual: str, dynamics: str) -> str:
+    """The condition name of visual preset ``visual`` under ``dynamics``: ``held-out``, ``held-out+real-gap``."""
+    return visual if dynamics == "nominal" else f"{visual}+{dynamics}"
+
+
+def eval_conditions(cfg: PipelineConfig) -> dict[str, Condition]:
+    """``{label: condition}`` of the base's and refined policies' evaluations: each of ``eval.dynamics`` under
+    the pipeline's ``task``, each of ``eval.visual`` under each of them (:func:`visual_label`), then each of
+    ``eval.tasks`` on nominal dynamics."""
+    conditions = {d: Condition(d, "nominal", dict(cfg.task)) for d in cfg.eval.dynamics}
+    conditions.update({visual_label(v, d): Condition(d, v, dict(cfg.task))
+                       for v in cfg.eval.visual for d in cfg.eval.dynamics})
+    conditions.update({name: Condition("nominal", "nominal", {**cfg.task, **extra})
+                       for name, extra in cfg.eval.tasks.items()})
     return conditions
 
 
@@ -83,10 +100,10 @@ def evaluate_policy(cfg: PipelineConfig, policy: Policy, name: str, condition: s
     from robolearn.evaluate import evaluate
 
     layout = cfg.layout
-    dynamics, task = eval_conditions(cfg).get(condition, (condition, dict(cfg.task)))
+    dynamics, visual, task = eval_conditions(cfg).get(condition, Condition(condition, "nominal", dict(cfg.task)))
     videos = cfg.eval.videos if condition == "nominal" else 0
     result = evaluate(policy, cfg.env_id, episodes=cfg.eval.episodes, seed=cfg.eval.seed,
-                      num_envs=cfg.eval.num_envs, dynamics=dynamics, task=task,
+                      num_envs=cfg.eval.num_envs, dynamics=dynamics, task=task, visual=visual,
                       video_dir=layout.eval_videos(name), videos=videos, envs=_eval_envs())
     record = eval_record(name, condition, result.successes, result.lengths, result.returns, result.videos)
     atomic_write_json(layout.eval_record(name, condition), record)

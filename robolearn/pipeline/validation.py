@@ -98,6 +98,48 @@ def _check_dynamics(cfg: PipelineConfig) -> None:
             raise ConfigError(f"eval.dynamics[{i}]: {err}") from None
 
 
+def _check_visual(cfg: PipelineConfig) -> None:
+    """Every ``eval.visual`` preset exists for the task, once, and the base reads a camera."""
+    from robolearn.sim.visual import load_visual_preset
+
+    for i, name in enumerate(cfg.eval.visual):
+        key = f"eval.visual[{i}]"
+        if name in cfg.eval.visual[:i]:
+            raise ConfigError(f"{key}: '{name}' is listed twice; list each preset once")
+        if not any(k.startswith("pixels/") for k in cfg.train.policy.obs_keys) or not cfg.trains_base:
+            raise ConfigError(f"{key}: a visual preset changes only what cameras see, and the base reads no "
+                              f"pixels/<camera> key; add cameras to train.policy.obs_keys or remove eval.visual")
+        try:
+            load_visual_preset(cfg.env_id, name)
+        except ConfigError as err:
+            raise ConfigError(f"{key}: {err}") from None
+
+
+def _check_privileged(cfg: PipelineConfig) -> None:
+    """With ``privileged: false`` the base and every branch read proprioception and cameras only."""
+    if cfg.privileged:
+        return
+    from robolearn.sim.observation_keys import privileged_keys
+    from robolearn.sim.registry import gym_make
+
+    env = gym_make(cfg.env_id, **cfg.task)
+    proprio = env.unwrapped.proprioception_keys()
+    env.close()
+    fix = f"read proprioception ({', '.join(proprio) or 'none declared'}) and pixels/<camera> keys only"
+    if not cfg.trains_base:
+        raise ConfigError(f"privileged: a scripted base (base: {cfg.base}) reads the simulator's state; "
+                          f"set privileged=true or base=train")
+    if not cfg.train.policy.obs_keys:
+        raise ConfigError(f"train.policy.obs_keys is empty (every key, privileged state included, with "
+                          f"privileged: false); list the keys: {fix}")
+    inputs = [("train.policy.obs_keys", cfg.train.policy.obs_keys)]
+    inputs += [(f"refine[{i}].settings.obs_keys", refine_config(cfg, b).obs_keys) for i, b in enumerate(cfg.refine)]
+    for key, names in inputs:
+        bad = privileged_keys(names, proprio) if names else ["every key"]
+        if bad:
+            raise ConfigError(f"{key}: {', '.join(bad)} is privileged simulator state (privileged: false); {fix}")
+
+
 def _check_branch(cfg: PipelineConfig, i: int, branch: RefineStageConfig, methods: Mapping[str, Any]) -> None:
     """One refinement branch: a known method, run once, on a base it can refine, with valid settings."""
     key = f"refine[{i}]"
@@ -160,7 +202,8 @@ def _check_devices(cfg: PipelineConfig) -> None:
             raise ConfigError(f"{key}: {err}") from None
 
 
-CHECKS = (_check_counts, _check_devices, _check_base, _check_task, _check_dynamics, _check_branches, _check_ros)
+CHECKS = (_check_counts, _check_devices, _check_base, _check_task, _check_dynamics, _check_visual, _check_branches,
+          _check_privileged, _check_ros)
 """The checks, cheapest first."""
 
 

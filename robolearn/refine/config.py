@@ -39,6 +39,14 @@ class RefineConfig:
     """Dynamics preset of the refinement's envs (``configs/dynamics/<task>.yaml``: ``nominal``, ``randomize``),
     its in-loop evaluations included: refining under ``randomize`` prepares a policy for dynamics it has not
     seen, such as the held-out ``real-gap`` preset the pipeline reports."""
+    visual: str = "nominal"
+    """Visual preset of the refinement's envs (``configs/visual/<task>.yaml``: ``nominal``, ``train``): what
+    cameras see while a camera policy is refined, its in-loop evaluations included (``held-out`` stays for
+    the final evaluation)."""
+    obs_keys: list[str] = field(default_factory=list)
+    """The env observation keys the base, the actor and the critic are given (empty: every key). A camera
+    policy refined without privileged state lists proprioception and ``pixels/<camera>`` keys here (the task's
+    ``pixels`` setting renders them); the other keys never leave the envs."""
     num_envs: int = 8
     """Parallel training envs."""
     total_env_steps: int = 50_000

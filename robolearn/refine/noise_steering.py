@@ -168,6 +168,15 @@ class ZeroNoisePolicy:
         zero = torch.zeros((first.shape[0], *self.base_noise_shape), device=first.device)
         return self.base.infer(history, zero)
 
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """The base's observation keys and per-frame shapes (None when it does not say)."""
+        return getattr(self.base, "shapes", None)
+
+    def image_features(self, obs: Obs) -> np.ndarray:
+        """The base's frozen camera features ``(B, F)`` (``ChunkPolicy.image_features``)."""
+        return self.base.image_features(obs)
+
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
         """``(B, Ta, Da)`` physical chunk of the base from zero noise (``noise`` is ignored)."""
         return self.base.act(obs, np.zeros((batch_size(obs), *self.base_noise_shape), np.float32))

@@ -12,11 +12,15 @@ With ``plan_steps = K > 0`` actor and critic also see ``base_plan``: the base's 
 current chunk (normalized), each with a 1 that marks it as planned, zeros past the chunk's end. The base's
 remaining chunk is part of the residual MDP's state (it decides the next actions); without it the critic
 averages over the chunks the base might still be executing.
+
+With ``features`` (a camera base's frozen :meth:`~robolearn.policies.base.ChunkPolicy.image_features`) actor and
+critic see ``base_features`` ``(F,)``, the base's CNN features of the current frames, in place of the
+``pixels/<camera>`` frames: no image encoder to train, and replay holds F floats instead of the images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -31,6 +35,22 @@ from robolearn.rl.networks import Actor
 
 BASE_KEY = "base_action"
 PLAN_KEY = "base_plan"
+FEATURES_KEY = "base_features"
+BASE_KEYS = (BASE_KEY, PLAN_KEY, FEATURES_KEY)
+"""Inputs the residual adds to the env's observation (none of them an env observation)."""
+
+Features = Callable[[Obs], np.ndarray]
+"""``{pixels/<camera>: (B, H, W, 3)} -> (B, F)`` float32: a camera base's frozen image features."""
+
+
+def is_frame(key: str) -> bool:
+    """Camera frames: ``pixels/<camera>`` (replaced by ``base_features`` when the residual reads those)."""
+    return key.startswith("pixels")
+
+
+def with_features(obs: Mapping[str, np.ndarray], features: Features) -> dict[str, np.ndarray]:
+    """``obs`` with its camera frames replaced by ``base_features`` ``(B, F)`` computed from them."""
+    return {**{k: v for k, v in obs.items() if not is_frame(k)}, FEATURES_KEY: features(obs)}
 
 
 def plan_dim(plan_steps: int, action_dim: int) -> int:
@@ -87,10 +107,10 @@ class ResidualVecEnv:
     """Wraps a same-step-autoreset vector env and a frozen base policy; the action is the residual."""
 
     def __init__(self, venv: gym.vector.VectorEnv, base: Policy, scale: float | Sequence[float] = 0.1,
-                 plan_steps: int = 0) -> None:
+                 plan_steps: int = 0, features: Features | None = None) -> None:
         if plan_steps < 0:
             raise ValueError(f"residual plan_steps must be >= 0 (0: the current base action only), got {plan_steps}")
-        self.venv, self.base, self.plan_steps = venv, base, int(plan_steps)
+        self.venv, self.base, self.plan_steps, self.features = venv, base, int(plan_steps), features
         self.num_envs = venv.num_envs
         self.scaler = ActionScaler(venv.single_action_space)
         self.action_dim = self.critic_action_dim = int(np.prod(venv.single_action_space.shape))
@@ -100,6 +120,10 @@ class ResidualVecEnv:
         self.obs_shapes = {k: tuple(s.shape) for k, s in spaces.items()} | {BASE_KEY: (self.action_dim,)}
         if self.plan_steps:
             self.obs_shapes[PLAN_KEY] = (plan_dim(self.plan_steps, self.action_dim),)
+        if features is not None:
+            frames = {k: np.zeros((1, *s), np.uint8) for k, s in self.obs_shapes.items() if is_frame(k)}
+            self.obs_shapes = {k: s for k, s in self.obs_shapes.items() if not is_frame(k)}
+            self.obs_shapes[FEATURES_KEY] = (int(features(frames).shape[-1]),)
         self._chunk: np.ndarray | None = None
         self._index = 0
         self._base_phys = np.zeros((self.num_envs, self.action_dim), np.float32)
@@ -134,7 +158,17 @@ class ResidualVecEnv:
             self.base.observe(obs)
         self._base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         self._inputs = base_inputs(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
-        return {**{k: np.asarray(v) for k, v in obs.items()}, **self._inputs}
+        out = {**{k: np.asarray(v) for k, v in obs.items()}, **self._inputs}
+        return with_features(out, self.features) if self.features is not None else out
+
+    def _final_features(self, final: dict[str, np.ndarray], done: np.ndarray,
+                        next_obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The final observations with ``base_features`` in place of frames: computed from the final frames of
+        the envs that ended (``done`` ``(B,)``), the next observation's for the others (they are the same)."""
+        features = np.array(next_obs[FEATURES_KEY], copy=True)
+        if done.any():
+            features[done] = self.features({k: v[done] for k, v in final.items() if is_frame(k)})
+        return {**{k: v for k, v in final.items() if not is_frame(k)}, FEATURES_KEY: features}
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         obs, _ = self.venv.reset(seed=seed)
@@ -158,6 +192,8 @@ class ResidualVecEnv:
         else:
             self._index += 1
         next_obs = self._augment(obs)
+        if self.features is not None:
+            final = self._final_features(final, done, next_obs)
         # The base action at a final observation would advance the base's per-env state; the last executed
         # base action (and the plan as it stood then) stands in for it (it only matters for time-out bootstraps).
         for k, value in prev.items():
@@ -188,8 +224,8 @@ class ResidualPolicy:
     """
 
     def __init__(self, base: Policy, actor: Actor, action_space: gym.spaces.Box,
-                 scale: float | Sequence[float], plan_steps: int = 0) -> None:
-        self.base, self.actor, self.plan_steps = base, actor, int(plan_steps)
+                 scale: float | Sequence[float], plan_steps: int = 0, features: Features | None = None) -> None:
+        self.base, self.actor, self.plan_steps, self.features = base, actor, int(plan_steps), features
         self._device = module_device(actor)
         self.scaler = ActionScaler(action_space)
         self.scale = residual_scales(scale, int(np.prod(action_space.shape)))
@@ -203,6 +239,17 @@ class ResidualPolicy:
     @property
     def noise_shape(self) -> tuple[int, ...] | None:
         return self.base.noise_shape
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """Every observation key the policy reads, with its per-frame shape: the base's and the actor's (not the
+        residual's own ``base_action`` / ``base_plan`` / ``base_features``); None when the base does not say (a
+        scripted base may read any key)."""
+        base = getattr(self.base, "shapes", None)
+        if base is None:
+            return None
+        actor = {k: s for k, s in self.actor.encoder.obs_shapes.items() if k not in BASE_KEYS}
+        return {**base, **actor}
 
     @torch.no_grad()
     def act(self, obs: Obs, noise: np.ndarray | None = None) -> np.ndarray:
@@ -220,7 +267,10 @@ class ResidualPolicy:
         base_phys = np.clip(self._chunk[:, self._index], self.scaler.low, self.scaler.high)
         inputs = base_inputs(normalized_chunk(self._chunk, self.scaler), self._index, self.plan_steps)
         self._index += 1
-        residual = self.actor.mode(torch_obs({**obs, **inputs}, self._device)).cpu().numpy()
+        inputs = {**obs, **inputs}
+        if self.features is not None:
+            inputs = with_features(inputs, self.features)
+        residual = self.actor.mode(torch_obs(inputs, self._device)).cpu().numpy()
         executed = np.clip(base_phys + self.scale * self.scaler.half * residual, self.scaler.low, self.scaler.high)
         return executed[:, None].astype(np.float32)
 

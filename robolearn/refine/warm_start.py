@@ -83,7 +83,8 @@ def dataset_transitions(path: str, env: Any, buffer: ReplayBuffer, n_step: int, 
     if hasattr(env, "bound"):
         raise ValueError("DSRL (noise-space SAC) cannot learn from (s, a) demonstrations; use dsrl-na or residual")
     episodes = list(EpisodeDataset(path))
-    obs_keys = [k for k in env.obs_shapes if episodes and k in episodes[0].obs]
+    base_keys = getattr(getattr(env, "base", None), "shapes", None) or {}  # what the base reads to relabel
+    obs_keys = [k for k in episodes[0].obs if k in env.obs_shapes or k in base_keys] if episodes else []
     observations = [{k: ep.obs[k] for k in obs_keys} for ep in episodes]
     labelled_episodes = relabel_episodes(observations, env, relabel, batch, progress)
     added = 0

@@ -70,6 +70,8 @@ class ObsEncoder(nn.Module):
         super().__init__()
         if not obs_shapes:
             raise ValueError("ObsEncoder needs at least one observation key")
+        self.obs_shapes = {k: tuple(int(d) for d in s) for k, s in obs_shapes.items()}
+        """Every input key and its shape ``(H, W, 3)`` for pixels, ``(D,)`` for state."""
         self.state_keys = sorted(k for k, s in obs_shapes.items() if not is_pixel_key(k, s))
         self.pixel_keys = sorted(k for k, s in obs_shapes.items() if is_pixel_key(k, s))
         self.pixels = nn.ModuleDict(

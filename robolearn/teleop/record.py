@@ -8,7 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from robolearn.collect import build_policy, dataset_info_for, observe
+from robolearn.collect import build_policy, camera_task, dataset_info_for, observe
 from robolearn.datasets.writer import EpisodeWriter
 from robolearn.sim.registry import gym_make
 from robolearn.teleop.base import EEDeltaMapping, TeleopDevice
@@ -64,7 +64,7 @@ def record_teleop(cfg: TeleopConfig, source: Any = None, extra_devices: list[Tel
     ``source`` feeds the device (None: the real keyboard / gamepad / SpaceMouse). With a SpaceMouse or
     gamepad on a terminal, a keyboard is added for the session keys unless ``extra_devices`` is given.
     """
-    env = gym_make(cfg.env_id, max_episode_steps=cfg.max_episode_steps)
+    env = gym_make(cfg.env_id, max_episode_steps=cfg.max_episode_steps, **camera_task({}, cfg.cameras, cfg.image_size))
     mapping = EEDeltaMapping(cfg.max_step, cfg.max_yaw_step)
     device = make_device(cfg.device, mapping, source)
     if extra_devices is None:

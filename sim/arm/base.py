@@ -141,6 +141,12 @@ class PandaTaskEnv(MujocoTaskEnv):
         return {"joint_pos": (7,), "joint_vel": (7,), "ee_pos": (3,), "ee_quat": (4,), "gripper": (1,),
                 **self._task_observation_shapes()}
 
+    def proprioception_keys(self) -> tuple[str, ...]:
+        """Joint positions (rad) and velocities (rad/s), the TCP pose by forward kinematics of the joint positions
+        (m, quat wxyz: what a Franka reports as ``O_T_EE``) and the gripper closure; the task's object and goal
+        keys are privileged."""
+        return ("joint_pos", "joint_vel", "ee_pos", "ee_quat", "gripper")
+
     # ----------------------------------------------------------------- robot state
     def reset_robot(self, qpos: np.ndarray, gripper: float = 0.0) -> None:
         """Put the arm at ``qpos`` (7,) rad at rest, servo targets on it, gripper command ``gripper``."""

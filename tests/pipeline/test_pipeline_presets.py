@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from robolearn.core.config import load_config
-from robolearn.pipeline.config import PipelineConfig
+from robolearn.pipeline.config import PipelineConfig, camera_task
 from robolearn.pipeline.validation import load_pipeline_config
 from robolearn.sim.registry import gym_make, task
 
@@ -21,7 +21,7 @@ def test_presets_cover_arm_humanoid_and_quadrotor():
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_preset_matches_its_task(preset):
     cfg = load_pipeline_config(preset)
-    env = gym_make(cfg.env_id)
+    env = gym_make(cfg.env_id, **camera_task(cfg))  # a camera preset's pixels/<camera> keys too
     if cfg.trains_base:
         missing = set(cfg.train.policy.obs_keys) - set(env.observation_space.spaces)
         assert not missing, f"{preset.name}: obs_keys {sorted(missing)} not in {cfg.env_id}"

@@ -26,7 +26,7 @@ def test_bad_and_moved_keys_fail_with_one_line_naming_the_fix() -> None:
     with pytest.raises(ConfigError, match="'residual_scale'.*moved to 'params.scale'") as moved:
         load_refine_config(preset, ["residual_scale=0.2"])
     with pytest.raises(ConfigError, match="unknown key 'scal' for ResidualParams; allowed keys: base_noise, "
-                       "plan_steps, scale") as bad:
+                       "images, plan_steps, scale") as bad:
         load_refine_config(preset, ["params.scal=0.2"])
     with pytest.raises(ConfigError, match="unknown key 'scale' for NoiseParams; allowed keys: bound"):
         load_refine_config(preset, ["method=dsrl"])

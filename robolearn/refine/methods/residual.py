@@ -22,10 +22,13 @@ from robolearn.refine.residual import (
     normalized_chunk,
     residual_critic_action,
     residual_scales,
+    with_features,
 )
 from robolearn.rl.networks import Actor
 
 BASE_NOISE = ("random", "zero")
+IMAGE_INPUTS = ("frames", "base_features")
+"""How a residual over a camera base sees the cameras (``ResidualParams.images``)."""
 
 
 def sampled_base(base: Policy, base_noise: str) -> Policy:
@@ -51,10 +54,16 @@ class ResidualParams(MethodParams):
     """How a generative (diffusion) base samples its chunks: ``random`` (its noise prior) or ``zero`` (it
     denoises from zero noise: a deterministic base, as ResFiT's, and often a better one; the report's
     ``base (zero noise)`` row). A deterministic base ignores it."""
+    images: str = "frames"
+    """What actor and critic see of the cameras: ``frames`` (the ``pixels/<camera>`` frames, through CNN encoders
+    of their own with DrQ random shift) or ``base_features`` (the camera base's frozen CNN features of the
+    current frames, ``base_features``; no encoder to train, a few floats in replay: what a CPU can afford)."""
 
     def validate(self) -> None:
         if self.base_noise not in BASE_NOISE:
             raise ValueError(f"base_noise must be one of {', '.join(BASE_NOISE)}, got {self.base_noise!r}")
+        if self.images not in IMAGE_INPUTS:
+            raise ValueError(f"images must be one of {', '.join(IMAGE_INPUTS)}, got {self.images!r}")
         if self.plan_steps < 0:
             raise ValueError(f"plan_steps must be >= 0 (0: the current base action only), got {self.plan_steps}")
         scales = np.asarray(self.scale, np.float32)
@@ -79,17 +88,32 @@ class ResidualMethod(RefineMethod):
     def wrap(self, venv: gym.vector.VectorEnv, base: Policy | None, params: ResidualParams, seed: int
              ) -> ResidualVecEnv:
         assert base is not None
-        return ResidualVecEnv(venv, sampled_base(base, params.base_noise), params.scale, params.plan_steps)
+        return ResidualVecEnv(venv, sampled_base(base, params.base_noise), params.scale, params.plan_steps,
+                              base_features(base, params))
 
     def relabel(self, env: ResidualVecEnv) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """A dataset frame ``{key: (1, ...)}`` plus the base's inputs for it (``base_action``, ``base_plan``)."""
+        """A dataset frame ``{key: (1, ...)}`` plus the base's inputs for it (``base_action``, ``base_plan``; its
+        frames as ``base_features`` when the residual reads those)."""
 
         def frame_inputs(frame: dict[str, Any]) -> dict[str, Any]:
             chunk = normalized_chunk(np.asarray(env.base.act(frame), np.float32), env.scaler)
-            return frame | base_inputs(chunk, 0, env.plan_steps)
+            labelled = frame | base_inputs(chunk, 0, env.plan_steps)
+            features = getattr(env, "features", None)  # a wrapper without it reads the frames
+            return with_features(labelled, features) if features is not None else labelled
 
         return frame_inputs
 
     def policy(self, base: Policy, actor: Actor, action_space: gym.spaces.Box, params: ResidualParams) -> Policy:
         return ResidualPolicy(sampled_base(base, params.base_noise), actor, action_space, params.scale,
-                              params.plan_steps)
+                              params.plan_steps, base_features(base, params))
+
+
+def base_features(base: Policy, params: ResidualParams) -> Callable[[Any], np.ndarray] | None:
+    """The base's frozen camera features when the residual reads them (``images: base_features``), else None; a
+    ValueError names the fix when the base has no camera features."""
+    if params.images != "base_features":
+        return None
+    if not callable(getattr(base, "image_features", None)):
+        raise ValueError(f"images: base_features needs a camera base policy (a BC or diffusion checkpoint reading "
+                         f"pixels/<camera>), got {type(base).__name__}; set params.images=frames")
+    return base.image_features
