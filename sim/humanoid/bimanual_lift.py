@@ -69,6 +69,10 @@ class G1BimanualLiftConfig:
     """Scale of each named reward term (sparse success by default; the others are still in info)."""
     terminate_on_success: bool = True
     """End the episode (terminated=True) on success."""
+    target_lead_limit: float = 0.0
+    """Largest lead of an arm joint target over the measured joint position (rad); a larger lead is clipped to it
+    when the action is applied, as the deploy safety layer does (its humanoid ``max_step``, 0.5 rad). 0: no
+    limit. Refining under it keeps a policy from relying on targets the real robot's safety layer would cut."""
 
 
 class G1BimanualLiftEnv(MujocoTaskEnv):
@@ -82,6 +86,9 @@ class G1BimanualLiftEnv(MujocoTaskEnv):
                  pixels: Any = None, visual: Any = None,
                  **overrides: Any):
         self.cfg = make_config(G1BimanualLiftConfig, config, overrides, "G1BimanualLift")
+        if self.cfg.target_lead_limit < 0:
+            raise ValueError(f"G1BimanualLift: target_lead_limit must be >= 0 rad (0: no limit), "
+                             f"got {self.cfg.target_lead_limit}")
         self.control_hz, self.physics_hz = self.cfg.control_hz, self.cfg.physics_hz
         self.terminate_on_success = self.cfg.terminate_on_success
         self.reward_scales = dict(self.cfg.reward_scales)
@@ -153,6 +160,11 @@ class G1BimanualLiftEnv(MujocoTaskEnv):
                 "object_size": half.copy()}
 
     def _apply_action(self, action: np.ndarray) -> None:
+        """Arm joint targets ``(14,)`` rad, within ``target_lead_limit`` of the measured joints when it is set."""
+        lead = self.cfg.target_lead_limit
+        if lead > 0.0:
+            q = self.data.qpos[self.arm.qpos]
+            action = np.clip(action, q - lead, q + lead)
         self.data.ctrl[self.arm.act] = action
 
     def _hold_action(self) -> np.ndarray:

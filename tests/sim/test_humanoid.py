@@ -76,6 +76,23 @@ def test_bimanual_lift_expert_succeeds():
     assert all(results), results
 
 
+def test_bimanual_lift_clips_arm_targets_to_the_safety_layers_lead():
+    """With target_lead_limit the applied targets stay within it of the measured joints, as the deploy safety
+    layer keeps them; the expert still lifts; a negative limit is refused in one line."""
+    env = gym.make("robolearn/G1BimanualLift-v0", target_lead_limit=0.5)
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    far = np.clip(obs["joint_pos"] + 2.0, base.action_space.low, base.action_space.high)
+    env.step(far)
+    q_before = obs["joint_pos"].astype(np.float64)
+    lead = base.data.ctrl[base.arm.act] - q_before
+    assert np.abs(lead).max() <= 0.5 + 1e-6 and np.abs(lead).max() > 0.4
+    expert = load_object(task("robolearn/G1BimanualLift-v0").expert)()
+    assert _rollout(env, expert, 1, 150)["is_success"]
+    with pytest.raises(ValueError, match="target_lead_limit must be >= 0"):
+        gym.make("robolearn/G1BimanualLift-v0", target_lead_limit=-1.0)
+
+
 def test_standing_controller_survives_mild_pushes():
     env = gym.make("robolearn/G1PushRecovery-v0", push_force=40.0)
     info = _rollout(env, StandingController(), seed=0, steps=250)
