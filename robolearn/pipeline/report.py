@@ -116,10 +116,25 @@ def _stage_times(layout: RunLayout) -> list[tuple[str, float]]:
     return times
 
 
-def _videos(evals: list[dict[str, Any]]) -> list[tuple[str, Path]]:
-    """``(policy, video)`` of the nominal evaluations' videos that exist."""
+def _videos(evals: list[dict[str, Any]], root: Path) -> list[tuple[str, Path]]:
+    """``(policy, video)`` of the nominal evaluations' videos that exist under the run directory ``root``."""
     nominal = [r for r in evals if r["dynamics"] == "nominal"]
-    return [(r["policy"], Path(v)) for r in nominal for v in r["videos"] if Path(v).is_file()]
+    found = [(r["policy"], _in_run(Path(v), root)) for r in nominal for v in r["videos"]]
+    return [(policy, path) for policy, path in found if path is not None]
+
+
+def _in_run(video: Path, root: Path) -> Path | None:
+    """``video`` as a file under ``root``. A record keeps the path it was written with, so in a run directory
+    that was moved or copied it points at the old place; the same ``eval/...`` part under ``root`` is used then.
+    None when neither exists (or the recorded path leads outside the run)."""
+    parts = video.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "eval":
+            moved = root.joinpath(*parts[i:])
+            if moved.resolve().is_relative_to(root.resolve()) and moved.is_file():
+                return moved
+            break
+    return None
 
 
 def _selected(layout: RunLayout) -> dict[str, dict[str, float]]:
@@ -232,7 +247,8 @@ def write_report(run_dir: str | Path, title: str = "robolearn pipeline") -> tupl
                  if r["policy"] == "base (zero noise)" and r["dynamics"] == "nominal"), None)
     plot = plot_curves(learning_curves(layout.root), base, layout.learning_curves_plot, zero, _selected(layout))
     config = layout.config.read_text() if layout.config.is_file() else ""
-    times, videos, rows, compared = _stage_times(layout), _videos(evals), _rows(evals), comparison_rows(evals)
+    times, videos = _stage_times(layout), _videos(evals, layout.root)
+    rows, compared = _rows(evals), comparison_rows(evals)
     selection = selection_rows(layout)
     layout.report_md.write_text(_markdown(title, rows, compared, plot, times, videos, config, layout.root, selection))
     layout.report_html.write_text(_html(title, rows, compared, plot, times, videos, config, selection))

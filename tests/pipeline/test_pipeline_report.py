@@ -1,5 +1,6 @@
 """The report: tables with intervals, learning curves, stage times, embedded media; loads in a browser."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,24 @@ def test_report_contents(tmp_path):
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 1 and page.count("data:video/mp4;base64,") == 1
     assert "collect" in page and "env_id: robolearn/PandaLift-v0" in page
+
+
+def test_report_of_a_moved_run_directory_finds_its_videos(tmp_path):
+    """Records keep the paths they were written with; a copied run's report uses its own copies of the videos
+    and never a path outside it."""
+    shutil.copytree(_fake_run(tmp_path), tmp_path / "copy")
+    shutil.rmtree(tmp_path / "run")
+    write_report(tmp_path / "copy")
+    md = RunLayout(tmp_path / "copy").report_md.read_text()
+    assert "- base: [episode_000.mp4](eval/videos/base/episode_000.mp4)" in md
+    outside = tmp_path / "copy" / "eval" / ".." / ".." / "elsewhere" / "eval" / "videos" / "x.mp4"
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(b"not in the run")
+    layout = RunLayout(tmp_path / "copy")
+    record = json.loads(layout.eval_record("base", "nominal").read_text())
+    atomic_write_json(layout.eval_record("base", "nominal"), {**record, "videos": ["../../eval/../../x.mp4"]})
+    write_report(tmp_path / "copy")
+    assert "## Videos" not in layout.report_md.read_text()
 
 
 def _record(policy: str, dynamics: str, successes: int, n: int = 100) -> dict:
