@@ -130,11 +130,9 @@ def collect(cfg: CollectConfig, progress: bool = True) -> CollectResult:
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     n = min(cfg.num_envs, cfg.episodes)
-    task = camera_task(cfg.task, cfg.cameras, cfg.image_size)
-    if cfg.visual != "nominal":
-        from robolearn.sim.visual import load_visual_preset
+    from robolearn.sim.visual import visual_kwargs
 
-        task["visual"] = load_visual_preset(cfg.env_id, cfg.visual)
+    task = {**camera_task(cfg.task, cfg.cameras, cfg.image_size), **visual_kwargs(cfg.env_id, cfg.visual)}
     envs = [gym_make(cfg.env_id, **task) for _ in range(n)]
     policy = build_policy(cfg.policy, cfg.env_id, envs[0].action_space, cfg.noise, cfg.seed)
     extra = {"policy": cfg.policy, "noise": cfg.noise, "only_success": cfg.only_success}

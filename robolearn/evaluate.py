@@ -131,12 +131,10 @@ class EnvCache:
 
 def _env_kwargs(key: _EnvKey, task: dict[str, Any], policy: Policy) -> dict[str, Any]:
     from robolearn.sim.randomization import load_dynamics_preset
-    from robolearn.sim.visual import load_visual_preset
+    from robolearn.sim.visual import visual_kwargs
 
     kwargs = {"randomization": load_dynamics_preset(key.env_id, key.dynamics),
-              "pixels": pixel_config(policy) or None, **task}
-    if key.visual != "nominal":
-        kwargs["visual"] = load_visual_preset(key.env_id, key.visual)
+              "pixels": pixel_config(policy) or None, **task, **visual_kwargs(key.env_id, key.visual)}
     return kwargs | ({"render_mode": key.render} if key.render else {})
 
 

@@ -95,11 +95,10 @@ class RolloutResult:
 def make_env(cfg: EnvConfig, **kwargs: Any) -> gym.Env:
     """A single env as ``cfg`` describes it (task settings, dynamics and visual presets, pixels)."""
     from robolearn.sim.randomization import load_dynamics_preset
-    from robolearn.sim.visual import load_visual_preset
+    from robolearn.sim.visual import visual_kwargs
 
     dynamics = load_dynamics_preset(cfg.id, cfg.dynamics)
-    if cfg.visual != "nominal":
-        kwargs["visual"] = load_visual_preset(cfg.id, cfg.visual)
+    kwargs.update(visual_kwargs(cfg.id, cfg.visual))
     return gym_make(cfg.id, randomization=dynamics, pixels=cfg.pixels or None, **cfg.task, **kwargs)
 
 

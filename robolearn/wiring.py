@@ -47,13 +47,12 @@ def refine_sources(cfg: RefineConfig, make_base: Callable[[], Policy] | None = N
     ``cfg.base``, not from ``make_base``)."""
     from robolearn.sim.observation_keys import SelectObservationKeys
     from robolearn.sim.randomization import load_dynamics_preset
-    from robolearn.sim.visual import load_visual_preset
+    from robolearn.sim.visual import visual_kwargs
 
     task_kwargs = dict(cfg.task)
     if cfg.dynamics != "nominal":
         task_kwargs["randomization"] = load_dynamics_preset(cfg.env_id, cfg.dynamics)
-    if cfg.visual != "nominal":
-        task_kwargs["visual"] = load_visual_preset(cfg.env_id, cfg.visual)
+    task_kwargs.update(visual_kwargs(cfg.env_id, cfg.visual))
     task_kwargs = task_kwargs or None
 
     def make_env(num_envs: int, seed: int) -> gym.vector.VectorEnv:

@@ -250,6 +250,12 @@ def _tilted(direction: np.ndarray, angle: float, rng: np.random.Generator) -> np
     return d * np.cos(angle) + np.cross(axis, d) * np.sin(angle)
 
 
+def visual_kwargs(env_id: str, name: str) -> dict[str, Any]:
+    """The env keyword that renders under visual preset ``name``: ``{"visual": VisualConfig}``, or nothing for
+    ``nominal`` (the env's own look)."""
+    return {} if name == "nominal" else {"visual": load_visual_preset(env_id, name)}
+
+
 def load_visual_preset(env_id: str, name: str) -> VisualConfig:
     """Preset ``name`` for ``env_id``: ``nominal`` (nothing changes), ``train`` or ``held_out`` (``held-out``
     accepted), from ``configs/visual/<Task>.yaml``."""

@@ -121,7 +121,6 @@ def ros_stage(cfg: PipelineConfig) -> Stage:
 
         name = cfg.ros.policy
         deploy = deploy_config(cfg)
-        stop.clear()
         result = run_graph(deploy, progress=False, stop=stop)
         if not result.episodes:
             raise RuntimeError(f"no episode finished over ROS 2 ({result.reason}); logs in {deploy.log_dir}")
