@@ -68,7 +68,7 @@ class RosStageConfig:
     graph runs slower than real time (each step's simulated time is the task's control period), which leaves
     a 2-core machine's policy node time to spare."""
     safety: dict[str, Any] = field(default_factory=dict)
-    """Safety node parameters for this task, on top of the embodiment's defaults, e.g.
+    """Safety node limits (``limits.<SafetyConfig field>``) for this task, on top of the embodiment's defaults, e.g.
     ``{"limits.geofence_radius": 4.5}`` for a racing course wider than the default 3 m geofence."""
     overlap: bool = True
     """Start the closed loop as soon as its policy exists, beside the refinement branches after it (it waits on

@@ -188,6 +188,21 @@ def _check_ros(cfg: PipelineConfig) -> None:
     if embodiment not in EMBODIMENTS:
         raise ConfigError(f"ros.enabled: the ROS 2 nodes cannot drive {cfg.env_id} (embodiment '{embodiment}'; "
                           f"they drive {', '.join(EMBODIMENTS)}); set ros.enabled=false")
+    _check_safety_limits(cfg.ros.safety)
+
+
+def _check_safety_limits(limits: Mapping[str, Any]) -> None:
+    """``ros.safety`` names safety node limits (``limits.<SafetyConfig field>``), caught here rather than when the
+    ROS stage starts, after the refinement branches."""
+    from dataclasses import fields
+
+    from robolearn.ros_nodes.safety import SafetyConfig
+
+    known = {f"limits.{f.name}" for f in fields(SafetyConfig)}
+    bad = sorted(k for k in limits if k not in known)
+    if bad:
+        raise ConfigError(f"ros.safety: {', '.join(bad)} is not a safety node limit; use limits.<name> with a "
+                          f"name from {', '.join(sorted(k.removeprefix('limits.') for k in known))}")
 
 
 def _check_devices(cfg: PipelineConfig) -> None:

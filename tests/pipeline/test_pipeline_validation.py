@@ -59,6 +59,14 @@ def test_unknown_task():
     assert "robolearn/PandaLift-v0" in message
 
 
+def test_safety_limits_that_the_safety_node_lacks():
+    """A misspelt ros.safety limit fails when the preset loads, not when the ROS stage starts an hour later."""
+    message = _error(["ros.safety={limits.geofence_radus: 4.5}"])
+    assert "ros.safety: limits.geofence_radus is not a safety node limit" in message and "geofence_radius" in message
+    assert "tick_hz is not" in _error(["ros.safety={tick_hz: 50}"])
+    assert load_pipeline_config(PRESET, ["ros.safety={limits.max_step: 0.2}"]).ros.safety == {"limits.max_step": 0.2}
+
+
 def test_observation_keys_the_task_lacks():
     message = _error(["train.policy.obs_keys=[joint_pos, ee_speed]"])
     assert "train.policy.obs_keys: robolearn/PandaLift-v0 has no observation 'ee_speed'; choose from" in message
