@@ -18,7 +18,7 @@ $(PY):
 
 # Installs torch first (a local CPU build on these machines; an unpinned torch pulls GBs of CUDA
 # wheels), then the package, then the Franka Panda model from the gym-hil wheel without its pins.
-$(STAMP): pyproject.toml setup.py | $(PY)
+$(STAMP): pyproject.toml setup.py sim/quadrotor/_substeps.c | $(PY)
 	$(PIP) install --quiet "$(TORCH)"
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	$(PIP) install --quiet --no-deps "gym-hil>=0.1.13"

@@ -91,6 +91,9 @@ def record_episodes(env: gym.Env, env_id: str, n: int) -> list[Episode]:
     """Run the clean scripted expert for ``n`` seeded episodes, recording what the replays need."""
     base = env.unwrapped
     expert = make_policy("expert", env_id, env.action_space, noise=0.0, seed=0)
+    native = getattr(base, "native_substeps", None)
+    if native is not None:
+        base.native_substeps = False  # the compiled quadrotor loop calls mj_step from C, out of the recorder's sight
     episodes = []
     for seed in range(n):
         obs, _ = env.reset(seed=seed)
@@ -106,6 +109,8 @@ def record_episodes(env: gym.Env, env_id: str, n: int) -> list[Episode]:
                 actions.append(action)
                 done = terminated or truncated
         episodes.append(Episode(seed, state, warmstart, np.array(actions), np.array(controls)))
+    if native is not None:
+        base.native_substeps = native
     return episodes
 
 

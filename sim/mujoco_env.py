@@ -6,12 +6,15 @@ so that a batched env can run the C physics of many envs in parallel threads (``
 GIL) while the Python parts stay serial:
 
 * :meth:`MujocoTaskEnv.pre_step` validates and clips the action and sets ``data.ctrl`` (Python);
-* :meth:`MujocoTaskEnv.physics_step` advances ``n_substeps`` physics steps (C, no GIL);
+* :meth:`MujocoTaskEnv.physics_step` advances ``n_substeps`` physics steps (C, no GIL); a task whose
+  own code runs at every physics step also offers it as a compiled job
+  (:meth:`MujocoTaskEnv.physics_job`) that a batched env runs for a whole slice of envs in one call;
 * :meth:`MujocoTaskEnv.post_step` computes observation, reward terms and episode ends (Python).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,8 +193,14 @@ class MujocoTaskEnv(gym.Env):
             raise ActionError(f"{self.spec_id}: action contains NaN or inf: {act.tolist()}")
         low, high = self._bounds(space)
         clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
-        self._step_clipped = int(np.count_nonzero(clipped != act))
-        self._clip_count += self._step_clipped
+        self.apply_clipped(clipped, int(np.count_nonzero(clipped != act)))
+
+    def apply_clipped(self, clipped: np.ndarray, n_clipped: int) -> None:
+        """The rest of :meth:`pre_step`, for an action already checked and clipped: ``clipped``
+        ``(action_dim,)`` float64 inside the action space, ``n_clipped`` of its entries clipped. Batched envs
+        check and clip every env's action in one array operation and call this."""
+        self._step_clipped = n_clipped
+        self._clip_count += n_clipped
         self._apply_action(self.randomizer.delay(clipped, self._hold_action))
         self._push_force = self.randomizer.push(self.data, self.np_random)
 
@@ -209,6 +218,16 @@ class MujocoTaskEnv(gym.Env):
     def physics_step(self) -> None:
         """Advance ``n_substeps`` physics steps; releases the GIL."""
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+
+    def physics_job(self) -> tuple[Callable[[list[tuple]], list[Any]], tuple] | None:
+        """This step's physics as a compiled job ``(run_many, args)`` that batched envs run several at a time
+        with the GIL released once, then hand each result to :meth:`finish_physics`; None (here) when
+        :meth:`physics_step` is the way. Tasks whose Python runs around every physics step (the quadrotor)
+        return one."""
+        return None
+
+    def finish_physics(self, result: Any) -> None:
+        """Take the result of the job :meth:`physics_job` returned."""
 
     def post_step(self):
         self._elapsed += 1

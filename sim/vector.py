@@ -10,11 +10,14 @@ of the finished episode's last step.
 
 ``backend="threads"`` builds the unwrapped :class:`~robolearn.sim.mujoco_env.MujocoTaskEnv`
 of every env and applies the registry's time limit itself (``truncated`` when ``max_episode_steps``
-control steps have elapsed, as gymnasium's ``TimeLimit`` does). A pool of threads each steps a
-contiguous slice of the envs (``pre_step`` -> ``physics_step`` -> ``post_step`` -> reset if done).
-``mj_step`` releases the GIL, so one thread's physics overlaps another's Python and the physics of
-several envs runs on several cores; each env's result does not depend on the threads, so runs are
-deterministic given the seed and identical to the ``sync`` backend's. Threads rather than
+control steps have elapsed, as gymnasium's ``TimeLimit`` does). A step runs in three phases:
+every env's ``pre_step`` on the calling thread, then the physics of contiguous slices of the envs on
+the calling thread and a pool of threads (``mj_step`` and a task's compiled physics jobs release the
+GIL, so the slices run on several cores), then every ``post_step`` and autoreset on the calling
+thread. Python is serial under the GIL in any case; phasing it hands work between threads once per
+batched step rather than at every env, where each handoff costs tens of microseconds on a VM. Each
+env's result does not depend on the threads, so runs are deterministic given the seed and identical
+to the ``sync`` backend's. Threads rather than
 ``mujoco.rollout``: rollout needs a state copy-out/copy-in and an ``mj_forward`` per env and control
 step, is no faster than threads (docs/results.md) and does not carry MuJoCo's solver warm-start across
 control steps, so it would change the physics.
@@ -34,7 +37,6 @@ same-step autoreset, for comparison; all backends produce the same trajectories 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -45,7 +47,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from robolearn.sim.mujoco_env import MujocoTaskEnv
 from robolearn.sim.registry import TASKS, gym_make, register_all
-from robolearn.sim.vector_base import BatchedEnvBase, StepResult, step_env, usable_cpus
+from robolearn.sim.vector_base import BatchedEnvBase, StepResult, finish_step, step_env, usable_cpus
 from robolearn.sim.vector_processes import ProcessVectorEnv
 
 Backend = Literal["threads", "processes", "sync"]
@@ -183,12 +185,7 @@ class MujocoVectorEnv(BatchedEnvBase):
             threads = 1
         self.num_threads = min(threads, self.num_envs)
         self._chunks = [c.tolist() for c in np.array_split(np.arange(self.num_envs), self.num_threads)]
-        self._pool = ThreadPoolExecutor(self.num_threads, "robolearn-vec") if self.num_threads > 1 else None
-        # One thread at a time runs an env's Python (pre_step/post_step). Without this lock, the small
-        # MuJoCo calls inside them (mj_jacSite, mju_*), which release the GIL, hand it to the other
-        # threads' Python and back at every call, and this GIL ping-pong costs more than
-        # overlapping the Python phases gains. Physics (mj_step) runs outside the lock, in parallel.
-        self._python_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.num_threads - 1, "robolearn-vec") if self.num_threads > 1 else None
         self._results: list[Any] = [None] * self.num_envs
 
     def _reset_envs(self, ids: list[int], seeds: list[int | None],
@@ -204,15 +201,45 @@ class MujocoVectorEnv(BatchedEnvBase):
         return [self._results[i] for i in ids]
 
     def _step_envs(self, acts: np.ndarray, at_limit: np.ndarray) -> list[StepResult]:
-        lock = self._python_lock if self._pool is not None else None
+        """Every env's step in three phases: ``pre_step`` of each env on this thread, the physics of the
+        env slices on the threads (``mj_step`` and compiled physics jobs release the GIL), then
+        ``post_step`` and the autoresets on this thread.
+
+        Python runs serially in any case (the GIL). Phasing it hands the GIL and the work between threads
+        once per batched step instead of at every env, where each handoff costs tens of microseconds on
+        a virtual machine; a task's compiled physics jobs (:meth:`MujocoTaskEnv.physics_job`) run one
+        call per slice.
+        """
         limits = at_limit.tolist()
+        if self._pool is None:
+            return [step_env(env, a, lim) for env, a, lim in zip(self.envs, acts, limits, strict=True)]
+        first = self.envs[0]
+        low, high = first._bounds(first.action_space)  # every env has this action space (checked at init)
+        clipped = np.minimum(np.maximum(acts, low), high)  # acts: checked shape and finite (BatchedEnvBase)
+        counts = np.count_nonzero(clipped != acts, axis=1).tolist()
+        jobs = []
+        for env, a, n_clipped in zip(self.envs, clipped, counts, strict=True):
+            env.apply_clipped(a, n_clipped)
+            jobs.append(env.physics_job())
+        outputs: list[Any] = [None] * self.num_envs
 
-        def work(chunk: list[int]) -> None:
+        def physics(chunk: list[int]) -> None:
+            batch = [i for i in chunk if jobs[i] is not None]
             for i in chunk:
-                self._results[i] = step_env(self.envs[i], acts[i], limits[i], lock)
+                if jobs[i] is None:
+                    self.envs[i].physics_step()
+            while batch:  # one call per runner (all envs of a task share one)
+                run_many = jobs[batch[0]][0]
+                same = [i for i in batch if jobs[i][0] is run_many]
+                for i, out in zip(same, run_many([jobs[i][1] for i in same]), strict=True):
+                    outputs[i] = out
+                batch = [i for i in batch if jobs[i][0] is not run_many]
 
-        self._run(work)
-        return list(self._results)
+        self._run(physics)
+        for env, job, out in zip(self.envs, jobs, outputs, strict=True):
+            if job is not None:
+                env.finish_physics(out)
+        return [finish_step(env, lim) for env, lim in zip(self.envs, limits, strict=True)]
 
     def render(self) -> tuple[np.ndarray | None, ...]:
         """One frame per env (``(H, W, 3)`` uint8 with ``render_mode="rgb_array"``, else None)."""
@@ -248,9 +275,13 @@ class MujocoVectorEnv(BatchedEnvBase):
 
     # ----------------------------------------------------------------- helpers
     def _run(self, work: Callable[[list[int]], None]) -> None:
-        """Run ``work`` on every chunk of env indices, in the pool when there is one."""
+        """Run ``work`` on every chunk of env indices: the first on this thread, the others in the pool."""
         if self._pool is None:
             work(self._chunks[0])
-        else:
-            for _ in self._pool.map(work, self._chunks):  # re-raises a worker's exception here
-                pass
+            return
+        futures = [self._pool.submit(work, chunk) for chunk in self._chunks[1:]]
+        try:
+            work(self._chunks[0])
+        finally:
+            for future in futures:
+                future.result()  # re-raises a worker's exception here

@@ -1,12 +1,12 @@
 """``backend="processes"``: the envs stepped in worker processes, one contiguous slice of envs per worker.
 
-Threads share one interpreter: an env whose Python runs around every physics step (the quadrotor's
-rate loop) holds the GIL for most of its step, and threads then take turns rather than run side by
-side. Worker processes each have their own interpreter, so their Python runs in parallel too, at the
-price of sending actions and results through a pipe (pickled, a few tens of microseconds per worker
-and step). That pays only where cores sit idle for the workers: on a loaded machine each woken worker
-waits for a core and runs its step with cold caches, and ``bench/sim_throughput.py`` measures threads
-faster (which is why no task names this backend as its default there).
+Threads share one interpreter, so only the physics of a threaded batch runs in parallel and the
+Python of every env's step queues on the GIL. Worker processes each have their own interpreter, so
+their Python runs in parallel too, at the price of sending actions and results through a pipe
+(pickled, a few tens of microseconds per worker and step). That pays only where cores sit idle for
+the workers: on a loaded machine each woken worker waits for a core and runs its step with cold
+caches, and ``bench/sim_throughput.py`` measures threads faster (which is why no task names this
+backend as its default there).
 
 Workers are fresh interpreters (``python -c``), not forks or ``multiprocessing`` children: a fork of a
 parent whose threads (torch's, a threaded env's) hold locks can deadlock, and ``spawn``/``forkserver``

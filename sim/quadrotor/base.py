@@ -20,7 +20,7 @@ episodes to perturb the vehicle. The controllers keep using the nominal figures,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from robolearn.core.protocols import Feature
 from robolearn.sim.mujoco_env import MujocoTaskEnv, box
 from robolearn.sim.quadrotor.model import BODY, CRAZYFLIE, MOTORS, QuadrotorParams, add_quadrotor, build_arena
 from robolearn.sim.quadrotor.rate_controller import RateController
+from robolearn.sim.quadrotor.substeps import NativeSubsteps, native_module, step_with_drag
 from robolearn.sim.quadrotor.wind import WindModel, WindState
 
 
@@ -96,6 +97,8 @@ class QuadTaskEnv(MujocoTaskEnv):
     default_reward_scales: dict[str, float] = {"success": 1.0}
     default_terminate_on_success: bool = True
     push_body = BODY
+    native_substeps: bool = True
+    """Run the physics-rate loop compiled where it is built; False runs the Python reference (same results)."""
 
     def __init__(self, config: QuadTaskConfig | dict[str, Any] | None = None, render_mode: str | None = None,
                  camera: str = "track", width: int = 256, height: int = 256, randomization: Any = None,
@@ -134,9 +137,12 @@ class QuadTaskEnv(MujocoTaskEnv):
         self._thrust_cmd = self.params.hover_thrust
         self._rate_cmd = (0.0, 0.0, 0.0)
         self._drag = np.asarray(self.dynamics.drag, dtype=np.float64)
+        self._drag_list = self._drag.tolist()
         self._wind_vel = np.zeros(3)
         self._wind_state: WindState | None = None
         self._applied_drag = np.zeros(3)
+        self._native: NativeSubsteps | None = None
+        self._native_controller: RateController | None = None
 
     # ----------------------------------------------------------------- scene
     def _build_spec(self) -> mujoco.MjSpec:
@@ -172,6 +178,7 @@ class QuadTaskEnv(MujocoTaskEnv):
         m.actuator_dynprm[:4, 0] = dyn.motor_tau
         m.actuator_gear[:4, 5] = np.sign(m.actuator_gear[:4, 5]) * dyn.torque_ratio
         self._drag = np.asarray(dyn.drag, dtype=np.float64)
+        self._drag_list = self._drag.tolist()
 
     def reset_vehicle(self, rng: np.random.Generator, pos: np.ndarray, quat: np.ndarray,
                       vel: np.ndarray | None = None) -> dict[str, Any]:
@@ -206,22 +213,66 @@ class QuadTaskEnv(MujocoTaskEnv):
     def physics_step(self) -> None:
         """``n_substeps`` physics steps, each with the rate loop (rates mode) and the wind drag.
 
-        Python runs around each physics step because both the rate loop and the drag feed back the
-        velocities of that step (:meth:`RateController.step_physics`, :func:`step_with_drag`); a push set
-        by the randomizer in ``pre_step`` is kept and the drag added to it.
+        Both feed back the velocities of each physics step, so they run around every ``mj_step``: in C
+        with the GIL released where the compiled loop is built, else in Python (the same results,
+        :mod:`robolearn.sim.quadrotor.substeps`). A push set by the randomizer in ``pre_step`` is kept and
+        the drag added to it.
         """
         m, d = self.model, self.data
-        if self._wind_state is not None:
-            self._wind_vel = self._wind_state.step(self.wind, self.dt)
-        force = d.xfrc_applied[self._body]
-        push = (force[:3] - self._applied_drag).tolist()  # what the randomizer's push left there
-        drag, wind = self._drag.tolist(), self._wind_vel.tolist()
-        if self.cfg.action_mode == "rates":
+        native = self._native_loop()
+        force, push, drag, wind = self._physics_inputs()
+        if native is not None:
+            applied = native(self.n_substeps, self._thrust_cmd, self._rate_cmd, push, drag, wind)
+        elif self.cfg.action_mode == "rates":
             applied = self.rate_controller.step_physics(m, d, self.n_substeps, self._thrust_cmd, self._rate_cmd,
                                                         force, push, drag, wind)
         else:
             applied = step_with_drag(m, d, self.n_substeps, force, push, drag, wind)
-        self._applied_drag = np.array(applied)
+        self.finish_physics(applied)
+
+    def physics_job(self) -> tuple[Callable[[list[tuple]], list[Any]], tuple] | None:
+        """This control step's physics as a compiled job ``(run_many, args)``, or None where it is not built.
+
+        ``run_many([args, ...])`` runs the jobs of several envs with the GIL released once and returns
+        their results, each for :meth:`finish_physics`; the batched envs run one call per thread.
+        Advances the wind as :meth:`physics_step` does.
+        """
+        native = self._native_loop()
+        if native is None:
+            return None
+        _, push, drag, wind = self._physics_inputs()
+        return native.run_many, native.arguments(self.n_substeps, self._thrust_cmd, self._rate_cmd, push, drag,
+                                                 wind)
+
+    def finish_physics(self, applied: Sequence[float]) -> None:
+        """Record the last drag force (3 floats, N) of the physics just run (``pre_step`` of the next step
+        subtracts it to find the randomizer's push)."""
+        self._applied_drag = tuple(applied)
+
+    def _physics_inputs(self) -> tuple[np.ndarray, list[float], list[float], list[float]]:
+        """Advance the wind one control step; returns the vehicle's ``xfrc_applied`` row ``(6,)`` and the
+        push (3,) N left there by the randomizer, the drag (3,) N/(m/s) and the wind (3,) m/s as floats."""
+        if self._wind_state is not None:
+            self._wind_vel = self._wind_state.step(self.wind, self.dt)
+        force = self.data.xfrc_applied[self._body]
+        fx, fy, fz = force[:3].tolist()
+        ax, ay, az = self._applied_drag
+        push = [fx - ax, fy - ay, fz - az]  # what the randomizer's push left there
+        return force, push, self._drag_list, self._wind_vel.tolist()
+
+    def _native_loop(self) -> NativeSubsteps | None:
+        """The compiled loop bound to the current model, data and rate controller (bound again if one was
+        replaced), or None where it is not built."""
+        loop = self._native
+        if (loop is not None and self.native_substeps and loop.data is self.data and loop.model is self.model
+                and self._native_controller is self.rate_controller):
+            return loop
+        if not self.native_substeps or native_module() is None:
+            return None
+        consts = self.rate_controller.native_constants() if self.cfg.action_mode == "rates" else None
+        self._native = NativeSubsteps(self.model, self.data, self._body, consts)
+        self._native_controller = self.rate_controller
+        return self._native
 
     # ----------------------------------------------------------------- state
     def _vehicle_obs(self) -> dict[str, np.ndarray]:
@@ -250,22 +301,3 @@ class QuadTaskEnv(MujocoTaskEnv):
             action = Feature((4,), "float32", "N", MOTORS)
         return {"observation": obs, "action": {"action": action}}
 
-
-def step_with_drag(model: mujoco.MjModel, data: mujoco.MjData, nstep: int, force: np.ndarray,
-                   push: Sequence[float], drag: Sequence[float], wind: Sequence[float]) -> tuple[float, float, float]:
-    """``nstep`` physics steps with ``force[:3] = push + drag * (wind - data.qvel[0:3])`` (N) set before each.
-
-    ``force`` is the vehicle's ``xfrc_applied`` row ``(6,)``, ``push`` (3,) N, ``drag`` (3,) N/(m/s), ``wind``
-    (3,) m/s. Returns the last drag force (N).
-    """
-    px, py, pz = push
-    dx, dy, dz = drag
-    ux, uy, uz = wind
-    qvel, out, step = data.qvel[0:3], memoryview(force), mujoco.mj_step
-    fx = fy = fz = 0.0
-    for _ in range(nstep):
-        vx, vy, vz = qvel.tolist()
-        fx, fy, fz = dx * (ux - vx), dy * (uy - vy), dz * (uz - vz)
-        out[0], out[1], out[2] = px + fx, py + fy, pz + fz
-        step(model, data)
-    return fx, fy, fz

@@ -41,6 +41,11 @@ class RateController:
         ix, iy, iz = params.inertia
         self._gyro = (iz - iy, ix - iz, iy - ix)
 
+    def native_constants(self) -> np.ndarray:
+        """The constants the compiled loop reads ``(23,)`` float64: ``J K`` (3), the gyroscopic factors (3),
+        the mixer rows (4x4, row-major: thrust, tau_x, tau_y, tau_z coefficient of each rotor), ``f_max`` (N)."""
+        return np.array([*self._jk, *self._gyro, *(x for row in self._rows for x in row), self.f_max], np.float64)
+
     def motor_thrusts(self, thrust: float, rate_cmd: tuple[float, float, float],
                       rates: list[float]) -> list[float]:
         """Rotor thrust commands (4 floats, N) for collective ``thrust`` (N), ``rate_cmd`` and ``rates`` (rad/s).
@@ -78,7 +83,8 @@ class RateController:
         The same float operations in the same order as :meth:`motor_thrusts`, written out once with the
         per-control-step products hoisted: the Python around each physics step is a few dozen float
         operations, one ``tolist`` of a state view and item stores through memoryviews (no array
-        conversion). Returns the last drag force (3 floats, N).
+        conversion). Returns the last drag force (3 floats, N). The Python reference of the compiled loop
+        (:mod:`robolearn.sim.quadrotor.substeps`).
         """
         gx, gy, gz = self._gyro
         kx, ky, kz = self._jk

@@ -50,6 +50,8 @@ class WindState:
     def step(self, model: WindModel, dt: float) -> np.ndarray:
         """Advance ``dt`` seconds; the wind velocity ``(3,)`` m/s at the new time."""
         self.time += dt
+        if not self.gusts and model.gust_max <= 0:  # steady wind only (the same value as below, sooner)
+            return self.mean.copy()
         if model.gust_max > 0 and self.rng.random() < model.gust_rate * dt:
             direction = self.rng.normal(size=3)
             direction[2] *= model.vertical_fraction
