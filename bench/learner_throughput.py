@@ -7,6 +7,7 @@ branch's learner settings) at batch 256, three implementations are timed in the 
 * ``new``: :class:`robolearn.rl.learner.OffPolicyLearner` (this checkout);
 * ``old``: the same files at ``--base`` (``git show`` into a temporary package), the code before the
   batched target heads, fused Adam and multi-tensor clipping / target updates;
+* ``bf16``: ``new`` with ``learner.matmul_dtype: bfloat16`` (hidden layers' matrix products in bfloat16);
 * ``floor``: one forward and one backward of the same networks (the new ones) that an update needs:
   target under ``no_grad`` (the REDQ heads only), critic loss plus actor loss (critic weights detached on
   the actor's path) summed and back-propagated once; no optimizer, clipping, target update or statistics.
@@ -198,8 +199,9 @@ def measure(args: argparse.Namespace, old: tuple[Any, Any]) -> dict[tuple[int, s
     for s in settings():
         batch = make_batch(s, 0)
         nl, ol = make_learner(s, *new), make_learner(s, *old)
+        bf = make_learner(Setting(**{**vars(s), "learner": {**s.learner, "matmul_dtype": "bfloat16"}}), *new)
         cases += [(s.name, "floor", stepper("floor", nl, batch)), (s.name, "old", stepper("old", ol, batch)),
-                  (s.name, "new", stepper("new", nl, batch))]
+                  (s.name, "new", stepper("new", nl, batch)), (s.name, "bf16", stepper("bf16", bf, batch))]
     rates: dict[tuple[int, str, str], list[float]] = {}
     for r in range(args.rounds):
         for threads in args.threads:
@@ -215,16 +217,19 @@ def report(rates: dict[tuple[int, str, str], list[float]], args: argparse.Namesp
     med = statistics.median
     print(f"\nupdates/s at batch {BATCH}, {args.rounds} interleaved rounds of {args.updates} updates "
           f"(min / median over rounds); ratios per round, min / median")
-    print(f"{'threads':>7} {'update':<15} {'floor':>13} {'old':>13} {'new':>13} "
-          f"{'new/old':>11} {'new cost/floor':>15}")
+    print(f"{'threads':>7} {'update':<15} {'floor':>13} {'old':>13} {'new':>13} {'bf16':>13} "
+          f"{'new/old':>11} {'new cost/floor':>15} {'bf16/old':>11} {'bf16/new':>11}")
     for threads in args.threads:
         for name in dict.fromkeys(k[1] for k in rates):
-            f, o, n = (rates[(threads, name, impl)] for impl in ("floor", "old", "new"))
+            f, o, n, h = (rates[(threads, name, impl)] for impl in ("floor", "old", "new", "bf16"))
             speed = [b / a for a, b in zip(o, n, strict=True)]
             cost = [a / b for a, b in zip(f, n, strict=True)]
-            cells = [f"{min(x):5.0f} / {med(x):5.0f}" for x in (f, o, n)]
-            print(f"{threads:>7} {name:<15} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} "
-                  f"{min(speed):4.2f} / {med(speed):4.2f} {min(cost):6.2f} / {med(cost):4.2f}")
+            half = [b / a for a, b in zip(o, h, strict=True)]
+            half_new = [b / a for a, b in zip(n, h, strict=True)]
+            cells = [f"{min(x):5.0f} / {med(x):5.0f}" for x in (f, o, n, h)]
+            print(f"{threads:>7} {name:<15} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {cells[3]:>13} "
+                  f"{min(speed):4.2f} / {med(speed):4.2f} {min(cost):6.2f} / {med(cost):4.2f} "
+                  f"{min(half):4.2f} / {med(half):4.2f} {min(half_new):4.2f} / {med(half_new):4.2f}")
     if len(args.threads) > 1:
         a, b = args.threads[:2]
         print(f"\nnew, {b} threads vs {a} (median rate ratio; > 1: {b} threads faster):")

@@ -51,7 +51,8 @@ BENCH_TASKS = {"arm": "robolearn/PandaLift-v0", "humanoid": "robolearn/G1Bimanua
                "quadrotor": "robolearn/QuadHover-v0"}
 STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 CONTROL = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
-BACKENDS = ("sync", "threads", "processes")
+BACKENDS = ("sync", "threads", "processes", "threads1")
+"""``threads1``: the threaded backend on one thread (its phases inline), to show what its pool adds."""
 
 
 @dataclass
@@ -275,7 +276,8 @@ def bench_batched(env_id: str, sizes: list[int], seconds: float, rounds: int, ce
     print(f"  {'envs':>5} " + " ".join(f"{b:>13}" for b in backends) + " "
           + " ".join(f"{b + '/sync':>15}" for b in others) + f" {'best/ceiling':>13}")
     for n in sizes:
-        vecs = {b: make_vec_env(env_id, n, seed=0, backend=b) for b in backends}
+        vecs = {b: make_vec_env(env_id, n, seed=0, backend="threads", num_threads=1) if b == "threads1"
+                else make_vec_env(env_id, n, seed=0, backend=b) for b in backends}
         actions = benign_actions(env_id, vecs["sync"].single_action_space, (64, n), seed=0)
         rates: dict[str, list[float]] = {b: [] for b in vecs}
         for vec in vecs.values():
@@ -297,7 +299,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per task, for a smoke test")
     parser.add_argument("--tasks", nargs="*", default=list(BENCH_TASKS), choices=list(BENCH_TASKS),
                         help="embodiments to measure")
-    parser.add_argument("--backends", nargs="*", default=list(BACKENDS[1:]), choices=list(BACKENDS[1:]),
+    parser.add_argument("--backends", nargs="*", default=list(BACKENDS[1:3]), choices=list(BACKENDS[1:]),
                         help="batched backends to compare with sync")
     args = parser.parse_args()
     start = time.perf_counter()

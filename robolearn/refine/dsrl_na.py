@@ -55,6 +55,7 @@ class NoiseAliasingLearner(OffPolicyLearner):
         super().__init__(cfg, obs_shapes, noise_dim, critic_action_dim=chunk_dim, seed=seed, device=device)
         self.decoder = decoder
         self.noise_critic = CriticEnsemble(obs_shapes, noise_dim, cfg.hidden, cfg.num_critics).to(self.device)
+        self.noise_critic.matmul_dtype = self.critic.matmul_dtype
         self.noise_opt = adam(self.noise_critic.parameters(), lr=cfg.critic_lr)
         self.critic_action_fn = self.decoder
 

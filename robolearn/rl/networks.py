@@ -26,6 +26,25 @@ def is_pixel_key(key: str, shape: Sequence[int]) -> bool:
     return key.startswith("pixels") and len(shape) == 3
 
 
+def run_hidden_then_output(layers: nn.Sequential, x: torch.Tensor, matmul_dtype: torch.dtype | None,
+                           heads: torch.Tensor | None = None) -> torch.Tensor:
+    """``layers`` applied to ``x``: the hidden layers' matrix products in ``matmul_dtype`` (None: float32),
+    the output layer in float32.
+
+    Reduced precision runs under :func:`torch.autocast`: the weights stay float32 (the optimizer's and the
+    checkpoint's), matrix products take bfloat16 inputs and accumulate in float32, LayerNorm runs in float32.
+    The last layer's product stays float32, so Q-values and actions keep float32 resolution (a bfloat16
+    Q near 20 would be quantised in steps of 0.06, larger than many TD errors). ``heads`` goes to
+    :class:`EnsembleLinear` layers.
+    """
+    with torch.autocast(x.device.type, dtype=matmul_dtype or torch.bfloat16, enabled=matmul_dtype is not None):
+        for layer in layers[:-1]:
+            x = layer(x, heads) if isinstance(layer, EnsembleLinear) else layer(x)
+    last = layers[-1]
+    x = x.float()
+    return last(x, heads) if isinstance(last, EnsembleLinear) else last(x)
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     """``Linear -> LayerNorm -> ReLU`` per hidden width, then a plain ``Linear`` to ``out_dim``.
 
@@ -130,9 +149,12 @@ class Actor(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
+    matmul_dtype: torch.dtype | None = None
+    """Hidden layers' matrix-product precision (None: float32; :func:`run_hidden_then_output`)."""
+
     def forward(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh mean ``(B, Da)`` and log-std ``(B, Da)`` (zeros for a deterministic actor)."""
-        out = self.net(self.encoder(obs))
+        out = run_hidden_then_output(self.net, self.encoder(obs), self.matmul_dtype)
         if not self.stochastic:
             return out, torch.zeros_like(out)
         mean, log_std = out.chunk(2, dim=-1)
@@ -205,12 +227,13 @@ class CriticEnsemble(nn.Module):
         layers.append(EnsembleLinear(num_heads, in_dim, out_dim))
         self.net = nn.Sequential(*layers)
 
+    matmul_dtype: torch.dtype | None = None
+    """Hidden layers' matrix-product precision (None: float32; :func:`run_hidden_then_output`)."""
+
     def forward(self, obs: Mapping[str, torch.Tensor], action: torch.Tensor, heads: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """Outputs ``(E, B, out)`` for observations ``{key: (B, ...)}`` and actions ``(B, Da)``; with ``heads``
         (``(K,)`` long, distinct) only those heads, ``(K, B, out)`` in the order of ``heads``."""
         x = torch.cat([self.encoder(obs), action], dim=-1)
         x = x.unsqueeze(0).expand(self.num_heads if heads is None else len(heads), -1, -1)
-        for layer in self.net:
-            x = layer(x, heads) if isinstance(layer, EnsembleLinear) else layer(x)
-        return x
+        return run_hidden_then_output(self.net, x, self.matmul_dtype, heads)
