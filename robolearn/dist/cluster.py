@@ -140,5 +140,26 @@ def map_jobs(fn: Callable[[J], R], jobs: Sequence[J], processes: int, ray: str |
         return ray_map(fn, jobs, address=ray)
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(processes) as pool:
+    with _terminate_as_exit(), mp.get_context("spawn").Pool(processes) as pool:
         return pool.map(fn, jobs, chunksize=1)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """While inside, SIGTERM raises SystemExit in the main thread: a pool's ``with`` block then terminates its
+    workers. Without this a killed sweep left its workers running, each an hour-long training run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_on(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_on)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
