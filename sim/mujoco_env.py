@@ -48,6 +48,15 @@ class RewardTerms:
         return {f"reward/{k}": float(v) for k, v in self.values.items()}
 
 
+def clip_to_box(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``actions`` ``(action_dim,)`` or ``(n, action_dim)`` clipped into ``[low, high]`` (np.clip without its
+    wrapper's overhead) and how many entries of each action were clipped (an int, or ``(n,)``)."""
+    clipped = np.minimum(np.maximum(actions, low), high)
+    changed = clipped != actions
+    # one action: count_nonzero without an axis takes its fast path (~2 us less per env step)
+    return clipped, np.count_nonzero(changed) if changed.ndim == 1 else np.count_nonzero(changed, axis=-1)
+
+
 class MujocoTaskEnv(gym.Env):
     """A MuJoCo task with a control rate below the physics rate.
 
@@ -191,9 +200,8 @@ class MujocoTaskEnv(gym.Env):
                 raise ActionError(f"{self.spec_id}: action shape {act.shape}, expected {expected}")
         if not np.isfinite(act).all():
             raise ActionError(f"{self.spec_id}: action contains NaN or inf: {act.tolist()}")
-        low, high = self._bounds(space)
-        clipped = np.minimum(np.maximum(act, low), high)  # np.clip, without its wrapper's overhead
-        self.apply_clipped(clipped, int(np.count_nonzero(clipped != act)))
+        clipped, n_clipped = clip_to_box(act, *self._bounds(space))
+        self.apply_clipped(clipped, int(n_clipped))
 
     def apply_clipped(self, clipped: np.ndarray, n_clipped: int) -> None:
         """The rest of :meth:`pre_step`, for an action already checked and clipped: ``clipped``

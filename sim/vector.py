@@ -45,7 +45,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from robolearn.sim.mujoco_env import MujocoTaskEnv
+from robolearn.sim.mujoco_env import MujocoTaskEnv, clip_to_box
 from robolearn.sim.registry import TASKS, gym_make, register_all
 from robolearn.sim.vector_base import BatchedEnvBase, StepResult, finish_step, step_env, usable_cpus
 from robolearn.sim.vector_processes import ProcessVectorEnv
@@ -214,26 +214,24 @@ class MujocoVectorEnv(BatchedEnvBase):
         if self._pool is None:
             return [step_env(env, a, lim) for env, a, lim in zip(self.envs, acts, limits, strict=True)]
         first = self.envs[0]
-        low, high = first._bounds(first.action_space)  # every env has this action space (checked at init)
-        clipped = np.minimum(np.maximum(acts, low), high)  # acts: checked shape and finite (BatchedEnvBase)
-        counts = np.count_nonzero(clipped != acts, axis=1).tolist()
+        # every env has this action space (checked at init); acts: checked shape and finite (BatchedEnvBase)
+        clipped, counts = clip_to_box(acts, *first._bounds(first.action_space))
         jobs = []
-        for env, a, n_clipped in zip(self.envs, clipped, counts, strict=True):
+        for env, a, n_clipped in zip(self.envs, clipped, counts.tolist(), strict=True):
             env.apply_clipped(a, n_clipped)
             jobs.append(env.physics_job())
         outputs: list[Any] = [None] * self.num_envs
 
         def physics(chunk: list[int]) -> None:
-            batch = [i for i in chunk if jobs[i] is not None]
+            by_runner: dict[Callable[[list[tuple]], list[Any]], list[int]] = {}  # all envs of a task share one
             for i in chunk:
                 if jobs[i] is None:
                     self.envs[i].physics_step()
-            while batch:  # one call per runner (all envs of a task share one)
-                run_many = jobs[batch[0]][0]
-                same = [i for i in batch if jobs[i][0] is run_many]
-                for i, out in zip(same, run_many([jobs[i][1] for i in same]), strict=True):
+                else:
+                    by_runner.setdefault(jobs[i][0], []).append(i)
+            for run_many, ids in by_runner.items():
+                for i, out in zip(ids, run_many([jobs[i][1] for i in ids]), strict=True):
                     outputs[i] = out
-                batch = [i for i in batch if jobs[i][0] is not run_many]
 
         self._run(physics)
         for env, job, out in zip(self.envs, jobs, outputs, strict=True):

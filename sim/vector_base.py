@@ -66,7 +66,7 @@ def batch_infos(infos: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     nested dicts are batched the same way. Built column by column, which costs a fraction of the
     per-env calls; returns None unless every env's info has the same keys, in the same order, with
     values of one kind per key (numbers, arrays of one shape, dicts), so callers fall back to
-    ``_add_info``. Same arrays, dtypes and masks as gymnasium's (``tests/sim/test_vector_env.py``).
+    ``_add_info``. Same arrays, dtypes and masks as gymnasium's (``tests/sim/test_batch_infos.py``).
     """
     n, first = len(infos), infos[0]
     keys = list(first)

@@ -140,7 +140,7 @@ class QuadTaskEnv(MujocoTaskEnv):
         self._drag_list = self._drag.tolist()
         self._wind_vel = np.zeros(3)
         self._wind_state: WindState | None = None
-        self._applied_drag = np.zeros(3)
+        self._applied_drag = (0.0, 0.0, 0.0)
         self._native: NativeSubsteps | None = None
         self._native_controller: RateController | None = None
 
@@ -193,7 +193,7 @@ class QuadTaskEnv(MujocoTaskEnv):
         self._thrust_cmd, self._rate_cmd = self.params.hover_thrust, (0.0, 0.0, 0.0)
         self._wind_state = WindState.sample(self.wind, rng)
         self._wind_vel = self._wind_state.mean.copy()
-        self._applied_drag = np.zeros(3)  # mj_resetData cleared xfrc_applied
+        self._applied_drag = (0.0, 0.0, 0.0)  # mj_resetData cleared xfrc_applied
         return {"dynamics": dataclasses.asdict(self.dynamics), "wind_mean": self._wind_state.mean.copy()}
 
     def _apply_action(self, action: np.ndarray) -> None:
@@ -263,11 +263,13 @@ class QuadTaskEnv(MujocoTaskEnv):
     def _native_loop(self) -> NativeSubsteps | None:
         """The compiled loop bound to the current model, data and rate controller (bound again if one was
         replaced), or None where it is not built."""
+        if not self.native_substeps:
+            return None
         loop = self._native
-        if (loop is not None and self.native_substeps and loop.data is self.data and loop.model is self.model
+        if (loop is not None and loop.data is self.data and loop.model is self.model
                 and self._native_controller is self.rate_controller):
             return loop
-        if not self.native_substeps or native_module() is None:
+        if native_module() is None:
             return None
         consts = self.rate_controller.native_constants() if self.cfg.action_mode == "rates" else None
         self._native = NativeSubsteps(self.model, self.data, self._body, consts)
